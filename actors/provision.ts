@@ -1,0 +1,59 @@
+// The JetStream streams and KV buckets the runtime needs; created idempotently by every node.
+import { RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
+import { nanos, type NatsConnection } from '@nats-io/nats-core';
+import { Kvm, type KV } from '@nats-io/kv';
+import { DEAD_STREAM, LEASE_BUCKET, MAIL_STREAM, NODE_BUCKET, STATE_BUCKET, TIMER_BUCKET } from './address.ts';
+
+export interface Buckets {
+  state: KV;
+  timers: KV;
+  leases: KV;
+  nodes: KV;
+}
+
+export async function provision(nc: NatsConnection, jsm: JetStreamManager, replicas: number, leaseTtlMs: number): Promise<Buckets> {
+  await ensureStream(jsm, {
+    name: MAIL_STREAM,
+    subjects: ['cc.mail.>'],
+    // Work queue: a message leaves the stream once its actor has acknowledged it.
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+    num_replicas: replicas,
+    duplicate_window: nanos(10 * 60_000),
+  });
+  await ensureStream(jsm, {
+    name: DEAD_STREAM,
+    subjects: ['cc.dead.>'],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    num_replicas: replicas,
+    max_age: nanos(30 * 24 * 3600_000),
+    duplicate_window: nanos(10 * 60_000),
+  });
+  const kvm = new Kvm(nc);
+  const open = async (name: string, ttl?: number) => {
+    try {
+      return await kvm.create(name, { history: 1, replicas, ...(ttl ? { ttl } : {}) });
+    } catch {
+      return kvm.open(name);
+    }
+  };
+  return {
+    state: await open(STATE_BUCKET),
+    timers: await open(TIMER_BUCKET),
+    // Leases and membership expire on the server's clock: a key not renewed within the TTL disappears.
+    leases: await open(LEASE_BUCKET, leaseTtlMs),
+    nodes: await open(NODE_BUCKET, leaseTtlMs),
+  };
+}
+
+async function ensureStream(jsm: JetStreamManager, cfg: Parameters<JetStreamManager['streams']['add']>[0]): Promise<void> {
+  try {
+    await jsm.streams.add(cfg);
+  } catch (e) {
+    // Already there (another node created it): keep it.
+    await jsm.streams.info(cfg.name!).catch(() => {
+      throw e;
+    });
+  }
+}

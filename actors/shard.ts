@@ -1,0 +1,497 @@
+// One shard of one kind, hosted by the node that holds its lease: consumes the shard's mail,
+// runs each actor's messages one at a time, persists snapshots, fires durable timers, passivates idle actors.
+import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import { headers as natsHeaders, nanos, type Msg, type Subscription } from '@nats-io/nats-core';
+import * as v from 'valibot';
+import type { AnyMachineSnapshot, EventObject } from 'xstate';
+import type { Effect } from '../machines/effects.ts';
+import { HDR_ACTOR, HDR_REASON, IdSchema, MAIL_STREAM, consumerName, keys, parseRef, shardOf, subjects } from './address.ts';
+import { EventSchema } from './client.ts';
+import { Deadlines } from './deadlines.ts';
+import { decodeRecord, encodeRecord, type ActorRecord, type OutboxEntry, type Timer } from './record.ts';
+import type { HostedKind, NodeServices } from './services.ts';
+import type { StepResult } from './step.ts';
+
+type Work =
+  | { t: 'mail'; msg: JsMsg; seq: number; event: EventObject }
+  | { t: 'ask'; msg: Msg; event: EventObject }
+  | { t: 'timer' };
+
+/** One resident actor. Kept small: 100,000 of them may be resident at once. */
+class Activation {
+  snap: AnyMachineSnapshot | undefined = undefined;
+  seq = 0;
+  steps = 0;
+  rev = 0;
+  timers: Timer[] = [];
+  /** A new actor's initial step: its entry effects and timers are applied with its first batch. */
+  init: StepResult | undefined = undefined;
+  mailbox: Work[] | undefined = undefined;
+  running = false;
+  lastUsed = 0;
+}
+
+const MAX_BATCH = 64;
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+export class Shard {
+  private readonly acts = new Map<string, Activation>();
+  private readonly deadlines: Deadlines;
+  private messages: ConsumerMessages | undefined;
+  private asks: Subscription | undefined;
+  private sweeper: ReturnType<typeof setInterval> | undefined;
+  private state: 'new' | 'running' | 'draining' | 'stopped' = 'new';
+  private readonly label: { kind: string };
+  private readonly lagLabel: { kind: string; shard: string };
+
+  constructor(
+    private readonly svc: NodeServices,
+    private readonly hk: HostedKind,
+    readonly index: number,
+  ) {
+    this.deadlines = new Deadlines((id) => this.enqueue(id, { t: 'timer' }));
+    this.label = { kind: hk.kind.name };
+    this.lagLabel = { kind: hk.kind.name, shard: String(index) };
+  }
+
+  get kind(): string {
+    return this.hk.kind.name;
+  }
+
+  get resident(): number {
+    return this.acts.size;
+  }
+
+  private get live(): boolean {
+    return this.state === 'running' || this.state === 'draining';
+  }
+
+  async start(): Promise<void> {
+    const { jsm, js, nc } = this.svc;
+    const name = consumerName(this.kind, this.index);
+    // A fresh consumer hands over every unacknowledged message at once, including those a dead owner held.
+    await jsm.consumers.delete(MAIL_STREAM, name).catch(() => undefined);
+    await jsm.consumers.add(MAIL_STREAM, {
+      durable_name: name,
+      filter_subject: subjects.mail(this.kind, this.index),
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: nanos(60_000),
+      max_ack_pending: 4096,
+      max_deliver: -1,
+    });
+    this.state = 'running';
+    await this.loadDeadlines();
+    const consumer = await js.consumers.get(MAIL_STREAM, name);
+    this.messages = await consumer.consume({ max_messages: 512 });
+    void (async () => {
+      for await (const m of this.messages!) this.onMail(m);
+    })().catch((e) => this.svc.log.error({ err: e, kind: this.kind, shard: this.index }, 'mail consumer stopped'));
+    this.asks = nc.subscribe(subjects.ask(this.kind, this.index), { callback: (err, m) => (err ? undefined : this.onAsk(m)) });
+    const every = Math.max(250, Math.floor(this.svc.options.idleMs / 2));
+    this.sweeper = setInterval(() => this.passivateIdle(), every);
+  }
+
+  /** Graceful hand-off: stop taking mail, finish what was delivered, persist, release the consumer. */
+  async drain(): Promise<void> {
+    if (this.state !== 'running') return;
+    this.state = 'draining';
+    this.stopInputs();
+    while ([...this.acts.values()].some((a) => a.running || a.mailbox?.length)) await sleep(5);
+    await this.svc.jsm.consumers.delete(MAIL_STREAM, consumerName(this.kind, this.index)).catch(() => undefined);
+    this.finish('passivate');
+  }
+
+  /** Lost the lease: stop at once; whatever is unacknowledged goes to the next owner. */
+  abort(): void {
+    if (this.state === 'stopped') return;
+    this.state = 'stopped';
+    this.stopInputs();
+    this.finish('drop');
+  }
+
+  private stopInputs(): void {
+    void this.messages?.close().catch(() => undefined);
+    this.asks?.unsubscribe();
+    if (this.sweeper) clearInterval(this.sweeper);
+  }
+
+  private finish(why: 'passivate' | 'drop'): void {
+    this.state = 'stopped';
+    this.deadlines.clear();
+    for (const id of this.acts.keys()) this.svc.onActivation(why, this.kind, id);
+    this.svc.metrics.resident.dec(this.label, this.acts.size);
+    this.acts.clear();
+  }
+
+  private async loadDeadlines(): Promise<void> {
+    const { timerKv } = this.svc;
+    const it = await timerKv.keys(keys.timersOfShard(this.kind, this.index));
+    const found: string[] = [];
+    for await (const k of it) found.push(k);
+    await Promise.all(
+      found.map(async (k) => {
+        const e = await timerKv.get(k);
+        if (e && e.operation === 'PUT') this.deadlines.set(k.slice(k.indexOf('.', k.indexOf('.') + 1) + 1), Number(e.string()));
+      }),
+    );
+  }
+
+  private onMail(m: JsMsg): void {
+    if (!this.live) return;
+    this.svc.metrics.mailboxLag.set(this.lagLabel, m.info.pending);
+    const id = m.headers?.get(HDR_ACTOR) ?? '';
+    if (!v.is(IdSchema, id)) {
+      void this.deadLetter(m, `missing or invalid ${HDR_ACTOR} header`, id);
+      return;
+    }
+    let event: EventObject;
+    try {
+      event = this.validate(JSON.parse(dec.decode(m.data)));
+    } catch (e) {
+      void this.deadLetter(m, `invalid event: ${(e as Error).message}`, id);
+      return;
+    }
+    this.enqueue(id, { t: 'mail', msg: m, seq: m.seq, event });
+  }
+
+  private onAsk(m: Msg): void {
+    const id = m.headers?.get(HDR_ACTOR) ?? '';
+    if (!this.live || this.state === 'draining') return; // no answer: the caller retries with the next owner
+    if (!v.is(IdSchema, id)) return void m.respond(answer(false, `missing or invalid ${HDR_ACTOR} header`));
+    let event: EventObject;
+    try {
+      event = this.validate(JSON.parse(dec.decode(m.data)));
+    } catch (e) {
+      return void m.respond(answer(false, `invalid event: ${(e as Error).message}`));
+    }
+    this.enqueue(id, { t: 'ask', msg: m, event });
+  }
+
+  private validate(raw: unknown): EventObject {
+    const r = v.safeParse(this.hk.kind.events ?? EventSchema, raw);
+    if (!r.success) throw new Error(`${r.issues[0].message}${v.getDotPath(r.issues[0]) ? ` at ${v.getDotPath(r.issues[0])}` : ''}`);
+    return r.output as EventObject;
+  }
+
+  private enqueue(id: string, w: Work): void {
+    if (!this.live) return;
+    let a = this.acts.get(id);
+    if (!a) {
+      a = new Activation();
+      this.acts.set(id, a);
+      this.svc.metrics.resident.inc(this.label);
+    }
+    (a.mailbox ??= []).push(w);
+    if (!a.running) void this.run(id, a);
+  }
+
+  private async run(id: string, a: Activation): Promise<void> {
+    a.running = true;
+    try {
+      while (a.mailbox?.length && this.live) {
+        if (!a.snap && !(await this.activate(id, a))) return;
+        const batch = a.mailbox.splice(0, MAX_BATCH);
+        if (!a.mailbox.length) a.mailbox = undefined;
+        await this.process(id, a, batch);
+      }
+    } catch (e) {
+      this.svc.log.error({ err: e, actor: `${this.kind}/${id}` }, 'actor loop failed');
+      this.evict(id, a, 'drop');
+    } finally {
+      a.running = false;
+      a.lastUsed = Date.now();
+    }
+  }
+
+  /** Loads the actor's snapshot, or starts it fresh; false when its snapshot cannot be loaded. */
+  private async activate(id: string, a: Activation): Promise<boolean> {
+    const { kind, stepper } = this.hk;
+    const who = `${kind.name}/${id}`;
+    const entry = await this.svc.stateKv.get(keys.state({ kind: kind.name, id }));
+    try {
+      if (!entry || entry.operation !== 'PUT') {
+        const init = stepper.initial(kind.input?.(id));
+        a.snap = init.snapshot;
+        a.rev = entry?.revision ?? 0;
+        a.init = init;
+        a.timers = [];
+        a.seq = 0;
+        a.steps = 0;
+      } else {
+        const rec = decodeRecord(entry.value, who);
+        a.snap = stepper.restore(this.migrate(rec, who));
+        a.rev = entry.revision;
+        a.seq = rec.seq;
+        a.steps = rec.steps;
+        a.timers = rec.timers;
+        if (rec.outbox.length) await this.flushOutbox(id, a, rec);
+      }
+    } catch (e) {
+      // Loud, and never a silent reset: the mail stays in the dead-letter stream with the reason.
+      const reason = `cannot activate ${who}: ${(e as Error).message}`;
+      this.svc.log.error({ actor: who }, reason);
+      for (const w of a.mailbox ?? []) await this.reject(w, reason, id);
+      this.evict(id, a, 'drop');
+      return false;
+    }
+    this.deadlines.set(id, earliest(a.timers));
+    this.svc.metrics.activations.inc(this.label);
+    this.svc.onActivation('activate', kind.name, id);
+    return true;
+  }
+
+  private migrate(rec: ActorRecord, who: string): unknown {
+    const { kind } = this.hk;
+    if (rec.machine !== kind.machine.id) throw new Error(`snapshot belongs to machine "${rec.machine}", not "${kind.machine.id}"`);
+    let snap = rec.snapshot;
+    for (let ver = rec.version; ver !== kind.version; ver++) {
+      const step = kind.migrations?.[ver];
+      if (ver > kind.version || !step) {
+        throw new Error(`snapshot is version ${rec.version} of machine "${rec.machine}" but this node runs version ${kind.version} and has no migration from ${ver} (${who})`);
+      }
+      snap = step(snap);
+    }
+    return snap;
+  }
+
+  private async process(id: string, a: Activation, batch: Work[]): Promise<void> {
+    const started = performance.now();
+    const { kind, stepper } = this.hk;
+    const { options, metrics } = this.svc;
+    const before = { snap: a.snap!, seq: a.seq, steps: a.steps, timers: a.timers };
+    let snap = before.snap;
+    let seq = before.seq;
+    let steps = before.steps;
+    let timers = before.timers;
+    let dirty = false;
+    const outbox: OutboxEntry[] = [];
+    const notices: { subject: string; data: unknown }[] = [];
+    const replies = new Map<Work, unknown>();
+    const failures: { w: Work; reason: string }[] = [];
+    const inspections: unknown[] = [];
+
+    const apply = (res: StepResult, w: Work | undefined, event: EventObject) => {
+      const changed = res.snapshot !== snap;
+      snap = res.snapshot;
+      if (changed) dirty = true;
+      if (res.cancels.length) {
+        timers = timers.filter((t) => !res.cancels.includes(t.id));
+        dirty = true;
+      }
+      for (const t of res.timers) {
+        timers = timers.filter((x) => x.id !== t.id).concat({ id: t.id, due: Date.now() + t.delay, event: t.event });
+        dirty = true;
+      }
+      const effects: Effect[] = res.effects.slice();
+      for (const n of res.named) {
+        const handler = kind.effects?.[n.type];
+        if (handler) effects.push(...handler(n.params));
+      }
+      for (const e of effects) {
+        switch (e.type) {
+          case 'effect.tell': {
+            const to = parseRef(e.to);
+            const subject = subjects.mail(to.kind, shardOf(to.id, options.shards));
+            outbox.push({ msgId: `${kind.name}/${id}:${steps++}`, subject, data: JSON.stringify(e.event), actor: to.id });
+            break;
+          }
+          case 'effect.publish':
+            outbox.push({ msgId: `${kind.name}/${id}:${steps++}`, subject: e.subject, data: JSON.stringify(e.data) });
+            break;
+          case 'effect.notify':
+            notices.push({ subject: e.subject, data: e.data });
+            break;
+          case 'effect.reply':
+            if (w?.t === 'ask') replies.set(w, e.data);
+            break;
+        }
+      }
+      if (outbox.length) dirty = true;
+      if (options.inspect && changed) inspections.push(inspection(kind.name, id, event, snap, this.svc.nodeId));
+    };
+
+    if (a.init) {
+      apply(a.init, undefined, { type: 'xstate.init' });
+      a.init = undefined;
+      dirty = true;
+    }
+    for (const w of batch) {
+      if (w.t === 'mail' && w.seq <= seq) {
+        metrics.redeliveries.inc(this.label);
+        continue;
+      }
+      let events: EventObject[];
+      if (w.t === 'timer') {
+        const now = Date.now();
+        const due = timers.filter((t) => t.due <= now).sort((x, y) => x.due - y.due);
+        timers = timers.filter((t) => t.due > now);
+        if (due.length) dirty = true;
+        events = due.map((t) => t.event);
+        metrics.timersFired.inc(this.label, due.length);
+      } else {
+        events = [w.event];
+      }
+      for (const event of events) {
+        const res = await this.stepWithRetries(snap, event);
+        if (typeof res === 'string') failures.push({ w, reason: res });
+        else apply(res, w, event);
+        metrics.messages.inc({ kind: kind.name, via: w.t });
+      }
+      if (w.t === 'mail') {
+        seq = Math.max(seq, w.seq);
+        dirty = true;
+      }
+    }
+
+    if (dirty) {
+      if (!this.live) return this.requeue(id, a, batch);
+      const record: ActorRecord = { machine: kind.machine.id, version: kind.version, seq, snapshot: stepper.persist(snap), timers, outbox, steps };
+      const oldDue = earliest(before.timers);
+      const newDue = earliest(timers);
+      // The deadline index may run early, never late: write it before the record when a deadline comes sooner.
+      const sooner = newDue !== undefined && (oldDue === undefined || newDue < oldDue);
+      if (sooner) await this.writeDeadline(id, newDue);
+      // Dead letters first: if we die before the record is written, the same message id is deduplicated.
+      for (const f of failures) if (f.w.t !== 'ask') await this.publishDead(f.w, f.reason, id);
+      if (!(await this.save(id, a, record))) return this.retryAfterConflict(id, a, batch);
+      a.snap = snap;
+      a.seq = seq;
+      a.steps = steps;
+      a.timers = timers;
+      if (outbox.length) await this.flushOutbox(id, a, record);
+      if (newDue !== oldDue && !sooner) await this.writeDeadline(id, newDue);
+      this.deadlines.set(id, newDue);
+    }
+
+    for (const w of batch) {
+      if (w.t === 'mail') w.msg.ack();
+      else if (w.t === 'ask') {
+        const failed = failures.find((f) => f.w === w);
+        if (failed) w.msg.respond(answer(false, failed.reason));
+        else w.msg.respond(answer(true, replies.has(w) ? replies.get(w) : view(snap)));
+      }
+    }
+    for (const n of notices) this.svc.nc.publish(n.subject, JSON.stringify(n.data));
+    for (const i of inspections) this.svc.nc.publish(subjects.inspect(kind.name, id), JSON.stringify(i));
+    metrics.deadLetters.inc(this.label, failures.filter((f) => f.w.t !== 'ask').length);
+    metrics.processing.observe(this.label, (performance.now() - started) / 1000);
+  }
+
+  /** A throwing machine is retried a bounded number of times; the reason comes back when it keeps failing. */
+  private async stepWithRetries(snap: AnyMachineSnapshot, event: EventObject) {
+    const { retries } = this.svc.options;
+    let last = '';
+    for (let attempt = 0; attempt <= retries; attempt++) {
+      try {
+        return this.hk.stepper.step(snap, event);
+      } catch (e) {
+        last = `${event.type}: ${(e as Error).message}`;
+        if (attempt < retries) await sleep(5 * 4 ** attempt);
+      }
+    }
+    return last;
+  }
+
+  private async save(id: string, a: Activation, record: ActorRecord): Promise<boolean> {
+    const key = keys.state({ kind: this.kind, id });
+    try {
+      a.rev = a.rev === 0 ? await this.svc.stateKv.create(key, encodeRecord(record)) : await this.svc.stateKv.update(key, encodeRecord(record), a.rev);
+      return true;
+    } catch (e) {
+      if (!/wrong last sequence|key exists/i.test((e as Error).message)) throw e;
+      this.svc.metrics.fenced.inc(this.label);
+      return false;
+    }
+  }
+
+  /** Someone else wrote this actor's snapshot: reload it and apply the batch again (covered mail is skipped). */
+  private async retryAfterConflict(id: string, a: Activation, batch: Work[]): Promise<void> {
+    this.svc.log.warn({ actor: `${this.kind}/${id}` }, 'snapshot write conflict; reloading');
+    a.snap = undefined;
+    this.requeue(id, a, batch);
+    await sleep(10);
+  }
+
+  private requeue(_id: string, a: Activation, batch: Work[]): void {
+    a.mailbox = batch.concat(a.mailbox ?? []);
+  }
+
+  private async flushOutbox(id: string, a: Activation, record: ActorRecord): Promise<void> {
+    const { js } = this.svc;
+    await Promise.all(
+      record.outbox.map((o) => {
+        const h = natsHeaders();
+        if (o.actor) h.set(HDR_ACTOR, o.actor);
+        return js.publish(o.subject, enc.encode(o.data), { msgID: o.msgId, headers: h });
+      }),
+    );
+    // Sent: clear the outbox so a much later activation does not send again after the dedup window.
+    if (!(await this.save(id, a, { ...record, outbox: [] }))) a.snap = undefined;
+  }
+
+  private async writeDeadline(id: string, due: number | undefined): Promise<void> {
+    const k = keys.timer(this.kind, this.index, id);
+    if (due === undefined) await this.svc.timerKv.delete(k);
+    else await this.svc.timerKv.put(k, String(due));
+  }
+
+  private async reject(w: Work, reason: string, id: string): Promise<void> {
+    if (w.t === 'ask') w.msg.respond(answer(false, reason));
+    else if (w.t === 'mail') await this.deadLetter(w.msg, reason, id);
+  }
+
+  private async deadLetter(m: JsMsg, reason: string, id: string): Promise<void> {
+    await this.publishDead({ t: 'mail', msg: m, seq: m.seq, event: { type: '' } }, reason, id);
+    this.svc.metrics.deadLetters.inc(this.label);
+    m.ack();
+  }
+
+  private async publishDead(w: Work, reason: string, id: string): Promise<void> {
+    if (w.t !== 'mail') {
+      this.svc.log.warn({ actor: `${this.kind}/${id}`, reason }, 'timer event failed');
+      return;
+    }
+    const h = natsHeaders();
+    h.set(HDR_ACTOR, id);
+    h.set(HDR_REASON, reason.slice(0, 1000).replace(/[\r\n]+/g, ' '));
+    h.set('Cc-Seq', String(w.seq));
+    await this.svc.js.publish(subjects.dead(this.kind), w.msg.data, { msgID: `dead:${this.kind}:${w.seq}`, headers: h });
+    this.svc.log.warn({ actor: `${this.kind}/${id}`, seq: w.seq, reason }, 'message dead-lettered');
+  }
+
+  private passivateIdle(): void {
+    const cutoff = Date.now() - this.svc.options.idleMs;
+    for (const [id, a] of this.acts) {
+      if (!a.running && !a.mailbox && a.lastUsed < cutoff) this.evict(id, a, 'passivate');
+    }
+  }
+
+  private evict(id: string, a: Activation, why: 'passivate' | 'drop'): void {
+    if (this.acts.get(id) !== a) return;
+    this.acts.delete(id);
+    this.svc.metrics.resident.dec(this.label);
+    if (a.snap) {
+      if (why === 'passivate') this.svc.metrics.passivations.inc(this.label);
+      this.svc.onActivation(why, this.kind, id);
+    }
+  }
+}
+
+function earliest(timers: Timer[]): number | undefined {
+  let min: number | undefined;
+  for (const t of timers) if (min === undefined || t.due < min) min = t.due;
+  return min;
+}
+
+const view = (s: AnyMachineSnapshot) => ({ value: s.value, context: s.context, status: s.status });
+
+const answer = (ok: boolean, x: unknown) => JSON.stringify(ok ? { ok, data: x } : { ok, error: x });
+
+function inspection(kind: string, id: string, event: EventObject, s: AnyMachineSnapshot, node: string) {
+  // Shaped like XState's '@xstate.snapshot' inspection event, with the actor's address as its id.
+  return { type: '@xstate.snapshot', actorRef: `${kind}/${id}`, rootId: `${kind}/${id}`, event, snapshot: view(s), node, at: Date.now() };
+}
+
+const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));

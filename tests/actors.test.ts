@@ -1,0 +1,175 @@
+// The actor runtime on one node against a real nats-server.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { headers as natsHeaders } from '@nats-io/nats-core';
+import { ActorNode } from '../actors/node.ts';
+import { AskError } from '../actors/client.ts';
+import { DEAD_STREAM, HDR_REASON, STATE_BUCKET, refString } from '../actors/address.ts';
+import { defineKind } from '../actors/kind.ts';
+import { counterKind } from './support/counter.ts';
+import { startTestNats, waitFor, type TestNats } from './support/nats.ts';
+
+type Count = { count: number; fired: number };
+
+describe('actor runtime, one node', () => {
+  let nats: TestNats;
+  let nc: NatsConnection;
+  let node: ActorNode;
+  const activations: string[] = [];
+
+  before(async () => {
+    nats = await startTestNats();
+    nc = await nats.connect();
+    node = await ActorNode.start({
+      nc,
+      nodeId: 'n1',
+      kinds: [counterKind],
+      shards: 4,
+      idleMs: 400,
+      leaseTtlMs: 2000,
+      onActivation: (ev, kind, id) => activations.push(`${ev} ${kind}/${id}`),
+    });
+    await waitFor('shards owned', () => node.status().shards_owned === 4);
+  });
+
+  after(async () => {
+    await node?.stop();
+    await nats?.stop();
+  });
+
+  test('tell is durable and ask sees its effect; a new actor starts from its initial state', async () => {
+    await node.tell('counter/a1', { type: 'inc', by: 2 });
+    await node.tell('counter/a1', { type: 'inc' });
+    const r = await waitFor('count 3', async () => {
+      const c = await node.ask<Count>('counter/a1', { type: 'get' });
+      return c.count === 3 ? c : undefined;
+    });
+    assert.equal(r.fired, 0);
+    const fresh = await node.ask<Count>('counter/never-seen', { type: 'get' });
+    assert.deepEqual(fresh, { count: 0, fired: 0 });
+  });
+
+  test('messages to one actor apply one at a time and in order; many actors run in parallel', async () => {
+    const ids = Array.from({ length: 50 }, (_, i) => `p${i}`);
+    await Promise.all(ids.flatMap((id) => Array.from({ length: 20 }, (_, k) => node.tell(`counter/${id}`, { type: 'inc', by: k }))));
+    for (const id of ids) {
+      await waitFor(`count of ${id}`, async () => (await node.ask<Count>(`counter/${id}`, { type: 'get' })).count === 190);
+    }
+  });
+
+  test('the same message id is applied once', async () => {
+    for (let i = 0; i < 3; i++) await node.tell('counter/dedup', { type: 'inc' }, { msgId: 'same-id' });
+    await node.tell('counter/dedup', { type: 'inc', by: 100 });
+    await waitFor('count 101', async () => (await node.ask<Count>('counter/dedup', { type: 'get' })).count === 101);
+  });
+
+  test('ask without a reply effect answers with the snapshot view', async () => {
+    const v = await node.ask<{ value: string; context: { count: number } }>('counter/view', { type: 'inc', by: 5 });
+    assert.equal(v.value, 'idle');
+    assert.equal(v.context.count, 5);
+  });
+
+  test('bad input is rejected with a reason', async () => {
+    await assert.rejects(node.tell('counter/has.dot', { type: 'inc' }), /actor id must be/);
+    await assert.rejects(node.tell('nokind', { type: 'inc' }), /actor address must be kind\/id/);
+    await assert.rejects(node.ask('counter/x', { type: '' }), (e: unknown) => e instanceof AskError && /event type must not be empty/.test(e.message));
+    await assert.rejects(node.ask('counter/x', { type: 'boom' }), (e: unknown) => e instanceof AskError && e.code === 'rejected' && /boom is poison/.test(e.message));
+  });
+
+  test('a poison message is dead-lettered with its reason and the actor goes on', async () => {
+    await node.tell('counter/poison', { type: 'inc' });
+    await node.tell('counter/poison', { type: 'boom' });
+    await node.tell('counter/poison', { type: 'inc' });
+    await waitFor('count 2', async () => (await node.ask<Count>('counter/poison', { type: 'get' })).count === 2);
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info(DEAD_STREAM);
+    assert.ok(info.state.messages >= 1);
+    const msg = await jsm.streams.getMessage(DEAD_STREAM, { last_by_subj: 'cc.dead.counter' });
+    assert.match(msg!.header!.get(HDR_REASON), /boom is poison/);
+    assert.equal(msg!.json<{ type: string }>().type, 'boom');
+    // A malformed event in the stream is dead-lettered too, not crashed on.
+    const h = natsHeaders();
+    h.set('Cc-Actor', 'poison');
+    await node.client.js.publish('cc.mail.counter.0', 'not json', { headers: h });
+    await node.client.js.publish('cc.mail.counter.0', JSON.stringify({ type: 'inc' }));
+    await waitFor('two more dead letters', async () => (await jsm.streams.info(DEAD_STREAM)).state.messages >= 3);
+    const last = await jsm.streams.getMessage(DEAD_STREAM, { last_by_subj: 'cc.dead.counter' });
+    assert.match(last!.header!.get(HDR_REASON), /missing or invalid Cc-Actor header|invalid event/);
+  });
+
+  test('durable timers fire, and survive passivation', async () => {
+    await node.tell('counter/t1', { type: 'arm', ms: 1200 });
+    await waitFor('armed', async () => (await node.ask<{ value: string }>('counter/t1', { type: 'noop' })).value === 'armed');
+    // Idle time is 400 ms: the actor passivates before its timer is due; the shard's clock wakes it.
+    await waitFor('passivated', () => activations.includes('passivate counter/t1'), 3000);
+    await waitFor('fired', async () => (await node.ask<Count>('counter/t1', { type: 'get' })).fired === 1, 5000);
+  });
+
+  test('cancelled timers do not fire', async () => {
+    await node.tell('counter/t2', { type: 'arm', ms: 500 });
+    await node.tell('counter/t2', { type: 'disarm' });
+    await new Promise((r) => setTimeout(r, 900));
+    assert.equal((await node.ask<Count>('counter/t2', { type: 'get' })).fired, 0);
+  });
+
+  test('effects leave through the outbox: a tell to another actor arrives once', async () => {
+    await node.tell('counter/src', { type: 'forward', to: 'counter/dst' });
+    await waitFor('forwarded', async () => (await node.ask<Count>('counter/dst', { type: 'get' })).count === 10);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal((await node.ask<Count>('counter/dst', { type: 'get' })).count, 10);
+  });
+
+  test('idle actors passivate and come back from their snapshot', async () => {
+    await node.tell('counter/idle', { type: 'inc', by: 7 });
+    await waitFor('seven', async () => (await node.ask<Count>('counter/idle', { type: 'get' })).count === 7);
+    await waitFor('passivated', () => activations.includes('passivate counter/idle'), 3000);
+    assert.equal((await node.ask<Count>('counter/idle', { type: 'get' })).count, 7);
+    assert.equal(activations.filter((a) => a === 'activate counter/idle').length, 2);
+  });
+
+  test('inspection events are published per actor', async () => {
+    const sub = nc.subscribe('cc.inspect.counter.watched', { max: 1 });
+    const got = (async () => {
+      for await (const m of sub) return m.json<{ type: string; actorRef: string; snapshot: { context: { count: number } } }>();
+    })();
+    await node.tell('counter/watched', { type: 'inc', by: 4 });
+    const ev = await got;
+    assert.equal(ev?.type, '@xstate.snapshot');
+    assert.equal(ev?.actorRef, 'counter/watched');
+    assert.equal(ev?.snapshot.context.count, 4);
+  });
+
+  test('a snapshot of an unknown machine version fails loudly and is never reset', async () => {
+    await node.tell('counter/old', { type: 'inc', by: 3 });
+    await waitFor('three', async () => (await node.ask<Count>('counter/old', { type: 'get' })).count === 3);
+    // A node that runs version 2 without a migration from 1 refuses the snapshot.
+    const v2 = defineKind({ ...counterKind, version: 2 });
+    const nc2 = await nats.connect();
+    await node.stop();
+    const node2 = await ActorNode.start({ nc: nc2, nodeId: 'n2', kinds: [v2], shards: 4, leaseTtlMs: 2000 });
+    try {
+      await waitFor('shards owned', () => node2.status().shards_owned === 4);
+      await assert.rejects(node2.ask('counter/old', { type: 'get' }), /version 1 of machine "counter" but this node runs version 2 and has no migration from 1 \(counter\/old\)/);
+      const kv = await new Kvm(nc).open(STATE_BUCKET);
+      const stored = (await kv.get('counter.old'))!.json<{ version: number; snapshot: { context: { count: number } } }>();
+      assert.equal(stored.version, 1);
+      assert.equal(stored.snapshot.context.count, 3);
+    } finally {
+      await node2.stop();
+      node = await ActorNode.start({ nc, nodeId: 'n1', kinds: [counterKind], shards: 4, leaseTtlMs: 2000 });
+    }
+  });
+
+  test('with a migration the old snapshot loads', async () => {
+    await node.stop();
+    const v2 = defineKind({ ...counterKind, version: 2, migrations: { 1: (s) => s } });
+    node = await ActorNode.start({ nc, nodeId: 'n3', kinds: [v2], shards: 4, leaseTtlMs: 2000 });
+    await waitFor('shards owned', () => node.status().shards_owned === 4);
+    assert.equal((await node.ask<Count>('counter/old', { type: 'get' })).count, 3);
+    assert.equal(refString({ kind: 'counter', id: 'old' }), 'counter/old');
+  });
+
+});

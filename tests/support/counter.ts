@@ -1,0 +1,42 @@
+// A small machine that exercises every runtime feature: counting, replies, timers, effects, poison events.
+import { assign, emit, setup } from 'xstate';
+import { defineKind } from '../../actors/kind.ts';
+import { publish, reply, tell } from '../../machines/effects.ts';
+
+type Ev =
+  | { type: 'inc'; by?: number }
+  | { type: 'get' }
+  | { type: 'boom' }
+  | { type: 'arm'; ms: number }
+  | { type: 'disarm' }
+  | { type: 'forward'; to: string }
+  | { type: 'announce'; subject: string };
+
+export const counterMachine = setup({
+  types: {} as { context: { count: number; fired: number; seen: number }; events: Ev },
+  delays: { delay: ({ event }) => (event.type === 'arm' ? event.ms : 1000) },
+}).createMachine({
+  id: 'counter',
+  context: { count: 0, fired: 0, seen: 0 },
+  initial: 'idle',
+  on: {
+    inc: { actions: assign({ count: ({ context, event }) => context.count + (event.by ?? 1), seen: ({ context }) => context.seen + 1 }) },
+    get: { actions: emit(({ context }) => reply({ count: context.count, fired: context.fired })) },
+    boom: {
+      actions: assign(() => {
+        throw new Error('boom is poison');
+      }),
+    },
+    forward: { actions: emit(({ event }) => tell(event.to, { type: 'inc', by: 10 })) },
+    announce: { actions: emit(({ event, context }) => publish(event.subject, { count: context.count })) },
+  },
+  states: {
+    idle: { on: { arm: 'armed' } },
+    armed: {
+      after: { delay: { target: 'idle', actions: assign({ fired: ({ context }) => context.fired + 1 }) } },
+      on: { disarm: 'idle' },
+    },
+  },
+});
+
+export const counterKind = defineKind({ name: 'counter', machine: counterMachine, version: 1 });
