@@ -1,6 +1,6 @@
 // Starts and stops a local `nats-server -js` (Debian's package) for embedded defaults and tests.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 
@@ -67,7 +67,11 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<RunningN
   }
   const confFile = join(storeDir, 'nats-server.conf');
   writeFileSync(confFile, lines.join('\n') + '\n');
-  const child: ChildProcess = spawn(bin, ['-c', confFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const pidFile = join(storeDir, 'nats-server.pid');
+  await stopStale(pidFile, bin);
+  // Own process group: a Ctrl-C in the terminal reaches the engine, which drains before it stops the server.
+  const child: ChildProcess = spawn(bin, ['-c', confFile], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  writeFileSync(pidFile, String(child.pid));
   let log = '';
   child.stderr?.on('data', (d: Buffer) => {
     log = (log + d.toString()).slice(-8192);
@@ -89,6 +93,7 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<RunningN
       const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
       await exited;
       clearTimeout(timer);
+      rmSync(pidFile, { force: true });
     },
   };
 }
@@ -102,4 +107,19 @@ async function waitForLine(text: () => string, re: RegExp, exited: Promise<unkno
     await new Promise((r) => setTimeout(r, 25));
   }
   return re.test(text());
+}
+
+/** A server left running by an engine that was killed holds the store: stop it before starting anew. */
+async function stopStale(pidFile: string, bin: string): Promise<void> {
+  if (!existsSync(pidFile)) return;
+  const pid = Number(readFileSync(pidFile, 'utf8'));
+  let cmd = '';
+  try {
+    cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return;
+  }
+  if (!cmd.includes(bin) && !cmd.includes('nats-server')) return;
+  process.kill(pid, 'SIGTERM');
+  for (let i = 0; i < 200 && existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 25));
 }

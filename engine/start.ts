@@ -1,0 +1,100 @@
+// Starts the roles this process runs (DESIGN.md "Processes and roles") and stops them in reverse order.
+import { connect } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/nats-core';
+import type { Logger } from 'pino';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { join } from 'node:path';
+import { ActorNode } from '../actors/node.ts';
+import { openSurreal, type SurrealHandle } from '../storage/surreal.ts';
+import { runtimeName, serve, type HttpServer } from '../platform/serve.ts';
+import type { Config } from './config.ts';
+import { createApp, type ComponentState } from './http.ts';
+import { engineKinds } from './kinds.ts';
+import { freePort, startNatsServer, type RunningNatsServer } from './nats-server.ts';
+
+export interface Engine {
+  http?: HttpServer;
+  natsUrl: string[];
+  actors?: ActorNode;
+  stop(): Promise<void>;
+}
+
+export async function startEngine(config: Config, log: Logger): Promise<Engine> {
+  const undo: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    while (undo.length) {
+      const step = undo.pop()!;
+      await step().catch((e) => log.error({ err: e }, 'stop step failed'));
+    }
+  };
+  try {
+    let natsServer: RunningNatsServer | undefined;
+    let natsUrl = config.natsUrl;
+    if (!natsUrl) {
+      const port = (await portFree(4222)) ? 4222 : await freePort();
+      natsServer = await startNatsServer({ storeDir: join(config.dataDir, 'nats'), port, serverName: `cc-${config.nodeId}` });
+      undo.push(() => natsServer!.stop());
+      natsUrl = [natsServer.url];
+      log.info({ url: natsServer.url, pid: natsServer.pid }, 'started embedded nats-server');
+    }
+    const nc: NatsConnection = await connect({ servers: natsUrl, name: config.nodeId, maxReconnectAttempts: -1 });
+    undo.push(async () => {
+      await nc.drain();
+    });
+
+    const registry = new Registry();
+    registry.setDefaultLabels({ node: config.nodeId, region: config.region });
+    collectDefaultMetrics({ register: registry });
+
+    let surreal: SurrealHandle | undefined;
+    if (config.roles.includes('store')) {
+      surreal = await openSurreal(config.surrealUrl);
+      undo.push(() => surreal!.close());
+      log.info({ url: surreal.url }, 'storage opened');
+    }
+
+    const actors = await ActorNode.start({
+      nc,
+      nodeId: config.nodeId,
+      kinds: engineKinds,
+      host: config.roles.includes('core'),
+      shards: config.actorShards,
+      idleMs: config.actorIdleMs,
+      leaseTtlMs: config.leaseTtlMs,
+      replicas: config.jsReplicas,
+      registry,
+      log: log.child({ part: 'actors' }),
+    });
+    undo.push(() => actors.stop());
+
+    const components = async (): Promise<Record<string, ComponentState>> => {
+      const out: Record<string, ComponentState> = {
+        nats: nc.isClosed() ? { state: 'down' } : { state: 'ok', server: nc.getServer(), embedded: Boolean(natsServer) },
+      };
+      if (config.roles.includes('core')) out.actors = { state: 'ok', ...actors.status() };
+      if (surreal) out.storage = { ...(await surreal.health()), url: surreal.url };
+      return out;
+    };
+
+    let http: HttpServer | undefined;
+    if (config.roles.includes('edge')) {
+      const app = createApp({ registry, node: { id: config.nodeId, region: config.region, roles: config.roles, runtime: runtimeName() }, components });
+      http = await serve(app.fetch, config.port);
+      undo.push(() => http!.close());
+      log.info({ port: http.port }, 'http listening');
+    }
+    return { http, natsUrl, actors, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+async function portFree(port: number): Promise<boolean> {
+  const { createServer } = await import('node:net');
+  return new Promise((ok) => {
+    const s = createServer();
+    s.once('error', () => ok(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => ok(true)));
+  });
+}

@@ -1,0 +1,42 @@
+// cc: the contact-center engine. ROLE picks what this process runs; `all` runs everything on embedded defaults.
+import pino from 'pino';
+import { ConfigError, loadConfig } from './engine/config.ts';
+import { NatsServerMissing } from './engine/nats-server.ts';
+import { startEngine } from './engine/start.ts';
+
+let config;
+try {
+  config = loadConfig(process.env);
+} catch (e) {
+  if (e instanceof ConfigError) {
+    console.error(e.message);
+    process.exit(2);
+  }
+  throw e;
+}
+
+const log = pino({ level: config.logLevel, base: { node: config.nodeId } });
+
+try {
+  const engine = await startEngine(config, log);
+  log.info({ roles: config.roles, http: engine.http?.port, nats: engine.natsUrl }, 'engine started');
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping: draining actors');
+    await engine.stop();
+    log.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+} catch (e) {
+  if (e instanceof NatsServerMissing) {
+    console.error(e.message);
+    process.exit(1);
+  }
+  log.fatal({ err: e }, 'start-up failed');
+  console.error(`start-up failed: ${(e as Error).message}`);
+  process.exit(1);
+}

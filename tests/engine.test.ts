@@ -1,0 +1,72 @@
+// The `cc` program as a user runs it: embedded defaults, /healthz, /metrics, clean stop; on Node and on Deno.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort } from '../engine/nats-server.ts';
+import { tempDir, waitFor } from './support/nats.ts';
+
+const DENO = join('node_modules', 'deno', 'deno');
+
+function run(cmd: string, args: string[], env: Record<string, string>) {
+  const child = spawn(cmd, args, { env: { ...process.env, LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((ok) => child.once('exit', (code) => ok(code)));
+  return { child, exited, output: () => out };
+}
+
+async function bootAndStop(cmd: string, args: string[], runtime: string) {
+  const dir = tempDir('engine');
+  const port = await freePort();
+  const p = run(cmd, args, { DATA_DIR: dir, PORT: String(port) });
+  try {
+    const health = await waitFor(
+      'healthz',
+      async () => {
+        const r = await fetch(`http://127.0.0.1:${port}/healthz`);
+        return r.status === 200 ? ((await r.json()) as Record<string, any>) : undefined;
+      },
+      60_000,
+      200,
+    );
+    assert.equal(health.status, 'ok');
+    assert.equal(health.runtime, runtime);
+    assert.equal(health.components.nats.state, 'ok');
+    assert.equal(health.components.nats.embedded, true);
+    assert.equal(health.components.storage.state, 'ok');
+    assert.match(health.components.storage.url, /^surrealkv:\/\//);
+    assert.equal(health.components.actors.state, 'ok');
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    assert.match(metrics, /^# TYPE cc_actor_activations_total counter$/m);
+    assert.match(metrics, /process_cpu_seconds_total/);
+    const missing = await fetch(`http://127.0.0.1:${port}/nope`);
+    assert.equal(missing.status, 404);
+    assert.match(((await missing.json()) as { error: string }).error, /no route for GET \/nope/);
+    const natsPid = Number(readFileSync(join(dir, 'nats', 'nats-server.pid'), 'utf8'));
+    assert.ok(existsSync(`/proc/${natsPid}`), 'embedded nats-server runs');
+    p.child.kill('SIGTERM');
+    assert.equal(await p.exited, 0, p.output());
+    assert.match(p.output(), /"msg":"stopped"/);
+    assert.ok(!existsSync(`/proc/${natsPid}`) || readFileSync(`/proc/${natsPid}/stat`, 'utf8').includes(' Z '), 'nats-server stopped with the engine');
+  } finally {
+    p.child.kill('SIGKILL');
+  }
+}
+
+test('npm start: boots on embedded defaults under Node, answers /healthz and /metrics, stops cleanly', async () => {
+  await bootAndStop(process.execPath, ['--import', 'tsx', 'main.ts'], 'node');
+});
+
+test('the same program boots under Deno 2 and answers /healthz', async () => {
+  assert.ok(existsSync(DENO), 'the deno npm package provides the runtime');
+  await bootAndStop(DENO, ['run', '--allow-all', 'main.ts'], 'deno');
+});
+
+test('bad configuration stops start-up with one line naming the variable', async () => {
+  const p = run(process.execPath, ['--import', 'tsx', 'main.ts'], { PORT: 'eighty' });
+  assert.equal(await p.exited, 2);
+  assert.equal(p.output().trim(), 'config: PORT must be a whole number (got "eighty")');
+});
