@@ -4,7 +4,8 @@ import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import pino, { type Logger } from 'pino';
 import { Registry } from 'prom-client';
-import { keys } from './address.ts';
+import { LEASE_BUCKET, NODE_BUCKET, keys } from './address.ts';
+import { Kvm, KvWatchInclude } from '@nats-io/kv';
 import { ActorClient } from './client.ts';
 import type { ActorKind } from './kind.ts';
 import { actorMetrics, type ActorMetrics } from './metrics.ts';
@@ -13,15 +14,20 @@ import { provision, type Buckets } from './provision.ts';
 import type { ActivationEvent, HostedKind, NodeServices, RuntimeOptions } from './services.ts';
 import { Shard } from './shard.ts';
 import { Stepper } from './step.ts';
+import { Gate } from './gate.ts';
 
 export interface ActorNodeOptions extends Partial<RuntimeOptions> {
   nc: NatsConnection;
+  /** A second connection for heartbeats and shard claims, so they never queue behind mail. */
+  controlNc?: NatsConnection;
   nodeId: string;
   kinds: ActorKind[];
   /** Host shards (core role); false makes a client-only node that can tell and ask. */
   host?: boolean;
   leaseTtlMs?: number;
   replicas?: number;
+  /** Actors of this node that may step at once. */
+  concurrency?: number;
   log?: Logger;
   registry?: Registry;
   onActivation?: (ev: ActivationEvent, kind: string, id: string) => void;
@@ -29,10 +35,9 @@ export interface ActorNodeOptions extends Partial<RuntimeOptions> {
 
 interface Owned {
   shard: Shard;
+  /** Revision of our claim in the lease bucket. */
   rev: number;
   releasing?: boolean;
-  /** When the last successful renewal was sent: the lease is valid until this + TTL on the server. */
-  renewedAt: number;
 }
 
 export class ActorNode {
@@ -43,13 +48,20 @@ export class ActorNode {
   private readonly kinds = new Map<string, HostedKind>();
   private readonly timers: ReturnType<typeof setInterval>[] = [];
   private members: string[] = [];
+  private live = new Map<string, string>();
+  private readonly incarnation = crypto.randomUUID();
+  /** When the last heartbeat that succeeded was sent: our key lives until at least this + TTL. */
+  private aliveSince = 0;
+  private unwatch: () => void = () => {};
+  /** Claims of fenced shards still to delete (slot -> claim revision). */
+  private readonly withdrawals = new Map<string, number>();
   private reconciling: Promise<void> = Promise.resolve();
   private stopping = false;
 
   private constructor(
     private readonly opts: ActorNodeOptions,
     private readonly svc: NodeServices,
-    private readonly buckets: Buckets,
+    private readonly control: Buckets,
     private readonly ttl: number,
     registry: Registry,
   ) {
@@ -61,8 +73,17 @@ export class ActorNode {
 
   static async start(opts: ActorNodeOptions): Promise<ActorNode> {
     const ttl = opts.leaseTtlMs ?? 5_000;
-    const jsm: JetStreamManager = await jetstreamManager(opts.nc);
-    const buckets = await provision(opts.nc, jsm, opts.replicas ?? 1, ttl);
+    // A cluster that is still electing its JetStream leader answers with errors or not at all: keep trying.
+    const { jsm, buckets } = await retry(async () => {
+      const jsm: JetStreamManager = await jetstreamManager(opts.nc);
+      const buckets = await provision(opts.nc, jsm, opts.replicas ?? 1, ttl);
+      if (opts.controlNc) {
+        const kvm = new Kvm(opts.controlNc);
+        buckets.leases = await kvm.open(LEASE_BUCKET);
+        buckets.nodes = await kvm.open(NODE_BUCKET);
+      }
+      return { jsm, buckets };
+    }, 60_000);
     const registry = opts.registry ?? new Registry();
     const log = opts.log ?? pino({ level: 'silent' });
     const svc: NodeServices = {
@@ -73,6 +94,7 @@ export class ActorNode {
       stateKv: buckets.state,
       timerKv: buckets.timers,
       metrics: actorMetrics(registry),
+      gate: new Gate(opts.concurrency ?? 256),
       log,
       options: {
         shards: opts.shards ?? 32,
@@ -89,6 +111,10 @@ export class ActorNode {
 
   get id(): string {
     return this.opts.nodeId;
+  }
+
+  private get claim(): string {
+    return `${this.id} ${this.incarnation}`;
   }
 
   tell: ActorClient['tell'] = (t, e, o) => this.client.tell(t, e, o);
@@ -111,34 +137,63 @@ export class ActorNode {
     return [...this.owned.keys()].sort();
   }
 
+  /**
+   * Membership is one key per node in a bucket whose entries expire on the server after the TTL.
+   * A shard claim names the node's incarnation and holds while that key lives, so a node renews
+   * one key, not one per shard; it stops its shards itself before its key can have expired.
+   */
   private async join(): Promise<void> {
-    const beat = async () => {
-      try {
-        await this.buckets.nodes.put(this.id, JSON.stringify({ at: Date.now() }));
-      } catch (e) {
-        this.svc.log.warn({ err: e }, 'membership heartbeat failed');
-      }
-    };
-    await beat();
-    const every = Math.max(200, Math.floor(this.ttl / 3));
-    this.timers.push(setInterval(beat, every));
-    this.timers.push(setInterval(() => this.renew(), every));
+    await this.beat();
+    const every = Math.max(200, Math.floor(this.ttl / 4));
+    this.timers.push(setInterval(() => void this.beat(), every));
     this.timers.push(setInterval(() => this.fence(), 100));
     this.timers.push(setInterval(() => this.schedule(), Math.min(1_000, every)));
+    await this.watchClaims();
     this.schedule();
   }
 
-  private schedule(): void {
-    this.reconciling = this.reconciling.then(() => this.reconcile()).catch((e) => this.svc.log.error({ err: e }, 'reconcile failed'));
+  private async beat(): Promise<void> {
+    const sentAt = Date.now();
+    try {
+      await this.control.nodes.put(this.id, this.incarnation);
+      this.aliveSince = sentAt;
+    } catch (e) {
+      this.svc.log.warn({ err: e }, 'membership heartbeat failed');
+    }
   }
 
-  /** Drains the shards that belong elsewhere now and acquires the free ones that belong here. */
+  /** Another node claimed one of our shards (it judged us dead): stop it at once. */
+  private async watchClaims(): Promise<void> {
+    const w = await this.control.leases.watch({ include: KvWatchInclude.UpdatesOnly });
+    void (async () => {
+      for await (const e of w) {
+        const o = this.owned.get(e.key);
+        if (o && (e.operation !== 'PUT' || e.string() !== this.claim) && e.revision > o.rev) this.lose(e.key, o, `claimed by ${e.string() || 'nobody'}`);
+      }
+    })().catch(() => undefined);
+    this.unwatch = () => w.stop();
+  }
+
+  private schedule(): void {
+    // Bounded, so one request that never returns cannot stop the node from ever reconciling again.
+    this.reconciling = this.reconciling
+      .then(() => within(this.reconcile(), Math.max(10_000, 3 * this.ttl), 'reconcile'))
+      .catch((e) => this.svc.log.warn({ err: e }, 'reconcile failed'));
+  }
+
+  /** Drains the shards that belong elsewhere now and claims the free ones that belong here. */
   private async reconcile(): Promise<void> {
     if (this.stopping) return;
-    const found: string[] = [];
-    for await (const k of await this.buckets.nodes.keys()) found.push(k);
-    if (!found.includes(this.id)) found.push(this.id);
-    this.members = found.sort();
+    await this.withdraw();
+    const live = new Map<string, string>();
+    const names: string[] = [];
+    for await (const k of await this.control.nodes.keys()) names.push(k);
+    for (const e of await Promise.all(names.map((k) => this.control.nodes.get(k)))) {
+      if (e?.operation === 'PUT') live.set(e.key, e.string());
+    }
+    live.set(this.id, this.incarnation);
+    this.live = live;
+    this.members = [...live.keys()].sort();
     const mine = new Set<string>();
     for (const kind of this.kinds.keys()) {
       const slots = Array.from({ length: this.svc.options.shards }, (_, i) => keys.lease(kind, i));
@@ -148,33 +203,39 @@ export class ActorNode {
       if (mine.has(slot) || this.stopping || o.releasing) continue;
       await this.release(slot, o);
     }
-    await Promise.all(
-      [...mine].filter((slot) => !this.owned.has(slot)).map((slot) => this.acquire(slot)),
-    );
+    if (!this.alive()) return;
+    await Promise.all([...mine].filter((slot) => !this.owned.has(slot) && !this.withdrawals.has(slot)).map((slot) => this.acquire(slot)));
   }
 
+  /** Claims a shard if nobody holds it, or its holder's incarnation is gone (dead or restarted). */
   private async acquire(slot: string): Promise<void> {
     if (this.stopping) return;
-    const sentAt = Date.now();
     let rev: number;
     try {
-      rev = await this.buckets.leases.create(slot, this.id);
+      const e = await this.control.leases.get(slot);
+      if (e?.operation === 'PUT' && e.string() !== this.claim) {
+        const [holder, inc] = e.string().split(' ');
+        if (this.live.get(holder) === inc) return; // a live node holds it until it hands it over
+      }
+      rev = !e ? await this.control.leases.create(slot, this.claim) : await this.control.leases.update(slot, this.claim, e.revision);
     } catch {
-      return; // held by another node until it hands over or its lease expires
+      return; // another node claimed it first
     }
     const [kindName, index] = slot.split('.');
     const shard = new Shard(this.svc, this.kinds.get(kindName)!, Number(index));
-    const o: Owned = { shard, rev, renewedAt: sentAt };
+    const o: Owned = { shard, rev };
     this.owned.set(slot, o);
     try {
-      await shard.start();
+      await within(shard.start(), Math.max(10_000, 2 * this.ttl), `start of shard ${slot}`);
       this.svc.metrics.shardsOwned.inc({ kind: kindName });
       this.svc.log.info({ slot }, 'shard acquired');
     } catch (e) {
       this.svc.log.error({ err: e, slot }, 'shard start failed');
-      shard.abort();
-      this.owned.delete(slot);
-      await this.buckets.leases.delete(slot).catch(() => undefined);
+      if (this.owned.get(slot) === o) {
+        this.owned.delete(slot);
+        shard.abort();
+        await this.control.leases.delete(slot, { previousSeq: o.rev }).catch(() => undefined);
+      }
     }
   }
 
@@ -184,42 +245,44 @@ export class ActorNode {
     if (this.owned.get(slot) !== o) return; // lost while draining
     this.owned.delete(slot);
     this.svc.metrics.shardsOwned.dec({ kind: o.shard.kind });
-    try {
-      await this.buckets.leases.delete(slot, { previousSeq: o.rev });
-    } catch {
-      /* already expired or taken */
-    }
+    await this.control.leases.delete(slot, { previousSeq: o.rev }).catch(() => undefined);
     this.svc.log.info({ slot }, 'shard released');
   }
 
-  private async renew(): Promise<void> {
-    await Promise.all(
-      [...this.owned].map(async ([slot, o]) => {
-        const sentAt = Date.now();
-        try {
-          o.rev = await this.buckets.leases.update(slot, this.id, o.rev);
-          o.renewedAt = sentAt;
-        } catch (e) {
-          if (/wrong last sequence/i.test((e as Error).message)) this.lose(slot, o, 'lease taken by another node');
-        }
-      }),
-    );
+  /** True while our membership key is certainly alive on the server. */
+  private alive(): boolean {
+    return Date.now() - this.aliveSince < this.ttl - Math.max(500, this.ttl / 5);
   }
 
-  /** Stops any shard whose lease may have expired on the server, before another node can take it. */
+  /** Stops every shard before our membership key can have expired and others may take them. */
   private fence(): void {
-    const margin = Math.max(500, this.ttl / 5);
-    for (const [slot, o] of this.owned) {
-      if (Date.now() - o.renewedAt > this.ttl - margin) this.lose(slot, o, 'lease not renewed in time');
-    }
+    if (this.alive()) return;
+    for (const [slot, o] of this.owned) this.lose(slot, o, 'membership heartbeat not renewed in time', true);
   }
 
-  private lose(slot: string, o: Owned, why: string): void {
+  /** Stops a shard at once; a fenced node also withdraws its claim, or a live node would hold it forever. */
+  private lose(slot: string, o: Owned, why: string, withdraw = false): void {
     if (this.owned.get(slot) !== o) return;
     this.owned.delete(slot);
     o.shard.abort();
     this.svc.metrics.shardsOwned.dec({ kind: o.shard.kind });
     this.svc.log.warn({ slot, why }, 'shard lost');
+    if (withdraw) {
+      this.withdrawals.set(slot, o.rev);
+      void this.withdraw();
+    }
+  }
+
+  private async withdraw(): Promise<void> {
+    for (const [slot, rev] of [...this.withdrawals]) {
+      try {
+        await this.control.leases.delete(slot, { previousSeq: rev });
+        this.withdrawals.delete(slot);
+      } catch (e) {
+        // Someone else claimed it meanwhile: nothing left to withdraw. Otherwise retry next reconcile.
+        if (/wrong last sequence/i.test((e as Error).message)) this.withdrawals.delete(slot);
+      }
+    }
   }
 
   /** Graceful stop: hand every shard over (drained, persisted), leave the membership. */
@@ -228,10 +291,35 @@ export class ActorNode {
     this.stopping = true;
     await this.reconciling;
     for (const t of this.timers) clearInterval(t);
-    // Renew while draining so the leases stay ours until each shard is handed over.
-    const keepAlive = setInterval(() => void this.renew(), Math.max(200, Math.floor(this.ttl / 3)));
+    // Keep the heartbeat while draining so the claims stay ours until each shard is handed over.
+    const keepAlive = setInterval(() => void this.beat(), Math.max(200, Math.floor(this.ttl / 4)));
+    this.timers.push(setInterval(() => this.fence(), 100));
     await Promise.all([...this.owned].map(([slot, o]) => this.release(slot, o)));
     clearInterval(keepAlive);
-    await this.buckets.nodes.delete(this.id).catch(() => undefined);
+    for (const t of this.timers) clearInterval(t);
+    this.unwatch();
+    await this.control.nodes.delete(this.id).catch(() => undefined);
   }
+}
+
+async function retry<T>(fn: () => Promise<T>, ms: number): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (let pause = 100; ; pause = Math.min(pause * 2, 2_000)) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (Date.now() + pause > deadline) throw e;
+      await new Promise((r) => setTimeout(r, pause));
+    }
+  }
+}
+
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: ReturnType<typeof setTimeout>;
+  return Promise.race([
+    p.finally(() => clearTimeout(t)),
+    new Promise<T>((_, fail) => {
+      t = setTimeout(() => fail(new Error(`${what} took longer than ${ms} ms`)), ms);
+    }),
+  ]);
 }

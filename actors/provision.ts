@@ -41,8 +41,9 @@ export async function provision(nc: NatsConnection, jsm: JetStreamManager, repli
   return {
     state: await open(STATE_BUCKET),
     timers: await open(TIMER_BUCKET),
-    // Leases and membership expire on the server's clock: a key not renewed within the TTL disappears.
-    leases: await open(LEASE_BUCKET, leaseTtlMs),
+    // Shard claims name a node incarnation; they hold while that incarnation's membership key lives.
+    leases: await open(LEASE_BUCKET),
+    // Membership expires on the server's clock: a key not renewed within the TTL disappears.
     nodes: await open(NODE_BUCKET, leaseTtlMs),
   };
 }

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { ActorKind } from './kind.ts';
 import type { ActorMetrics } from './metrics.ts';
 import type { Stepper } from './step.ts';
+import type { Gate } from './gate.ts';
 
 export interface HostedKind {
   kind: ActorKind;
@@ -33,6 +34,8 @@ export interface NodeServices {
   stateKv: KV;
   timerKv: KV;
   metrics: ActorMetrics;
+  /** Node-wide bound on actors stepping at once. */
+  gate: Gate;
   log: Logger;
   options: RuntimeOptions;
   onActivation(ev: ActivationEvent, kind: string, id: string): void;

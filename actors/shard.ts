@@ -28,6 +28,8 @@ class Activation {
   init: StepResult | undefined = undefined;
   mailbox: Work[] | undefined = undefined;
   running = false;
+  /** Reported as activated (and not yet passivated) to metrics and the activation hook. */
+  live = false;
   lastUsed = 0;
 }
 
@@ -84,7 +86,7 @@ export class Shard {
     this.state = 'running';
     await this.loadDeadlines();
     const consumer = await js.consumers.get(MAIL_STREAM, name);
-    this.messages = await consumer.consume({ max_messages: 512 });
+    this.messages = await consumer.consume({ max_messages: 256 });
     void (async () => {
       for await (const m of this.messages!) this.onMail(m);
     })().catch((e) => this.svc.log.error({ err: e, kind: this.kind, shard: this.index }, 'mail consumer stopped'));
@@ -120,7 +122,7 @@ export class Shard {
   private finish(why: 'passivate' | 'drop'): void {
     this.state = 'stopped';
     this.deadlines.clear();
-    for (const id of this.acts.keys()) this.svc.onActivation(why, this.kind, id);
+    for (const [id, a] of this.acts) if (a.live) this.svc.onActivation(why, this.kind, id);
     this.svc.metrics.resident.dec(this.label, this.acts.size);
     this.acts.clear();
   }
@@ -189,16 +191,32 @@ export class Shard {
 
   private async run(id: string, a: Activation): Promise<void> {
     a.running = true;
+    let pause = 50;
     try {
       while (a.mailbox?.length && this.live) {
-        if (!a.snap && !(await this.activate(id, a))) return;
-        const batch = a.mailbox.splice(0, MAX_BATCH);
-        if (!a.mailbox.length) a.mailbox = undefined;
-        await this.process(id, a, batch);
+        let batch: Work[] | undefined;
+        try {
+          await this.svc.gate.enter();
+          try {
+            if (!a.snap && !(await this.activate(id, a))) return;
+            if (!a.mailbox?.length || !this.live) break;
+            batch = a.mailbox.splice(0, MAX_BATCH);
+            if (!a.mailbox.length) a.mailbox = undefined;
+            await this.process(id, a, batch);
+          } finally {
+            this.svc.gate.leave();
+          }
+          pause = 50;
+        } catch (e) {
+          // Transient (NATS timeout, leader change): the write may or may not have landed, so reload and
+          // apply the batch again; mail the snapshot already covers is skipped by its sequence.
+          this.svc.log.warn({ err: e, actor: `${this.kind}/${id}` }, 'actor step failed; retrying');
+          if (batch) this.requeue(id, a, batch);
+          a.snap = undefined;
+          await sleep(pause);
+          pause = Math.min(pause * 2, 2_000);
+        }
       }
-    } catch (e) {
-      this.svc.log.error({ err: e, actor: `${this.kind}/${id}` }, 'actor loop failed');
-      this.evict(id, a, 'drop');
     } finally {
       a.running = false;
       a.lastUsed = Date.now();
@@ -210,12 +228,12 @@ export class Shard {
     const { kind, stepper } = this.hk;
     const who = `${kind.name}/${id}`;
     const entry = await this.svc.stateKv.get(keys.state({ kind: kind.name, id }));
+    let pending: ActorRecord | undefined;
     try {
       if (!entry || entry.operation !== 'PUT') {
-        const init = stepper.initial(kind.input?.(id));
-        a.snap = init.snapshot;
+        a.init = stepper.initial(kind.input?.(id));
+        a.snap = a.init.snapshot;
         a.rev = entry?.revision ?? 0;
-        a.init = init;
         a.timers = [];
         a.seq = 0;
         a.steps = 0;
@@ -226,7 +244,7 @@ export class Shard {
         a.seq = rec.seq;
         a.steps = rec.steps;
         a.timers = rec.timers;
-        if (rec.outbox.length) await this.flushOutbox(id, a, rec);
+        if (rec.outbox.length) pending = rec;
       }
     } catch (e) {
       // Loud, and never a silent reset: the mail stays in the dead-letter stream with the reason.
@@ -236,9 +254,14 @@ export class Shard {
       this.evict(id, a, 'drop');
       return false;
     }
+    // An outbox written by a step whose publishes were cut short goes out now (deduplicated by message id).
+    if (pending) await this.flushOutbox(id, a, pending);
     this.deadlines.set(id, earliest(a.timers));
-    this.svc.metrics.activations.inc(this.label);
-    this.svc.onActivation('activate', kind.name, id);
+    if (!a.live) {
+      a.live = true;
+      this.svc.metrics.activations.inc(this.label);
+      this.svc.onActivation('activate', kind.name, id);
+    }
     return true;
   }
 
@@ -472,7 +495,7 @@ export class Shard {
     if (this.acts.get(id) !== a) return;
     this.acts.delete(id);
     this.svc.metrics.resident.dec(this.label);
-    if (a.snap) {
+    if (a.live) {
       if (why === 'passivate') this.svc.metrics.passivations.inc(this.label);
       this.svc.onActivation(why, this.kind, id);
     }

@@ -2,6 +2,7 @@
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { freePort, startNatsServer, type RunningNatsServer } from '../../engine/nats-server.ts';
 
@@ -39,6 +40,7 @@ export async function startTestNats(opts: { cluster?: number; dir?: string } = {
   }
   const urls = servers.map((s) => s.url);
   const conns: NatsConnection[] = [];
+  if (n > 1) await jetStreamReady(urls);
   return {
     servers,
     urls,
@@ -69,4 +71,18 @@ export async function waitFor<T>(what: string, fn: () => T | Promise<T>, ms = 20
     await new Promise((r) => setTimeout(r, every));
   }
   throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+/** A new cluster serves JetStream only once it has elected a meta leader. */
+export async function jetStreamReady(urls: string[]): Promise<void> {
+  const nc = await connect({ servers: urls });
+  try {
+    await waitFor('JetStream meta leader', async () => {
+      const jsm = await jetstreamManager(nc, { timeout: 2000 });
+      await jsm.getAccountInfo();
+      return true;
+    }, 60_000, 250);
+  } finally {
+    await nc.close();
+  }
 }
