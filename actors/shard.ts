@@ -44,8 +44,12 @@ export class Shard {
   private asks: Subscription | undefined;
   private sweeper: ReturnType<typeof setInterval> | undefined;
   private state: 'new' | 'running' | 'draining' | 'stopped' = 'new';
+  private delivered = 0;
   private readonly label: { kind: string };
   private readonly lagLabel: { kind: string; shard: string };
+  private readonly viaMail: { kind: string; via: string };
+  private readonly viaAsk: { kind: string; via: string };
+  private readonly viaTimer: { kind: string; via: string };
 
   constructor(
     private readonly svc: NodeServices,
@@ -55,6 +59,9 @@ export class Shard {
     this.deadlines = new Deadlines((id) => this.enqueue(id, { t: 'timer' }));
     this.label = { kind: hk.kind.name };
     this.lagLabel = { kind: hk.kind.name, shard: String(index) };
+    this.viaMail = { kind: hk.kind.name, via: 'mail' };
+    this.viaAsk = { kind: hk.kind.name, via: 'ask' };
+    this.viaTimer = { kind: hk.kind.name, via: 'timer' };
   }
 
   get kind(): string {
@@ -142,7 +149,7 @@ export class Shard {
 
   private onMail(m: JsMsg): void {
     if (!this.live) return;
-    this.svc.metrics.mailboxLag.set(this.lagLabel, m.info.pending);
+    if ((this.delivered++ & 63) === 0) this.svc.metrics.mailboxLag.set(this.lagLabel, m.info.pending);
     const id = m.headers?.get(HDR_ACTOR) ?? '';
     if (!v.is(IdSchema, id)) {
       void this.deadLetter(m, `missing or invalid ${HDR_ACTOR} header`, id);
@@ -360,7 +367,7 @@ export class Shard {
         const res = await this.stepWithRetries(snap, event);
         if (typeof res === 'string') failures.push({ w, reason: res });
         else apply(res, w, event);
-        metrics.messages.inc({ kind: kind.name, via: w.t });
+        metrics.messages.inc(w.t === 'mail' ? this.viaMail : w.t === 'ask' ? this.viaAsk : this.viaTimer);
       }
       if (w.t === 'mail') {
         seq = Math.max(seq, w.seq);

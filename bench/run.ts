@@ -1,0 +1,15 @@
+// `npm run bench -- <name>...`: runs the named benches (all when none is named); each prints JSON lines.
+import { benchActors } from './actors.ts';
+
+const benches: Record<string, () => Promise<void>> = {
+  actors: benchActors,
+};
+
+const names = process.argv.slice(2).filter((a) => a !== '--');
+const unknown = names.filter((n) => !benches[n]);
+if (unknown.length) {
+  console.error(`unknown bench: ${unknown.join(', ')}; known: ${Object.keys(benches).join(', ')}`);
+  process.exit(2);
+}
+for (const name of names.length ? names : Object.keys(benches)) await benches[name]();
+process.exit(0);
