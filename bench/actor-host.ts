@@ -1,11 +1,11 @@
 // An actor node in its own process for the benches; answers `bench.host.heap` with its heap after a full GC.
-import { connect } from '@nats-io/transport-node';
+import { connectNats } from '../platform/nats.ts';
 import { ActorNode } from '../actors/node.ts';
 import { counterKind } from '../tests/support/counter.ts';
 
 const env = process.env;
-const nc = await connect({ servers: env.NATS_URL!.split(',') });
-const controlNc = await connect({ servers: env.NATS_URL!.split(',') });
+const nc = await connectNats(env.NATS_URL!.split(','));
+const controlNc = await connectNats(env.NATS_URL!.split(','));
 const node = await ActorNode.start({
   nc,
   controlNc,

@@ -1,7 +1,7 @@
 // Raw NATS echo responder in its own process: the baseline for request/reply.
-import { connect } from '@nats-io/transport-node';
+import { connectNats } from '../platform/nats.ts';
 
-const nc = await connect({ servers: process.env.NATS_URL!.split(',') });
+const nc = await connectNats(process.env.NATS_URL!.split(','));
 nc.subscribe('bench.echo', { callback: (_e, m) => void m.respond(m.data) });
 await nc.flush();
 process.stdout.write('ready\n');

@@ -1,5 +1,5 @@
 // Starts the roles this process runs (DESIGN.md "Processes and roles") and stops them in reverse order.
-import { connect } from '@nats-io/transport-node';
+import { connectNats } from '../platform/nats.ts';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
@@ -37,9 +37,11 @@ export async function startEngine(config: Config, log: Logger): Promise<Engine> 
       natsUrl = [natsServer.url];
       log.info({ url: natsServer.url, pid: natsServer.pid }, 'started embedded nats-server');
     }
-    const nc: NatsConnection = await connect({ servers: natsUrl, name: config.nodeId, maxReconnectAttempts: -1 });
+    const nc: NatsConnection = await connectNats(natsUrl, config.nodeId);
+    const controlNc: NatsConnection = await connectNats(natsUrl, `${config.nodeId}-control`);
     undo.push(async () => {
       await nc.drain();
+      await controlNc.drain();
     });
 
     const registry = new Registry();
@@ -55,6 +57,7 @@ export async function startEngine(config: Config, log: Logger): Promise<Engine> 
 
     const actors = await ActorNode.start({
       nc,
+      controlNc,
       nodeId: config.nodeId,
       kinds: engineKinds,
       host: config.roles.includes('core'),

@@ -1,7 +1,7 @@
 // A core engine node in its own OS process, hosting the test counter kind, for the cluster tests.
 // Writes every activation change to ACTIVATION_LOG so the test can check that no actor was live twice.
 import { appendFileSync } from 'node:fs';
-import { connect } from '@nats-io/transport-node';
+import { connectNats } from '../../platform/nats.ts';
 import pino from 'pino';
 import { ActorNode } from '../../actors/node.ts';
 import { counterKind } from './counter.ts';
@@ -9,8 +9,8 @@ import { counterKind } from './counter.ts';
 const env = process.env;
 const nodeId = env.NODE_ID!;
 const logFile = env.ACTIVATION_LOG!;
-const nc = await connect({ servers: env.NATS_URL!.split(','), name: nodeId, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
-const controlNc = await connect({ servers: env.NATS_URL!.split(','), name: `${nodeId}-control`, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+const nc = await connectNats(env.NATS_URL!.split(','), nodeId);
+const controlNc = await connectNats(env.NATS_URL!.split(','), `${nodeId}-control`);
 const node = await ActorNode.start({
   nc,
   controlNc,
@@ -21,7 +21,7 @@ const node = await ActorNode.start({
   replicas: Number(env.REPLICAS ?? 1),
   idleMs: Number(env.IDLE_MS ?? 60_000),
   inspect: false,
-  log: pino({ level: env.LOG_LEVEL ?? 'warn', base: { node: nodeId } }, pino.destination(2)),
+  log: pino({ level: env.LOG_LEVEL ?? 'error', base: { node: nodeId } }, pino.destination(2)),
   onActivation: (ev, kind, id) => appendFileSync(logFile, `${Date.now()} ${nodeId} ${ev} ${kind}/${id}\n`),
 });
 setInterval(() => {

@@ -2,6 +2,7 @@
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { connect } from '@nats-io/transport-node';
+import { connectNats } from '../../platform/nats.ts';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { freePort, startNatsServer, type RunningNatsServer } from '../../engine/nats-server.ts';
@@ -46,7 +47,7 @@ export async function startTestNats(opts: { cluster?: number; dir?: string } = {
     urls,
     dir,
     async connect() {
-      const nc = await connect({ servers: urls, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+      const nc = await connectNats(urls);
       conns.push(nc);
       return nc;
     },
