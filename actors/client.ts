@@ -56,7 +56,7 @@ export class ActorClient {
     validateEvent(event);
     const h = natsHeaders();
     h.set(HDR_ACTOR, r.id);
-    const ack = await this.js.publish(subjects.mail(r.kind, shardOf(r.id, this.shards)), enc.encode(JSON.stringify(event)), {
+    const ack = await this.js.publish(subjects.mail(r.kind, shardOf(r.id, this.shards)), enc.encode(JSON.stringify(stamp(event))), {
       msgID: opts.msgId ?? crypto.randomUUID(),
       headers: h,
     });
@@ -75,7 +75,7 @@ export class ActorClient {
     const h = natsHeaders();
     h.set(HDR_ACTOR, r.id);
     const subject = subjects.ask(r.kind, shardOf(r.id, this.shards));
-    const body = enc.encode(JSON.stringify(event));
+    const body = enc.encode(JSON.stringify(stamp(event)));
     let pause = 20;
     for (;;) {
       const left = deadline - Date.now();
@@ -101,3 +101,9 @@ export class ActorClient {
   }
 }
 
+
+/** Machines read no clock: every event carries `at` (ms since epoch), stamped by its sender if absent. */
+export function stamp<E extends EventObject>(event: E): E & { at: number } {
+  const at = (event as { at?: unknown }).at;
+  return typeof at === 'number' ? (event as E & { at: number }) : { ...event, at: Date.now() };
+}

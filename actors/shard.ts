@@ -324,7 +324,8 @@ export class Shard {
           case 'effect.tell': {
             const to = parseRef(e.to);
             const subject = subjects.mail(to.kind, shardOf(to.id, options.shards));
-            outbox.push({ msgId: `${kind.name}/${id}:${steps++}`, subject, data: JSON.stringify(e.event), actor: to.id });
+            const sent = { ...e.event, at: (e.event as { at?: number }).at ?? (event as { at?: number }).at ?? Date.now() };
+            outbox.push({ msgId: `${kind.name}/${id}:${steps++}`, subject, data: JSON.stringify(sent), actor: to.id });
             break;
           }
           case 'effect.publish':
@@ -358,7 +359,8 @@ export class Shard {
         const due = timers.filter((t) => t.due <= now).sort((x, y) => x.due - y.due);
         timers = timers.filter((t) => t.due > now);
         if (due.length) dirty = true;
-        events = due.map((t) => t.event);
+        // A timer event carries its due time, so a replay sees the same clock.
+        events = due.map((t) => ({ ...t.event, at: t.due }));
         metrics.timersFired.inc(this.label, due.length);
       } else {
         events = [w.event];

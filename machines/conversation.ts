@@ -1,0 +1,275 @@
+// A conversation: one customer's thread across channels, from queue to agent to wrap-up and close,
+// with transfers, hold, a channel switch (chat escalated to voice stays one conversation) and SLA timers.
+import * as v from 'valibot';
+import { assign, cancel, emit, enqueueActions, raise, setup } from 'xstate';
+import { defineKind } from '../actors/kind.ts';
+import { notify, reply, tell } from './effects.ts';
+import { ChannelSchema, SkillNeedSchema, type Channel, type Task } from './routing.ts';
+
+const at = v.number();
+export const ConversationEventSchema = v.variant('type', [
+  v.object({
+    type: v.literal('open'),
+    at,
+    customer: v.string(),
+    channel: ChannelSchema,
+    queue: v.string(),
+    skills: v.optional(v.array(SkillNeedSchema), []),
+    language: v.optional(v.string()),
+    tier: v.optional(v.picklist(['normal', 'vip']), 'normal'),
+    urgent: v.optional(v.boolean(), false),
+    attrs: v.optional(v.record(v.string(), v.union([v.string(), v.number(), v.boolean()])), {}),
+    slaFirstSec: v.optional(v.number()),
+    slaNextSec: v.optional(v.number()),
+  }),
+  v.object({ type: v.literal('queue.position'), at, queue: v.string(), position: v.number(), estimatedWaitSec: v.number() }),
+  v.object({ type: v.literal('queue.overflowed'), at, from: v.string(), to: v.string() }),
+  v.object({ type: v.literal('queue.refused'), at, queue: v.string(), reason: v.string() }),
+  v.object({ type: v.literal('offered'), at, agent: v.string(), reservationId: v.string() }),
+  v.object({ type: v.literal('requeued'), at, agent: v.string(), reason: v.string() }),
+  v.object({ type: v.literal('assigned'), at, agent: v.string(), reservationId: v.string() }),
+  v.object({ type: v.literal('customer.message'), at, channel: v.optional(ChannelSchema) }),
+  v.object({ type: v.literal('agent.message'), at }),
+  v.object({ type: v.literal('hold'), at }),
+  v.object({ type: v.literal('resume'), at }),
+  v.object({ type: v.literal('transfer'), at, to: v.pipe(v.string(), v.regex(/^(agent|queue)\/[A-Za-z0-9_=-]+$/, 'transfer target must be agent/<id> or queue/<id>')), note: v.optional(v.string(), '') }),
+  v.object({ type: v.literal('channel.switch'), at, channel: ChannelSchema }),
+  v.object({ type: v.literal('wrapup'), at }),
+  v.object({ type: v.literal('close'), at, disposition: v.optional(v.string(), '') }),
+  v.object({ type: v.literal('customer.left'), at }),
+  v.object({ type: v.literal('sla.first'), at: v.optional(v.number()) }),
+  v.object({ type: v.literal('sla.next'), at: v.optional(v.number()) }),
+  // Answers of an agent reserved directly by a transfer.
+  v.object({ type: v.literal('reservation.accepted'), at, reservationId: v.string(), taskId: v.string(), agent: v.string() }),
+  v.object({ type: v.literal('reservation.rejected'), at, reservationId: v.string(), taskId: v.string(), agent: v.string(), reason: v.string() }),
+  v.object({ type: v.literal('reservation.refused'), at, reservationId: v.string(), taskId: v.string(), reason: v.string() }),
+  v.object({ type: v.literal('get'), at: v.optional(v.number()) }),
+]);
+export type ConversationEvent = v.InferOutput<typeof ConversationEventSchema>;
+
+export interface ConversationContext {
+  id: string;
+  customer: string;
+  channel: Channel;
+  /** Every channel this conversation has used, in order: the history stays one. */
+  channels: { channel: Channel; at: number }[];
+  queue: string;
+  task?: Task;
+  agent?: string;
+  reservation?: string;
+  openedAt: number;
+  assignedAt?: number;
+  firstResponseAt?: number;
+  lastCustomerAt?: number;
+  awaitingReply: boolean;
+  slaFirstSec: number;
+  slaNextSec: number;
+  breaches: { kind: 'first' | 'next'; at: number }[];
+  transfers: { from?: string; to: string; note: string; at: number }[];
+  position?: { position: number; estimatedWaitSec: number };
+  disposition: string;
+  closedAt?: number;
+  /** A customer message within this window reopens a closed conversation. */
+  reopenWindowSec: number;
+  outcome?: 'assigned' | 'overflowed' | 'refused' | 'abandoned';
+}
+
+const live = (c: ConversationContext, state: string) => notify(`cc.live.conversation.${c.id}`, { id: c.id, state, channel: c.channel, queue: c.queue, agent: c.agent, customer: c.customer });
+
+export const conversationMachine = setup({
+  types: {} as { context: ConversationContext; events: ConversationEvent; input: { id: string } },
+  delays: {
+    slaFirst: ({ context }) => context.slaFirstSec * 1000,
+    slaNext: ({ context }) => context.slaNextSec * 1000,
+  },
+  guards: {
+    withinReopenWindow: ({ context, event }) => context.closedAt !== undefined && (event.at ?? 0) - context.closedAt <= context.reopenWindowSec * 1000,
+  },
+  actions: {
+    enqueue: emit(({ context }) => tell(`queue/${context.queue}`, { type: 'task.add', task: context.task! })),
+    releaseAgent: enqueueActions(({ context, event, enqueue }) => {
+      if (context.agent) enqueue.emit(tell(`agent/${context.agent}`, { type: 'task.released', conversation: context.id, at: event.at }));
+    }),
+    customerSpoke: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'customer.message') return;
+      enqueue.assign({ lastCustomerAt: event.at });
+      // Next-response SLA: the clock starts at the first customer message the agent has not answered.
+      if (!context.awaitingReply && context.firstResponseAt !== undefined) {
+        enqueue.assign({ awaitingReply: true });
+        enqueue.raise({ type: 'sla.next' }, { delay: 'slaNext', id: 'sla.next' });
+      }
+      if (event.channel && event.channel !== context.channel) enqueue.assign({ channel: event.channel, channels: [...context.channels, { channel: event.channel, at: event.at }] });
+    }),
+    agentSpoke: enqueueActions(({ context, event, enqueue }) => {
+      if (context.firstResponseAt === undefined) {
+        enqueue.assign({ firstResponseAt: event.at });
+        enqueue.cancel('sla.first');
+      }
+      if (context.awaitingReply) {
+        enqueue.assign({ awaitingReply: false });
+        enqueue.cancel('sla.next');
+      }
+    }),
+  },
+}).createMachine({
+  id: 'conversation',
+  context: ({ input }) => ({
+    id: input.id,
+    customer: '',
+    channel: 'webchat',
+    channels: [],
+    queue: '',
+    openedAt: 0,
+    awaitingReply: false,
+    slaFirstSec: 60,
+    slaNextSec: 120,
+    breaches: [],
+    transfers: [],
+    disposition: '',
+    reopenWindowSec: 24 * 3600,
+  }),
+  initial: 'new',
+  on: {
+    get: { actions: emit(({ context, self }) => reply({ ...context, state: self.getSnapshot?.()?.value })) },
+    'queue.position': { actions: [assign({ position: ({ event }) => ({ position: event.position, estimatedWaitSec: event.estimatedWaitSec }) }), emit(({ context, event }) => notify(`cc.conversation.${context.id}.notice`, { kind: 'queue.position', position: event.position, estimatedWaitSec: event.estimatedWaitSec }))] },
+    'customer.message': { actions: 'customerSpoke' },
+    'sla.first': { actions: [assign({ breaches: ({ context, event }) => [...context.breaches, { kind: 'first' as const, at: event.at ?? 0 }] }), emit(({ context }) => notify(`cc.live.sla.${context.id}`, { conversation: context.id, breach: 'first-response' }))] },
+    'sla.next': { actions: [assign({ breaches: ({ context, event }) => [...context.breaches, { kind: 'next' as const, at: event.at ?? 0 }], awaitingReply: false }), emit(({ context }) => notify(`cc.live.sla.${context.id}`, { conversation: context.id, breach: 'next-response' }))] },
+  },
+  states: {
+    new: {
+      on: {
+        open: {
+          target: 'queued',
+          actions: [
+            assign(({ context, event }) => ({
+              customer: event.customer,
+              channel: event.channel,
+              channels: [{ channel: event.channel, at: event.at }],
+              queue: event.queue,
+              openedAt: event.at,
+              slaFirstSec: event.slaFirstSec ?? context.slaFirstSec,
+              slaNextSec: event.slaNextSec ?? context.slaNextSec,
+              task: {
+                id: context.id,
+                channel: event.channel,
+                customer: event.customer,
+                skills: event.skills,
+                language: event.language,
+                tier: event.tier,
+                urgent: event.urgent,
+                enqueuedAt: event.at,
+                attrs: event.attrs,
+                excluded: [],
+              },
+            })),
+            raise({ type: 'sla.first' }, { delay: 'slaFirst', id: 'sla.first' }),
+            emit(({ context }) => tell(`customer/${context.customer}`, { type: 'conversation.opened', conversation: context.id, channel: context.channel })),
+          ],
+        },
+      },
+    },
+    queued: {
+      entry: ['enqueue', emit(({ context }) => live(context, 'queued'))],
+      on: {
+        offered: { target: 'offered', actions: assign({ agent: ({ event }) => event.agent, reservation: ({ event }) => event.reservationId }) },
+        // The agent accepted before its `offered` arrived here: accept the assignment all the same.
+        assigned: { target: 'active', actions: assign({ agent: ({ event }) => event.agent, reservation: ({ event }) => event.reservationId, assignedAt: ({ event }) => event.at, outcome: 'assigned' }) },
+        'queue.overflowed': { actions: assign(({ context, event }) => ({ queue: event.to, transfers: [...context.transfers, { from: `queue/${event.from}`, to: `queue/${event.to}`, note: 'overflow', at: event.at }] })) },
+        'queue.refused': { target: 'closed', actions: assign({ outcome: 'refused', closedAt: ({ event }) => event.at, disposition: ({ event }) => `refused by queue ${event.queue}: ${event.reason}` }) },
+        'customer.left': { target: 'closed', actions: [assign({ outcome: 'abandoned', closedAt: ({ event }) => event.at }), emit(({ context }) => tell(`queue/${context.queue}`, { type: 'task.cancel', taskId: context.id }))] },
+      },
+    },
+    offered: {
+      entry: emit(({ context }) => live(context, 'offered')),
+      on: {
+        assigned: { target: 'active', actions: assign({ assignedAt: ({ event }) => event.at, outcome: 'assigned', agent: ({ event }) => event.agent }) },
+        // Back in line: the queue already has the task and offers it again.
+        requeued: { target: 'waiting', actions: assign({ agent: undefined, reservation: undefined }) },
+        'customer.left': { target: 'closed', actions: [assign({ outcome: 'abandoned', closedAt: ({ event }) => event.at }), emit(({ context }) => tell(`queue/${context.queue}`, { type: 'task.cancel', taskId: context.id }))] },
+      },
+    },
+    /** Queued again after a reject or timeout, without re-sending the task (the queue kept it). */
+    waiting: {
+      entry: emit(({ context }) => live(context, 'queued')),
+      on: {
+        offered: { target: 'offered', actions: assign({ agent: ({ event }) => event.agent, reservation: ({ event }) => event.reservationId }) },
+        assigned: { target: 'active', actions: assign({ agent: ({ event }) => event.agent, assignedAt: ({ event }) => event.at, outcome: 'assigned' }) },
+        'queue.overflowed': { actions: assign({ queue: ({ event }) => event.to }) },
+        'customer.left': { target: 'closed', actions: [assign({ outcome: 'abandoned', closedAt: ({ event }) => event.at }), emit(({ context }) => tell(`queue/${context.queue}`, { type: 'task.cancel', taskId: context.id }))] },
+      },
+    },
+    active: {
+      entry: emit(({ context }) => live(context, 'active')),
+      on: {
+        'agent.message': { actions: 'agentSpoke' },
+        hold: 'onHold',
+        transfer: 'transferring',
+        'channel.switch': {
+          actions: [
+            assign(({ context, event }) => ({ channel: event.channel, channels: [...context.channels, { channel: event.channel, at: event.at }] })),
+            emit(({ context, event }) => tell(`agent/${context.agent}`, { type: 'task.channel', conversation: context.id, channel: event.channel })),
+          ],
+        },
+        wrapup: { target: 'wrapup', actions: [cancel('sla.first'), cancel('sla.next'), emit(({ context }) => tell(`agent/${context.agent}`, { type: 'task.wrapup', conversation: context.id }))] },
+      },
+    },
+    onHold: {
+      entry: emit(({ context }) => live(context, 'onHold')),
+      on: { resume: 'active', wrapup: { target: 'wrapup', actions: emit(({ context }) => tell(`agent/${context.agent}`, { type: 'task.wrapup', conversation: context.id })) } },
+    },
+    transferring: {
+      // The history stays with the conversation actor; only the owner changes.
+      entry: [
+        'releaseAgent',
+        enqueueActions(({ context, event, enqueue }) => {
+          if (event.type !== 'transfer') return;
+          const [kind, target] = event.to.split('/');
+          enqueue.assign({ transfers: [...context.transfers, { from: context.agent ? `agent/${context.agent}` : undefined, to: event.to, note: event.note, at: event.at }], agent: undefined, reservation: undefined });
+          const task: Task = { ...context.task!, excluded: [], attrs: { ...context.task!.attrs, transferNote: event.note } };
+          if (kind === 'queue') {
+            enqueue.assign({ queue: target, task });
+            enqueue.emit(tell(`queue/${target}`, { type: 'task.add', task, note: event.note }));
+          } else {
+            // A direct transfer reserves the named agent; its answer comes back here.
+            enqueue.emit(tell(`agent/${target}`, { type: 'reserve', reservationId: `${context.id}-t${context.transfers.length + 1}`, task, replyTo: `conversation/${context.id}`, explanation: { rule: 'direct transfer', note: event.note } }));
+          }
+        }),
+      ],
+      on: {
+        offered: { target: 'offered', actions: assign({ agent: ({ event }) => event.agent, reservation: ({ event }) => event.reservationId }) },
+        assigned: { target: 'active', actions: assign({ agent: ({ event }) => event.agent }) },
+        // A direct transfer the agent could not take goes to the conversation's queue instead.
+        'reservation.refused': { target: 'queued' },
+        'reservation.rejected': { target: 'queued' },
+      },
+    },
+    wrapup: {
+      entry: emit(({ context }) => live(context, 'wrapup')),
+      on: {
+        close: {
+          target: 'closed',
+          actions: [assign({ disposition: ({ event }) => event.disposition, closedAt: ({ event }) => event.at }), 'releaseAgent'],
+        },
+      },
+    },
+    closed: {
+      entry: [emit(({ context }) => live(context, 'closed')), emit(({ context }) => tell(`customer/${context.customer}`, { type: 'conversation.closed', conversation: context.id }))],
+      on: {
+        'customer.message': [
+          {
+            guard: 'withinReopenWindow',
+            target: 'queued',
+            actions: [
+              'customerSpoke',
+              assign(({ context, event }) => ({ agent: undefined, closedAt: undefined, outcome: undefined, task: { ...context.task!, enqueuedAt: event.at, excluded: [] } })),
+              emit(({ context }) => tell(`customer/${context.customer}`, { type: 'conversation.opened', conversation: context.id, channel: context.channel })),
+            ],
+          },
+        ],
+      },
+    },
+  },
+});
+
+export const conversationKind = defineKind({ name: 'conversation', machine: conversationMachine, version: 1, events: ConversationEventSchema, input: (id) => ({ id }) });

@@ -1,0 +1,265 @@
+// The customer actor: profile, tier, tags, linked identities, open conversations, consent per channel,
+// and the channel preference learned from use. Pure: time arrives on events as `at` (ms since epoch);
+// answers go out as `reply` effects.
+import * as v from 'valibot';
+import { assign, emit, setup } from 'xstate';
+import { defineKind } from '../actors/kind.ts';
+import { reply, type Effect } from './effects.ts';
+import { CHANNELS, ChannelSchema, type Channel } from './routing.ts';
+
+const HOUR_MS = 3_600_000;
+/** Hours either side of the asked hour that count as "around then" when learning when they answer. */
+const WINDOW_HOURS = 2;
+
+// ---- Events (the schema is the source of truth; the runtime validates mail and asks with it) ----
+
+const Text = v.pipe(v.string(), v.trim(), v.minLength(1));
+/** ms since epoch; integer and non-negative so the hour of day is well defined. */
+const At = v.pipe(v.number('at must be a number'), v.integer('at must be an integer'), v.minValue(0, 'at must not be negative'));
+
+export const ProfileSchema = v.object({
+  name: v.optional(v.string()),
+  language: v.optional(v.string()),
+  email: v.optional(v.string()),
+  phone: v.optional(v.string()),
+});
+export type Profile = v.InferOutput<typeof ProfileSchema>;
+export type Tier = 'normal' | 'vip';
+
+export const CustomerEventSchema = v.variant(
+  'type',
+  [
+    /** Shallow merge into the profile. */
+    v.object({ type: v.literal('profile.update'), profile: ProfileSchema }),
+    v.object({ type: v.literal('tier.set'), tier: v.picklist(['normal', 'vip']) }),
+    v.object({ type: v.literal('tag.add'), tag: Text }),
+    v.object({ type: v.literal('tag.remove'), tag: Text }),
+    /** From the identity graph: this channel handle identifies this customer. */
+    v.object({ type: v.literal('identity.link'), channel: ChannelSchema, handle: Text }),
+    v.object({ type: v.literal('identity.unlink'), channel: ChannelSchema, handle: Text }),
+    v.object({ type: v.literal('conversation.opened'), conversationId: Text, channel: ChannelSchema, at: At }),
+    v.object({ type: v.literal('conversation.closed'), conversationId: Text }),
+    /** The customer wrote to us on `channel` (unprompted). */
+    v.object({ type: v.literal('message.inbound'), channel: ChannelSchema, at: At }),
+    /** The customer answered our outreach on `channel`. */
+    v.object({ type: v.literal('reply.received'), channel: ChannelSchema, at: At }),
+    v.object({ type: v.literal('consent.opt_in'), channel: ChannelSchema, at: At, source: Text }),
+    v.object({ type: v.literal('consent.opt_out'), channel: ChannelSchema, at: At, source: Text }),
+    /** This customer is merged into `into` (the survivor); afterwards this actor only answers. */
+    v.object({ type: v.literal('merge.into'), into: Text, at: At }),
+    /** Replies with the context and the preferred channel (at `at`, or overall without it). */
+    v.object({ type: v.literal('get'), at: v.optional(At) }),
+    v.object({ type: v.literal('preference.query'), at: At }),
+    v.object({ type: v.literal('contact.check'), channel: ChannelSchema }),
+  ],
+  'unknown customer event',
+);
+export type CustomerEvent = v.InferOutput<typeof CustomerEventSchema>;
+export type CustomerEventType = CustomerEvent['type'];
+
+// ---- Context ----
+
+export interface ChannelStats {
+  /** Messages they started on this channel. */
+  inbound: number;
+  /** Answers to our outreach on this channel. */
+  replies: number;
+  lastAt?: number;
+  /** Uses (inbound + replies) per UTC hour of day, index 0..23. */
+  hours: number[];
+}
+export interface Consent {
+  optedIn: boolean;
+  at: number;
+  source: string;
+}
+export interface CustomerContext {
+  id: string;
+  profile: Profile;
+  tier: Tier;
+  tags: string[];
+  identities: { channel: Channel; handle: string }[];
+  openConversations: { id: string; channel: Channel; openedAt: number }[];
+  channelStats: Partial<Record<Channel, ChannelStats>>;
+  consent: Partial<Record<Channel, Consent>>;
+  mergedInto?: string;
+  mergedAt?: number;
+}
+export interface Preference {
+  channel: Channel | null;
+  reason: string;
+}
+
+// ---- Pure helpers ----
+
+export const hourOfDay = (at: number): number => Math.floor(at / HOUR_MS) % 24;
+const uses = (s: ChannelStats): number => s.inbound + s.replies;
+const hh = (h: number): string => `${String(h).padStart(2, '0')}:00 UTC`;
+const optedOut = (ctx: CustomerContext, ch: Channel): boolean => ctx.consent[ch]?.optedIn === false;
+
+/** Uses within WINDOW_HOURS of `hour`, wrapping round midnight. */
+function usesAround(s: ChannelStats, hour: number): number {
+  let n = 0;
+  for (let d = -WINDOW_HOURS; d <= WINDOW_HOURS; d++) n += s.hours[(hour + d + 24) % 24];
+  return n;
+}
+
+function learn(stats: ChannelStats | undefined, kind: 'inbound' | 'replies', at: number): ChannelStats {
+  const s = stats ?? { inbound: 0, replies: 0, hours: Array<number>(24).fill(0) };
+  const h = hourOfDay(at);
+  return {
+    ...s,
+    [kind]: s[kind] + 1,
+    lastAt: Math.max(s.lastAt ?? at, at), // mail may arrive out of order
+    hours: s.hours.map((n, i) => (i === h ? n + 1 : n)),
+  };
+}
+
+/**
+ * The channel to reach this customer on at `at`: among channels we can reach (a linked identity or past
+ * use) that are not opted out, the one they used most within ±2h of that hour of day; failing that, the
+ * most used overall; failing that, the first linked identity. Ties go to answers to outreach, then to the
+ * most recent use, then to CHANNELS order, so the answer is deterministic.
+ */
+export function preferredChannel(ctx: CustomerContext, at?: number): Preference {
+  const known = CHANNELS.filter((ch) => ctx.channelStats[ch] !== undefined || ctx.identities.some((i) => i.channel === ch));
+  const excluded = known.filter((ch) => optedOut(ctx, ch));
+  const candidates = known.filter((ch) => !optedOut(ctx, ch));
+  const note = excluded.length ? `; opted out: ${excluded.join(', ')}` : '';
+  if (!candidates.length) return { channel: null, reason: (known.length ? 'every known channel is opted out' : 'no known channel') + note };
+
+  const empty: ChannelStats = { inbound: 0, replies: 0, hours: Array<number>(24).fill(0) };
+  const best = (score: (s: ChannelStats) => number): { channel: Channel; score: number } => {
+    const ranked = candidates
+      .map((channel, order) => ({ channel, order, s: ctx.channelStats[channel] ?? empty }))
+      .map((c) => ({ ...c, score: score(c.s) }))
+      .sort((a, b) => b.score - a.score || b.s.replies - a.s.replies || (b.s.lastAt ?? -1) - (a.s.lastAt ?? -1) || a.order - b.order);
+    return ranked[0];
+  };
+
+  let miss = '';
+  if (at !== undefined) {
+    const hour = hourOfDay(at);
+    const near = best((s) => usesAround(s, hour));
+    if (near.score > 0) return { channel: near.channel, reason: `most used around ${hh(hour)} (${near.score} within ±${WINDOW_HOURS}h)${note}` };
+    miss = `no use around ${hh(hour)}; `;
+  }
+  const overall = best(uses);
+  if (overall.score > 0) return { channel: overall.channel, reason: `${miss}most used overall (${overall.score})${note}` };
+  return { channel: candidates[0], reason: `${miss}no use yet; first reachable linked identity${note}` };
+}
+
+/** May we contact them on `channel`? An explicit opt-out forbids it; no record means no objection. */
+export function contactCheck(ctx: CustomerContext, channel: Channel): { allowed: boolean; reason: string } {
+  if (ctx.mergedInto !== undefined) return { allowed: false, reason: `customer merged into ${ctx.mergedInto}` };
+  const c = ctx.consent[channel];
+  if (!c) return { allowed: true, reason: `no opt-out recorded on ${channel}` };
+  const when = `at ${new Date(c.at).toISOString()} via ${c.source}`;
+  return c.optedIn ? { allowed: true, reason: `opted in on ${channel} ${when}` } : { allowed: false, reason: `opted out on ${channel} ${when}` };
+}
+
+/** Events that only read: answered in every state, never refused. */
+const QUERIES: ReadonlySet<CustomerEventType> = new Set(['get', 'preference.query', 'contact.check']);
+
+const sameIdentity = (a: { channel: Channel; handle: string }, b: { channel: Channel; handle: string }) =>
+  a.channel === b.channel && a.handle === b.handle;
+
+// ---- Machine ----
+
+export const customerMachine = setup({
+  types: {} as { context: CustomerContext; events: CustomerEvent; input: { id: string }; emitted: Effect },
+}).createMachine({
+  id: 'customer',
+  context: ({ input }) => ({
+    id: input.id,
+    profile: {},
+    tier: 'normal',
+    tags: [],
+    identities: [],
+    openConversations: [],
+    channelStats: {},
+    consent: {},
+  }),
+  initial: 'active',
+  on: {
+    // Answered in every state, merged included: the agent view of a merged customer still resolves.
+    get: { actions: emit(({ context, event }) => reply({ ...context, preferredChannel: preferredChannel(context, event.at) })) },
+    'contact.check': { actions: emit(({ context, event }) => reply(contactCheck(context, event.channel))) },
+  },
+  states: {
+    active: {
+      on: {
+        'profile.update': { actions: assign({ profile: ({ context, event }) => ({ ...context.profile, ...event.profile }) }) },
+        'tier.set': { actions: assign({ tier: ({ event }) => event.tier }) },
+        // Guards make repeats no-ops (no new context), so redelivered or duplicate events are harmless.
+        'tag.add': {
+          guard: ({ context, event }) => !context.tags.includes(event.tag),
+          actions: assign({ tags: ({ context, event }) => [...context.tags, event.tag] }),
+        },
+        'tag.remove': {
+          guard: ({ context, event }) => context.tags.includes(event.tag),
+          actions: assign({ tags: ({ context, event }) => context.tags.filter((t) => t !== event.tag) }),
+        },
+        'identity.link': {
+          guard: ({ context, event }) => !context.identities.some((i) => sameIdentity(i, event)),
+          actions: assign({ identities: ({ context, event }) => [...context.identities, { channel: event.channel, handle: event.handle }] }),
+        },
+        'identity.unlink': {
+          guard: ({ context, event }) => context.identities.some((i) => sameIdentity(i, event)),
+          actions: assign({ identities: ({ context, event }) => context.identities.filter((i) => !sameIdentity(i, event)) }),
+        },
+        'conversation.opened': {
+          guard: ({ context, event }) => !context.openConversations.some((c) => c.id === event.conversationId),
+          actions: assign({
+            openConversations: ({ context, event }) => [...context.openConversations, { id: event.conversationId, channel: event.channel, openedAt: event.at }],
+          }),
+        },
+        'conversation.closed': {
+          guard: ({ context, event }) => context.openConversations.some((c) => c.id === event.conversationId),
+          actions: assign({ openConversations: ({ context, event }) => context.openConversations.filter((c) => c.id !== event.conversationId) }),
+        },
+        'message.inbound': {
+          actions: assign({
+            channelStats: ({ context, event }) => ({ ...context.channelStats, [event.channel]: learn(context.channelStats[event.channel], 'inbound', event.at) }),
+          }),
+        },
+        'reply.received': {
+          actions: assign({
+            channelStats: ({ context, event }) => ({ ...context.channelStats, [event.channel]: learn(context.channelStats[event.channel], 'replies', event.at) }),
+          }),
+        },
+        'consent.opt_in': {
+          actions: assign({ consent: ({ context, event }) => ({ ...context.consent, [event.channel]: { optedIn: true, at: event.at, source: event.source } }) }),
+        },
+        'consent.opt_out': {
+          actions: assign({ consent: ({ context, event }) => ({ ...context.consent, [event.channel]: { optedIn: false, at: event.at, source: event.source } }) }),
+        },
+        'preference.query': { actions: emit(({ context, event }) => reply(preferredChannel(context, event.at))) },
+        'merge.into': [
+          { guard: ({ context, event }) => event.into === context.id, actions: emit(() => reply({ ok: false, reason: 'cannot merge a customer into itself' })) },
+          {
+            target: 'merged',
+            actions: [
+              assign({ mergedInto: ({ event }) => event.into, mergedAt: ({ event }) => event.at }),
+              emit(({ event }) => reply({ ok: true, mergedInto: event.into })),
+            ],
+          },
+        ],
+      },
+    },
+    // The survivor owns the customer now; this actor keeps its last state for audit and answers only.
+    merged: {
+      on: {
+        'preference.query': { actions: emit(({ context }) => reply({ channel: null, reason: `customer merged into ${context.mergedInto}` })) },
+        // Every change is refused, with where to send it instead. Queries fail this guard and so reach the
+        // machine-level get and contact.check handlers.
+        '*': {
+          guard: ({ event }) => !QUERIES.has(event.type),
+          actions: emit(({ context, event }) => reply({ ok: false, reason: `customer merged into ${context.mergedInto}; ${event.type} refused`, mergedInto: context.mergedInto })),
+        },
+      },
+    },
+  },
+});
+
+export const customerKind = defineKind({ name: 'customer', machine: customerMachine, version: 1, events: CustomerEventSchema, input: (id) => ({ id }) });

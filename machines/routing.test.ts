@@ -1,0 +1,236 @@
+// Routing as pure functions, then the agent, queue and conversation machines together in a
+// deterministic in-process simulation (tests/support/sim.ts): offers, accept, reject, timeout, transfers.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as v from 'valibot';
+import { agentKind, type AgentContext } from './agent.ts';
+import { conversationKind, type ConversationContext } from './conversation.ts';
+import { queueKind, type QueueContext } from './queue.ts';
+import { QueueConfigSchema, TaskSchema, bestWorker, evaluate, insertSorted, priority, type Task, type Worker } from './routing.ts';
+import { Sim } from '../tests/support/sim.ts';
+
+const cfg = v.parse(QueueConfigSchema, {});
+const task = (over: Partial<Task> & { id: string }): Task => v.parse(TaskSchema, { channel: 'webchat', enqueuedAt: 0, ...over });
+const worker = (id: string, over: Partial<Worker> = {}): Worker => ({
+  id,
+  available: true,
+  skills: {},
+  capacity: { voice: 1, chat: 3, email: 5 },
+  load: { voice: 0, chat: 0, email: 0 },
+  idleSince: 0,
+  held: [],
+  ...over,
+});
+
+describe('routing functions', () => {
+  test('VIP and urgent first, then voice, then longest wait; a normal task overtakes a VIP after waiting long enough', () => {
+    let q: Task[] = [];
+    q = insertSorted(q, task({ id: 'normal-old', enqueuedAt: 0 }), cfg);
+    q = insertSorted(q, task({ id: 'normal-new', enqueuedAt: 5_000 }), cfg);
+    q = insertSorted(q, task({ id: 'voice', channel: 'voice', enqueuedAt: 10_000 }), cfg);
+    q = insertSorted(q, task({ id: 'vip', tier: 'vip', enqueuedAt: 20_000 }), cfg);
+    q = insertSorted(q, task({ id: 'urgent', urgent: true, enqueuedAt: 30_000 }), cfg);
+    assert.deepEqual(q.map((t) => t.id), ['vip', 'urgent', 'voice', 'normal-old', 'normal-new']);
+    // Starvation is bounded: after agingSec (600 s) more of waiting a normal task outranks a fresh VIP.
+    const old = task({ id: 'old', enqueuedAt: 0 });
+    const fresh = task({ id: 'fresh', tier: 'vip', enqueuedAt: 601_000 });
+    assert.ok(priority(old, 601_000, cfg) > priority(fresh, 601_000, cfg));
+    assert.deepEqual(insertSorted([fresh], old, cfg).map((t) => t.id), ['old', 'fresh']);
+  });
+
+  test('target expressions over task attributes', () => {
+    const attrs = { channel: 'webchat', tier: 'vip', skills: ['after-sales'], waitSec: 40 };
+    assert.ok(evaluate({ all: [{ attr: 'channel', op: 'in', value: ['webchat', 'app'] }, { attr: 'skills', op: 'has', value: 'after-sales' }] }, attrs));
+    assert.ok(evaluate({ any: [{ attr: 'tier', op: 'eq', value: 'normal' }, { attr: 'waitSec', op: 'gte', value: 30 }] }, attrs));
+    assert.ok(!evaluate({ not: { attr: 'tier', op: 'eq', value: 'vip' } }, attrs));
+    assert.ok(!evaluate({ attr: 'waitSec', op: 'lt', value: 10 }, attrs));
+  });
+
+  test('agent choice: skill level first, then longest idle; every pass-over has a reason', () => {
+    const t = task({ id: 't', skills: [{ name: 'after-sales', level: 2 }], language: 'zh' });
+    const ws = [
+      worker('junior', { skills: { 'after-sales': 1, zh: 1 }, idleSince: 0 }),
+      worker('senior-recent', { skills: { 'after-sales': 4, zh: 1 }, idleSince: 50 }),
+      worker('senior-idle', { skills: { 'after-sales': 4, zh: 1 }, idleSince: 10 }),
+      worker('english', { skills: { 'after-sales': 5, en: 1 } }),
+      worker('full', { skills: { 'after-sales': 5, zh: 1 }, load: { voice: 0, chat: 3, email: 0 } }),
+      worker('away', { available: false, skills: { 'after-sales': 5, zh: 1 } }),
+    ];
+    const r = bestWorker(t, ws, 1000, cfg);
+    assert.equal(r.worker?.id, 'senior-idle');
+    const why = Object.fromEntries(r.explanation!.others.map((o) => [o.agent, o.reason]));
+    assert.match(why.junior, /skill after-sales:1 below 2/);
+    assert.match(why.english, /does not speak zh/);
+    assert.match(why.full, /no free chat slot \(3\/3\)/);
+    assert.match(why.away, /not available/);
+    assert.match(r.explanation!.rule, /step 0 \(exact/);
+  });
+
+  test('escalation widens the match as the task waits', () => {
+    const steps = v.parse(QueueConfigSchema, { steps: [{ afterSec: 0, match: 'exact' }, { afterSec: 30, match: 'any-level' }, { afterSec: 60, match: 'anyone' }] });
+    const t = task({ id: 't', skills: [{ name: 'finance', level: 3 }], language: 'en' });
+    const ws = [worker('low', { skills: { finance: 1, en: 1 } }), worker('none', { skills: { zh: 1 } })];
+    assert.equal(bestWorker(t, ws, 10_000, steps).worker, undefined);
+    assert.equal(bestWorker(t, ws, 31_000, steps).worker?.id, 'low');
+    assert.match(bestWorker(t, ws, 31_000, steps).explanation!.rule, /step 1 \(any-level/);
+    assert.equal(bestWorker(t, [ws[1]], 61_000, steps).worker?.id, 'none');
+  });
+});
+
+const kinds = { agent: agentKind, queue: queueKind, conversation: conversationKind };
+const ctx = <T>(sim: Sim, a: string) => sim.state(a).context as T;
+const value = (sim: Sim, a: string) => String(sim.state(a).value);
+
+function setup(sim: Sim, agents: { id: string; skills?: Record<string, number>; capacity?: { voice: number; chat: number; email: number } }[], queue = 'support') {
+  sim.send(`queue/${queue}`, { type: 'configure', config: v.parse(QueueConfigSchema, { reminderSec: 30 }) });
+  for (const a of agents) {
+    sim.send(`agent/${a.id}`, { type: 'profile.set', skills: a.skills ?? { zh: 1 }, capacity: a.capacity, queues: [queue], offerTimeoutMs: 20_000, maxMisses: 2, maxWrapUpMs: 10_000 });
+    sim.send(`agent/${a.id}`, { type: 'login' });
+  }
+}
+
+describe('agent, queue and conversation together', () => {
+  test('a chat is offered to the best agent, accepted, answered, wrapped up and closed', () => {
+    const sim = new Sim(kinds);
+    setup(sim, [{ id: 'ann', skills: { zh: 1, 'after-sales': 3 } }, { id: 'bob', skills: { zh: 1 } }]);
+    sim.send('conversation/c1', { type: 'open', customer: 'u1', channel: 'webchat', queue: 'support', skills: [{ name: 'after-sales', level: 2 }], language: 'zh' });
+    assert.equal(value(sim, 'conversation/c1'), 'offered');
+    const ann = ctx<AgentContext>(sim, 'agent/ann');
+    assert.equal(ann.load.chat, 1);
+    const [rid] = Object.keys(ann.offers);
+    // The customer was told where they stand when queued.
+    assert.ok(sim.log.some((m) => m.to === 'conversation/c1' && m.event.type === 'queue.position'));
+    sim.send('agent/ann', { type: 'offer.accept', reservationId: rid });
+    assert.equal(value(sim, 'conversation/c1'), 'active');
+    const q = ctx<QueueContext>(sim, 'queue/support');
+    assert.equal(q.tasks.length, 0);
+    assert.equal(q.stats.assigned, 1);
+    assert.match(q.last!.why, /chose ann/);
+    sim.send('conversation/c1', { type: 'agent.message' });
+    sim.send('conversation/c1', { type: 'wrapup' });
+    sim.send('conversation/c1', { type: 'close', disposition: 'solved' });
+    assert.equal(value(sim, 'conversation/c1'), 'closed');
+    assert.equal(ctx<AgentContext>(sim, 'agent/ann').load.chat, 0);
+    assert.equal(ctx<ConversationContext>(sim, 'conversation/c1').breaches.length, 0);
+  });
+
+  test('reject and timeout re-offer to someone else; missed offers set the agent away', () => {
+    const sim = new Sim(kinds);
+    setup(sim, [{ id: 'ann' }, { id: 'bob' }]);
+    sim.send('conversation/c1', { type: 'open', customer: 'u1', channel: 'webchat', queue: 'support' });
+    const first = ctx<ConversationContext>(sim, 'conversation/c1').agent!;
+    const other = first === 'ann' ? 'bob' : 'ann';
+    const [rid] = Object.keys(ctx<AgentContext>(sim, `agent/${first}`).offers);
+    sim.send(`agent/${first}`, { type: 'offer.reject', reservationId: rid, reason: 'busy' });
+    assert.equal(ctx<ConversationContext>(sim, 'conversation/c1').agent, other);
+    assert.equal(ctx<AgentContext>(sim, `agent/${first}`).load.chat, 0);
+    // The other agent lets it time out twice (two conversations): maxMisses 2 sets them away.
+    sim.send(`agent/${first}`, { type: 'presence.set', presence: 'away', reason: 'break' });
+    sim.advance(20_001);
+    assert.equal(ctx<QueueContext>(sim, 'queue/support').stats.timeouts, 1);
+    sim.send('conversation/c2', { type: 'open', customer: 'u2', channel: 'webchat', queue: 'support' });
+    sim.advance(20_001);
+    assert.equal(value(sim, `agent/${other}`), 'away');
+    assert.equal(ctx<AgentContext>(sim, `agent/${other}`).reason, 'missed offers');
+    assert.ok(ctx<AgentContext>(sim, `agent/${other}`).durations.available >= 40_000);
+  });
+
+  test('capacity per channel is never exceeded; voice before digital; VIP first', () => {
+    const sim = new Sim(kinds);
+    setup(sim, [{ id: 'solo', capacity: { voice: 1, chat: 2, email: 1 } }]);
+    sim.send('agent/solo', { type: 'presence.set', presence: 'away', reason: 'lunch' });
+    sim.send('conversation/n1', { type: 'open', customer: 'a', channel: 'webchat', queue: 'support' });
+    sim.advance(1000);
+    sim.send('conversation/n2', { type: 'open', customer: 'b', channel: 'webchat', queue: 'support' });
+    sim.send('conversation/v1', { type: 'open', customer: 'c', channel: 'voice', queue: 'support' });
+    sim.send('conversation/vip', { type: 'open', customer: 'd', channel: 'webchat', queue: 'support', tier: 'vip' });
+    assert.deepEqual(ctx<QueueContext>(sim, 'queue/support').tasks.map((t) => t.id), ['vip', 'v1', 'n1', 'n2']);
+    sim.send('agent/solo', { type: 'presence.set', presence: 'available' });
+    const a = ctx<AgentContext>(sim, 'agent/solo');
+    assert.deepEqual(Object.values(a.offers).map((o) => o.task.id).sort(), ['n1', 'v1', 'vip']);
+    assert.deepEqual(a.load, { voice: 1, chat: 2, email: 0 });
+    assert.equal(value(sim, 'conversation/n2'), 'queued');
+  });
+
+  test('transfer to a queue and to an agent keep one conversation and release the old agent', () => {
+    const sim = new Sim(kinds);
+    setup(sim, [{ id: 'ann' }]);
+    setup(sim, [{ id: 'bob' }], 'billing');
+    sim.send('conversation/c1', { type: 'open', customer: 'u1', channel: 'webchat', queue: 'support' });
+    sim.send('agent/ann', { type: 'offer.accept', reservationId: Object.keys(ctx<AgentContext>(sim, 'agent/ann').offers)[0] });
+    sim.send('conversation/c1', { type: 'transfer', to: 'queue/billing', note: 'refund question' });
+    assert.equal(ctx<AgentContext>(sim, 'agent/ann').load.chat, 0);
+    assert.equal(value(sim, 'conversation/c1'), 'offered');
+    assert.equal(ctx<ConversationContext>(sim, 'conversation/c1').agent, 'bob');
+    sim.send('agent/bob', { type: 'offer.accept', reservationId: Object.keys(ctx<AgentContext>(sim, 'agent/bob').offers)[0] });
+    sim.send('conversation/c1', { type: 'transfer', to: 'agent/ann', note: 'back to you' });
+    assert.equal(value(sim, 'conversation/c1'), 'offered');
+    sim.send('agent/ann', { type: 'offer.accept', reservationId: Object.keys(ctx<AgentContext>(sim, 'agent/ann').offers)[0] });
+    const c = ctx<ConversationContext>(sim, 'conversation/c1');
+    assert.equal(value(sim, 'conversation/c1'), 'active');
+    assert.equal(c.agent, 'ann');
+    assert.deepEqual(c.transfers.map((t) => [t.from, t.to, t.note]), [['agent/ann', 'queue/billing', 'refund question'], ['agent/bob', 'agent/ann', 'back to you']]);
+    assert.equal(ctx<AgentContext>(sim, 'agent/bob').load.chat, 0);
+  });
+
+  test('chat escalated to voice stays one conversation and moves the agent load', () => {
+    const sim = new Sim(kinds);
+    setup(sim, [{ id: 'ann' }]);
+    sim.send('conversation/c1', { type: 'open', customer: 'u1', channel: 'webchat', queue: 'support' });
+    sim.send('agent/ann', { type: 'offer.accept', reservationId: Object.keys(ctx<AgentContext>(sim, 'agent/ann').offers)[0] });
+    sim.send('conversation/c1', { type: 'channel.switch', channel: 'voice' });
+    const c = ctx<ConversationContext>(sim, 'conversation/c1');
+    assert.deepEqual(c.channels.map((x) => x.channel), ['webchat', 'voice']);
+    assert.deepEqual(ctx<AgentContext>(sim, 'agent/ann').load, { voice: 1, chat: 0, email: 0 });
+    // After a voice task the agent gets wrap-up time, ended by the durable timer.
+    sim.send('conversation/c1', { type: 'wrapup' });
+    sim.send('conversation/c1', { type: 'close' });
+    assert.equal(value(sim, 'agent/ann'), 'wrapup');
+    sim.advance(10_001);
+    assert.equal(value(sim, 'agent/ann'), 'available');
+  });
+
+  test('SLA timers: first response breached when nobody answers in time; a reply stops the next-response clock', () => {
+    const sim = new Sim(kinds);
+    setup(sim, [{ id: 'ann' }]);
+    sim.send('conversation/c1', { type: 'open', customer: 'u1', channel: 'webchat', queue: 'support', slaFirstSec: 30, slaNextSec: 60 });
+    sim.send('agent/ann', { type: 'offer.accept', reservationId: Object.keys(ctx<AgentContext>(sim, 'agent/ann').offers)[0] });
+    sim.advance(31_000);
+    assert.deepEqual(ctx<ConversationContext>(sim, 'conversation/c1').breaches.map((b) => b.kind), ['first']);
+    sim.send('conversation/c1', { type: 'agent.message' });
+    sim.send('conversation/c1', { type: 'customer.message' });
+    sim.advance(30_000);
+    sim.send('conversation/c1', { type: 'agent.message' });
+    sim.advance(60_000);
+    assert.deepEqual(ctx<ConversationContext>(sim, 'conversation/c1').breaches.map((b) => b.kind), ['first']);
+    sim.send('conversation/c1', { type: 'customer.message' });
+    sim.advance(61_000);
+    assert.deepEqual(ctx<ConversationContext>(sim, 'conversation/c1').breaches.map((b) => b.kind), ['first', 'next']);
+  });
+
+  test('overflow to another queue after waiting; a closed conversation reopens on a new customer message', () => {
+    const sim = new Sim(kinds);
+    sim.send('queue/support', { type: 'configure', config: v.parse(QueueConfigSchema, { overflow: { afterSec: 10, queue: 'backup' } }) });
+    setup(sim, [{ id: 'bob' }], 'backup');
+    sim.send('agent/bob', { type: 'presence.set', presence: 'away' });
+    sim.send('conversation/c1', { type: 'open', customer: 'u1', channel: 'webchat', queue: 'support' });
+    sim.advance(11_000);
+    assert.equal(ctx<QueueContext>(sim, 'queue/support').stats.overflowed, 1);
+    assert.equal(ctx<ConversationContext>(sim, 'conversation/c1').queue, 'backup');
+    sim.send('agent/bob', { type: 'presence.set', presence: 'available' });
+    sim.send('agent/bob', { type: 'offer.accept', reservationId: Object.keys(ctx<AgentContext>(sim, 'agent/bob').offers)[0] });
+    sim.send('conversation/c1', { type: 'wrapup' });
+    sim.send('conversation/c1', { type: 'close' });
+    sim.advance(60_000);
+    sim.send('conversation/c1', { type: 'customer.message' });
+    assert.equal(value(sim, 'conversation/c1'), 'offered');
+  });
+
+  test('a queue target refuses tasks it does not select, with the reason', () => {
+    const sim = new Sim(kinds);
+    sim.send('queue/voice-only', { type: 'configure', config: v.parse(QueueConfigSchema, { target: { attr: 'channel', op: 'eq', value: 'voice' } }) });
+    sim.send('conversation/c1', { type: 'open', customer: 'u1', channel: 'email', queue: 'voice-only' });
+    assert.equal(value(sim, 'conversation/c1'), 'closed');
+    assert.match(ctx<ConversationContext>(sim, 'conversation/c1').disposition, /does not match the queue target/);
+  });
+});
