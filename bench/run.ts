@@ -1,8 +1,10 @@
 // `npm run bench -- <name>...`: runs the named benches (all when none is named); each prints JSON lines.
 import { benchActors } from './actors.ts';
+import { benchRouting } from './routing.ts';
 
 const benches: Record<string, () => Promise<void>> = {
   actors: benchActors,
+  routing: benchRouting,
 };
 
 const names = process.argv.slice(2).filter((a) => a !== '--');

@@ -3,7 +3,7 @@
 import * as v from 'valibot';
 import { assign, cancel, emit, enqueueActions, raise, setup } from 'xstate';
 import { defineKind } from '../actors/kind.ts';
-import { notify, reply, tell } from './effects.ts';
+import { notify, tell } from './effects.ts';
 import { ChannelSchema, SkillNeedSchema, type Channel, type Task } from './routing.ts';
 
 const at = v.number();
@@ -130,7 +130,7 @@ export const conversationMachine = setup({
   }),
   initial: 'new',
   on: {
-    get: { actions: emit(({ context, self }) => reply({ ...context, state: self.getSnapshot?.()?.value })) },
+    // `get` has no handler on purpose: an ask without a reply effect answers with { value, context, status }.
     'queue.position': { actions: [assign({ position: ({ event }) => ({ position: event.position, estimatedWaitSec: event.estimatedWaitSec }) }), emit(({ context, event }) => notify(`cc.conversation.${context.id}.notice`, { kind: 'queue.position', position: event.position, estimatedWaitSec: event.estimatedWaitSec }))] },
     'customer.message': { actions: 'customerSpoke' },
     'sla.first': { actions: [assign({ breaches: ({ context, event }) => [...context.breaches, { kind: 'first' as const, at: event.at ?? 0 }] }), emit(({ context }) => notify(`cc.live.sla.${context.id}`, { conversation: context.id, breach: 'first-response' }))] },

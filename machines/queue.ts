@@ -9,6 +9,8 @@ import {
   TaskSchema,
   WorkerSchema,
   bestWorker,
+  currentStep,
+  fits,
   evaluate,
   insertSorted,
   taskAttrs,
@@ -17,6 +19,7 @@ import {
   type QueueConfig,
   type Task,
   type Worker,
+  type WorkClass,
 } from './routing.ts';
 
 const at = v.number();
@@ -53,7 +56,7 @@ export interface QueueContext {
   tasks: Task[];
   workers: Record<string, Worker>;
   /** Reservations sent and not yet answered: task id and agent, by reservation id. */
-  pending: Record<string, { taskId: string; agent: string }>;
+  pending: Record<string, { taskId: string; agent: string; cls: WorkClass }>;
   seq: number;
   stats: QueueStats;
   /** Assignments per second, smoothed: the basis of wait estimates. */
@@ -65,15 +68,22 @@ export interface QueueContext {
 
 const defaults = (): QueueConfig => v.parse(QueueConfigSchema, {});
 
-/** How many routing slots a worker has left, counting reservations it has not seen yet. */
-function effective(c: QueueContext, w: Worker): Worker {
-  const load = { ...w.load };
+/** Reservations each agent has not counted yet, per kind of work: they still take a slot. */
+function unseen(c: QueueContext): Map<string, Record<string, number>> {
+  const out = new Map<string, Record<string, number>>();
   for (const [rid, p] of Object.entries(c.pending)) {
-    if (p.agent !== w.id || w.held.includes(rid)) continue;
-    const t = c.tasks.find((x) => x.id === p.taskId);
-    if (t) load[workClass(t.channel)] += 1;
+    const w = c.workers[p.agent];
+    if (w && w.held.includes(rid)) continue;
+    const m = out.get(p.agent) ?? {};
+    m[p.cls] = (m[p.cls] ?? 0) + 1;
+    out.set(p.agent, m);
   }
-  return { ...w, load };
+  return out;
+}
+
+function effective(w: Worker, extra: Record<string, number> | undefined): Worker {
+  if (!extra) return w;
+  return { ...w, load: { voice: w.load.voice + (extra.voice ?? 0), chat: w.load.chat + (extra.chat ?? 0), email: w.load.email + (extra.email ?? 0) } };
 }
 
 export function estimateWaitSec(c: QueueContext, position: number): number {
@@ -84,19 +94,25 @@ export function estimateWaitSec(c: QueueContext, position: number): number {
 function dispatch(c: QueueContext, now: number): { context: QueueContext; effects: Effect[] } {
   const effects: Effect[] = [];
   const busy = new Set(Object.values(c.pending).map((p) => p.taskId));
-  let workers = Object.values(c.workers).map((w) => effective(c, w));
+  // Only agents with a free slot can take anything: with one agent freed among a thousand, this is one.
+  const free = (w: Worker) => w.available && (w.load.voice < w.capacity.voice || w.load.chat < w.capacity.chat || w.load.email < w.capacity.email);
+  const extra = unseen(c);
+  let workers = Object.values(c.workers).filter((w) => w.available).map((w) => effective(w, extra.get(w.id))).filter(free);
   let pending = c.pending;
   let seq = c.seq;
   let last = c.last;
   for (const t of c.tasks) {
-    if (!workers.some((w) => w.available)) break;
+    if (!workers.length) break;
     if (busy.has(t.id)) continue;
+    const cls = workClass(t.channel);
+    const { step } = currentStep(t, now, c.config.steps);
+    // Most tasks fit none of the few free agents: find that out without building an explanation.
+    if (!workers.some((w) => fits(w, t, step))) continue;
     const { worker, explanation } = bestWorker(t, workers, now, c.config);
     if (!worker || !explanation) continue;
     const reservationId = `${c.id}-${++seq}`;
-    pending = { ...pending, [reservationId]: { taskId: t.id, agent: worker.id } };
-    const cls = workClass(t.channel);
-    workers = workers.map((w) => (w.id === worker.id ? { ...w, load: { ...w.load, [cls]: w.load[cls] + 1 } } : w));
+    pending = { ...pending, [reservationId]: { taskId: t.id, agent: worker.id, cls } };
+    workers = workers.map((w) => (w.id === worker.id ? { ...w, load: { ...w.load, [cls]: w.load[cls] + 1 } } : w)).filter(free);
     last = explanation;
     effects.push(tell(`agent/${worker.id}`, { type: 'reserve', reservationId, task: t, replyTo: `queue/${c.id}`, explanation }));
   }
@@ -155,7 +171,8 @@ export const queueMachine = setup({
         const busy = new Set(Object.values(c.pending).map((p) => p.taskId));
         const gone = c.tasks.filter((t) => !busy.has(t.id) && now - t.enqueuedAt >= overflow.afterSec * 1000);
         for (const t of gone) {
-          enqueue.emit(tell(`queue/${overflow.queue}`, { type: 'task.add', task: t, note: `overflow from ${c.id}` }));
+          // A new queue is a new chance: agents who declined here may be asked there.
+          enqueue.emit(tell(`queue/${overflow.queue}`, { type: 'task.add', task: { ...t, excluded: [] }, note: `overflow from ${c.id}` }));
           enqueue.emit(tell(`conversation/${t.id}`, { type: 'queue.overflowed', from: c.id, to: overflow.queue }));
         }
         if (gone.length) c = { ...c, tasks: c.tasks.filter((t) => !gone.includes(t)), stats: { ...c.stats, overflowed: c.stats.overflowed + gone.length } };

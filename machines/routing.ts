@@ -152,6 +152,21 @@ export function currentStep(t: Task, now: number, steps: Step[]): { index: numbe
   return { index, step: steps[index] ?? { afterSec: 0, match: 'exact' } };
 }
 
+/** Whether a worker can take a task under a rule: `refusal` without building reasons, for hot loops. */
+export function fits(w: Worker, t: Task, step: Step): boolean {
+  if (!w.available || t.excluded.includes(w.id)) return false;
+  const cls = workClass(t.channel);
+  if (w.load[cls] >= w.capacity[cls]) return false;
+  if (t.language && step.match !== 'anyone' && !(t.language in w.skills)) return false;
+  if (step.match === 'exact' || step.match === 'any-level') {
+    for (const need of t.skills) {
+      const have = w.skills[need.name];
+      if (have === undefined || (step.match === 'exact' && have < need.level)) return false;
+    }
+  }
+  return true;
+}
+
 /** Why a worker cannot take a task under a rule, or undefined when it can. */
 export function refusal(w: Worker, t: Task, step: Step): string | undefined {
   if (!w.available) return 'not available';
