@@ -27,6 +27,8 @@ class Activation {
   /** A new actor's initial step: its entry effects and timers are applied with its first batch. */
   init: StepResult | undefined = undefined;
   mailbox: Work[] | undefined = undefined;
+  /** Messages still to apply one at a time (after a batch whose state was too large to store). */
+  solo = 0;
   running = false;
   /** Reported as activated (and not yet passivated) to metrics and the activation hook. */
   live = false;
@@ -207,7 +209,8 @@ export class Shard {
           try {
             if (!a.snap && !(await this.activate(id, a))) return;
             if (!a.mailbox?.length || !this.live) break;
-            batch = a.mailbox.splice(0, MAX_BATCH);
+            batch = a.mailbox.splice(0, a.solo ? 1 : MAX_BATCH);
+            if (a.solo) a.solo--;
             if (!a.mailbox.length) a.mailbox = undefined;
             await this.process(id, a, batch);
           } finally {
@@ -345,7 +348,6 @@ export class Shard {
 
     if (a.init) {
       apply(a.init, undefined, { type: 'xstate.init' });
-      a.init = undefined;
       dirty = true;
     }
     for (const w of batch) {
@@ -379,7 +381,29 @@ export class Shard {
 
     if (dirty) {
       if (!this.live) return this.requeue(id, a, batch);
-      const record: ActorRecord = { machine: kind.machine.id, version: kind.version, seq, snapshot: stepper.persist(snap), timers, outbox, steps };
+      let record: ActorRecord = { machine: kind.machine.id, version: kind.version, seq, snapshot: stepper.persist(snap), timers, outbox, steps };
+      const limit = this.svc.nc.info?.max_payload ?? 1024 * 1024;
+      const size = encodeRecord(record).length;
+      if (size > limit - 4096 && batch.length > 1) {
+        // Find the message that makes it too large: run this batch again one message at a time.
+        a.solo = batch.length;
+        return this.requeue(id, a, batch);
+      }
+      if (size > limit - 4096) {
+        // A state NATS cannot store is refused, not retried forever: the batch's mail goes to the
+        // dead-letter stream with the reason, and the actor keeps its last stored state.
+        const reason = `snapshot of ${size} bytes would exceed the server's ${limit}-byte message limit`;
+        this.svc.log.error({ actor: `${kind.name}/${id}`, size, limit }, reason);
+        for (const w of batch) if (!failures.some((f) => f.w === w)) failures.push({ w, reason });
+        ({ snap, steps } = before);
+        // Timers that fired in this batch are dropped with it (logged), or they would fire again at once.
+        timers = before.timers.filter((t) => t.due > Date.now());
+        outbox.length = 0;
+        notices.length = 0;
+        replies.clear();
+        inspections.length = 0;
+        record = { machine: kind.machine.id, version: kind.version, seq, snapshot: stepper.persist(snap), timers, outbox, steps };
+      }
       const oldDue = earliest(before.timers);
       const newDue = earliest(timers);
       // The deadline index may run early, never late: write it before the record when a deadline comes sooner.
@@ -392,6 +416,7 @@ export class Shard {
       a.seq = seq;
       a.steps = steps;
       a.timers = timers;
+      a.init = undefined;
       if (outbox.length) await this.flushOutbox(id, a, record);
       if (newDue !== oldDue && !sooner) await this.writeDeadline(id, newDue);
       this.deadlines.set(id, newDue);

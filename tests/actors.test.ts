@@ -100,6 +100,17 @@ describe('actor runtime, one node', () => {
     assert.match(last!.header!.get(HDR_REASON), /missing or invalid Cc-Actor header|invalid event/);
   });
 
+  test('a state too large for NATS is refused with the reason; the actor keeps its stored state', async () => {
+    await node.tell('counter/big', { type: 'inc', by: 1 });
+    await node.tell('counter/big', { type: 'grow', kb: 2048 });
+    await node.tell('counter/big', { type: 'inc', by: 1 });
+    await waitFor('count 2', async () => (await node.ask<Count>('counter/big', { type: 'get' })).count === 2);
+    const jsm = await jetstreamManager(nc);
+    const dead = await jsm.streams.getMessage(DEAD_STREAM, { last_by_subj: 'cc.dead.counter' });
+    assert.match(dead!.header!.get(HDR_REASON), /snapshot of \d+ bytes would exceed the server's \d+-byte message limit/);
+    await assert.rejects(node.ask('counter/big', { type: 'grow', kb: 2048 }), /would exceed/);
+  });
+
   test('durable timers fire, and survive passivation', async () => {
     await node.tell('counter/t1', { type: 'arm', ms: 1200 });
     await waitFor('armed', async () => (await node.ask<{ value: string }>('counter/t1', { type: 'noop' })).value === 'armed');

@@ -10,14 +10,15 @@ type Ev =
   | { type: 'arm'; ms: number }
   | { type: 'disarm' }
   | { type: 'forward'; to: string }
-  | { type: 'announce'; subject: string };
+  | { type: 'announce'; subject: string }
+  | { type: 'grow'; kb: number };
 
 export const counterMachine = setup({
-  types: {} as { context: { count: number; fired: number; seen: number }; events: Ev },
+  types: {} as { context: { count: number; fired: number; seen: number; blob: string }; events: Ev },
   delays: { delay: ({ event }) => (event.type === 'arm' ? event.ms : 1000) },
 }).createMachine({
   id: 'counter',
-  context: { count: 0, fired: 0, seen: 0 },
+  context: { count: 0, fired: 0, seen: 0, blob: '' },
   initial: 'idle',
   on: {
     inc: { actions: assign({ count: ({ context, event }) => context.count + (event.by ?? 1), seen: ({ context }) => context.seen + 1 }) },
@@ -28,6 +29,7 @@ export const counterMachine = setup({
       }),
     },
     forward: { actions: emit(({ event }) => tell(event.to, { type: 'inc', by: 10 })) },
+    grow: { actions: assign({ blob: ({ context, event }) => context.blob + 'x'.repeat(event.kb * 1024) }) },
     announce: { actions: emit(({ event, context }) => publish(event.subject, { count: context.count })) },
   },
   states: {
