@@ -92,6 +92,9 @@ function broadcast(enqueue: { emit: (e: Effect) => void }, c: AgentContext, pres
   enqueue.emit(notify(`cc.live.agent.${c.id}`, { id: c.id, name: c.name, presence, reason: c.reason, load: c.load, capacity: c.capacity, since: c.since }));
 }
 
+/** The load with one slot of a kind of work given back. */
+const freed = (load: Record<WorkClass, number>, cls: WorkClass) => ({ ...load, [cls]: Math.max(0, load[cls] - 1) });
+
 const offerOf = (c: AgentContext, e: AgentEvent) => ('reservationId' in e ? c.offers[e.reservationId] : undefined);
 
 export const agentMachine = setup({
@@ -139,7 +142,7 @@ export const agentMachine = setup({
       const reason = event.type === 'offer.timeout' ? 'timeout' : event.type === 'offer.reject' ? (event.reason ?? 'rejected') : 'withdrawn';
       const cls = workClass(o.task.channel);
       const { [event.reservationId]: _, ...offers } = context.offers;
-      const c: AgentContext = { ...context, offers, load: { ...context.load, [cls]: Math.max(0, context.load[cls] - 1) } };
+      const c: AgentContext = { ...context, offers, load: freed(context.load, cls) };
       enqueue.assign(c);
       enqueue.cancel(`offer:${event.reservationId}`);
       enqueue.emit(tell(o.replyTo, { type: 'reservation.rejected', reservationId: event.reservationId, taskId: o.task.id, agent: context.id, reason }));
@@ -152,7 +155,7 @@ export const agentMachine = setup({
       if (!t) return;
       const cls = workClass(t.channel);
       const { [event.conversation]: _, ...tasks } = context.tasks;
-      const c: AgentContext = { ...context, tasks, load: { ...context.load, [cls]: Math.max(0, context.load[cls] - 1) }, idleSince: Object.keys(tasks).length ? context.idleSince : event.at };
+      const c: AgentContext = { ...context, tasks, load: freed(context.load, cls), idleSince: Object.keys(tasks).length ? context.idleSince : event.at };
       enqueue.assign(c);
       broadcast(enqueue, c, 'available');
     }),
@@ -163,8 +166,7 @@ export const agentMachine = setup({
       if (!t) return;
       const from = workClass(t.channel);
       const to = workClass(event.channel);
-      const load = { ...context.load };
-      load[from] = Math.max(0, load[from] - 1);
+      const load = freed(context.load, from);
       load[to] += 1;
       const c: AgentContext = { ...context, load, tasks: { ...context.tasks, [event.conversation]: { ...t, channel: event.channel } } };
       enqueue.assign(c);
@@ -178,8 +180,7 @@ export const agentMachine = setup({
         enqueue.emit(tell(o.replyTo, { type: 'reservation.rejected', reservationId: rid, taskId: o.task.id, agent: context.id, reason: 'agent logged out' }));
         enqueue.emit(tell(`conversation/${o.task.id}`, { type: 'requeued', agent: context.id, reason: 'agent logged out' }));
       }
-      const load = { ...context.load };
-      for (const o of Object.values(context.offers)) load[workClass(o.task.channel)] = Math.max(0, load[workClass(o.task.channel)] - 1);
+      const load = Object.values(context.offers).reduce((l, o) => freed(l, workClass(o.task.channel)), context.load);
       enqueue.assign({ offers: {}, load, durations: spent(context, 'online', evAt(event, context)), since: evAt(event, context) });
     }),
   },

@@ -4,7 +4,7 @@ import * as v from 'valibot';
 import { assign, cancel, emit, enqueueActions, raise, setup } from 'xstate';
 import { defineKind } from '../actors/kind.ts';
 import { notify, tell } from './effects.ts';
-import { ChannelSchema, SkillNeedSchema, type Channel, type Task } from './routing.ts';
+import { ChannelSchema, ReservationAnswerSchemas, SkillNeedSchema, type Channel, type Task } from './routing.ts';
 
 const at = v.number();
 export const ConversationEventSchema = v.variant('type', [
@@ -40,9 +40,7 @@ export const ConversationEventSchema = v.variant('type', [
   v.object({ type: v.literal('sla.first'), at: v.optional(v.number()) }),
   v.object({ type: v.literal('sla.next'), at: v.optional(v.number()) }),
   // Answers of an agent reserved directly by a transfer.
-  v.object({ type: v.literal('reservation.accepted'), at, reservationId: v.string(), taskId: v.string(), agent: v.string() }),
-  v.object({ type: v.literal('reservation.rejected'), at, reservationId: v.string(), taskId: v.string(), agent: v.string(), reason: v.string() }),
-  v.object({ type: v.literal('reservation.refused'), at, reservationId: v.string(), taskId: v.string(), reason: v.string() }),
+  ...ReservationAnswerSchemas,
   v.object({ type: v.literal('get'), at: v.optional(v.number()) }),
 ]);
 export type ConversationEvent = v.InferOutput<typeof ConversationEventSchema>;

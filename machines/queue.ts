@@ -6,6 +6,7 @@ import { defineKind } from '../actors/kind.ts';
 import { notify, reply, tell, type Effect } from './effects.ts';
 import {
   QueueConfigSchema,
+  ReservationAnswerSchemas,
   TaskSchema,
   WorkerSchema,
   bestWorker,
@@ -28,9 +29,7 @@ export const QueueEventSchema = v.variant('type', [
   v.object({ type: v.literal('task.add'), at, task: TaskSchema, note: v.optional(v.string()) }),
   v.object({ type: v.literal('task.cancel'), at, taskId: v.string() }),
   v.object({ type: v.literal('worker.update'), at, worker: WorkerSchema }),
-  v.object({ type: v.literal('reservation.accepted'), at, reservationId: v.string(), taskId: v.string(), agent: v.string() }),
-  v.object({ type: v.literal('reservation.rejected'), at, reservationId: v.string(), taskId: v.string(), agent: v.string(), reason: v.string() }),
-  v.object({ type: v.literal('reservation.refused'), at, reservationId: v.string(), taskId: v.string(), reason: v.string() }),
+  ...ReservationAnswerSchemas,
   v.object({ type: v.literal('tick'), at: v.optional(v.number()) }),
   v.object({ type: v.literal('get'), at: v.optional(v.number()) }),
 ]);

@@ -60,6 +60,13 @@ export const WorkerSchema = v.object({
 });
 export type Worker = v.InferOutput<typeof WorkerSchema>;
 
+/** An agent's answers to a reservation, sent to whoever reserved it (a queue, or a conversation for a direct transfer). */
+export const ReservationAnswerSchemas = [
+  v.object({ type: v.literal('reservation.accepted'), at: v.number(), reservationId: v.string(), taskId: v.string(), agent: v.string() }),
+  v.object({ type: v.literal('reservation.rejected'), at: v.number(), reservationId: v.string(), taskId: v.string(), agent: v.string(), reason: v.string() }),
+  v.object({ type: v.literal('reservation.refused'), at: v.number(), reservationId: v.string(), taskId: v.string(), reason: v.string() }),
+] as const;
+
 /** Escalation: after `afterSec` of waiting, match with this rule. */
 export const StepSchema = v.object({
   afterSec: v.number(),
