@@ -86,7 +86,8 @@ test('1,000 conversations to 50 agents: never over capacity, all assigned or ove
         const c = m.json<{ id: string; state: string }>();
         if (c.state === 'active' && !handled.has(c.id)) {
           handled.add(c.id);
-          const handle = 100 + Math.floor(random() * 600);
+          // Long enough that bursts outrun the agents and queues build up: priority has to matter.
+          const handle = 800 + Math.floor(random() * 2400);
           later(handle, () => void node.tell(`conversation/${c.id}`, { type: 'agent.message' }).then(() => node.tell(`conversation/${c.id}`, { type: 'wrapup' })));
         } else if (c.state === 'wrapup') later(50, () => void node.tell(`conversation/${c.id}`, { type: 'close', disposition: 'done' }));
       },
@@ -125,7 +126,7 @@ test('1,000 conversations to 50 agents: never over capacity, all assigned or ove
         );
       }
       await Promise.all(burst);
-      await new Promise((r) => setTimeout(r, 1000));
+      await new Promise((r) => setTimeout(r, 500));
     }
 
     // Wait until every conversation is closed after an assignment, or was overflowed and closed there.
