@@ -1,5 +1,5 @@
 // An actor node: joins the membership, owns shards through leases, hosts them, and hands them over
-// when members come and go. A node that cannot renew a lease stops that shard before the lease can expire.
+// when members come and go. A node whose membership heartbeat lapses stops its shards before its key can expire.
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import pino, { type Logger } from 'pino';

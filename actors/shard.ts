@@ -381,9 +381,11 @@ export class Shard {
 
     if (dirty) {
       if (!this.live) return this.requeue(id, a, batch);
-      let record: ActorRecord = { machine: kind.machine.id, version: kind.version, seq, snapshot: stepper.persist(snap), timers, outbox, steps };
+      const makeRecord = (): ActorRecord => ({ machine: kind.machine.id, version: kind.version, seq, snapshot: stepper.persist(snap), timers, outbox, steps });
+      let record = makeRecord();
+      let bytes = encodeRecord(record);
       const limit = this.svc.nc.info?.max_payload ?? 1024 * 1024;
-      const size = encodeRecord(record).length;
+      const size = bytes.length;
       if (size > limit - 4096 && batch.length > 1) {
         // Find the message that makes it too large: run this batch again one message at a time.
         a.solo = batch.length;
@@ -402,7 +404,8 @@ export class Shard {
         notices.length = 0;
         replies.clear();
         inspections.length = 0;
-        record = { machine: kind.machine.id, version: kind.version, seq, snapshot: stepper.persist(snap), timers, outbox, steps };
+        record = makeRecord();
+        bytes = encodeRecord(record);
       }
       const oldDue = earliest(before.timers);
       const newDue = earliest(timers);
@@ -411,7 +414,7 @@ export class Shard {
       if (sooner) await this.writeDeadline(id, newDue);
       // Dead letters first: if we die before the record is written, the same message id is deduplicated.
       for (const f of failures) if (f.w.t !== 'ask') await this.publishDead(f.w, f.reason, id);
-      if (!(await this.save(id, a, record))) return this.retryAfterConflict(id, a, batch);
+      if (!(await this.save(id, a, record, bytes))) return this.retryAfterConflict(id, a, batch);
       a.snap = snap;
       a.seq = seq;
       a.steps = steps;
@@ -451,10 +454,11 @@ export class Shard {
     return last;
   }
 
-  private async save(id: string, a: Activation, record: ActorRecord): Promise<boolean> {
+  /** Writes the record (already encoded when the caller had to measure it) if nobody wrote since we read. */
+  private async save(id: string, a: Activation, record: ActorRecord, bytes = encodeRecord(record)): Promise<boolean> {
     const key = keys.state({ kind: this.kind, id });
     try {
-      a.rev = a.rev === 0 ? await this.svc.stateKv.create(key, encodeRecord(record)) : await this.svc.stateKv.update(key, encodeRecord(record), a.rev);
+      a.rev = a.rev === 0 ? await this.svc.stateKv.create(key, bytes) : await this.svc.stateKv.update(key, bytes, a.rev);
       return true;
     } catch (e) {
       if (!/wrong last sequence|key exists/i.test((e as Error).message)) throw e;
