@@ -11,7 +11,7 @@ import { MAIL_STREAM, STATE_BUCKET } from '../actors/address.ts';
 import { freePort, startNatsServer, type RunningNatsServer } from '../engine/nats-server.ts';
 import { connect } from '@nats-io/transport-node';
 import { activationIntervals, overlaps, spawnCoreNode, type NodeProc } from './support/cluster.ts';
-import { startTestNats, tempDir, waitFor } from './support/nats.ts';
+import { jetStreamReady, startTestNats, tempDir, waitFor } from './support/nats.ts';
 
 const SHARDS = 16;
 const LEASE_TTL_MS = 3000;
@@ -108,17 +108,28 @@ test('durable timers fire after the whole cluster (NATS and engine nodes) restar
   const dir = tempDir('restart');
   const clientPorts = await Promise.all([0, 1, 2].map(() => freePort()));
   const routePorts = await Promise.all([0, 1, 2].map(() => freePort()));
-  const startCluster = () =>
-    Promise.all(
+  const startCluster = async () => {
+    const started = await Promise.all(
       clientPorts.map((port, i) =>
         startNatsServer({ storeDir: join(dir, `s${i}`), port, serverName: `r${i}`, cluster: { name: 'restart', port: routePorts[i], routes: routePorts.filter((_, j) => j !== i) } }),
       ),
     );
+    // On a slow machine the meta leader election can outlast a node's start-up retries.
+    await jetStreamReady(started.map((s) => s.url));
+    return started;
+  };
   let servers: RunningNatsServer[] = await startCluster();
   const urls = servers.map((s) => s.url).join(',');
   const env = { NATS_URL: urls, SHARDS: String(SHARDS), LEASE_TTL_MS: String(LEASE_TTL_MS), REPLICAS: '3' };
   let nodes = ['r1', 'r2', 'r3'].map((id) => spawnCoreNode(id, env, dir));
-  const placed = () => waitFor('shards placed', () => nodes.reduce((a, n) => a + (n.last()?.status.shards_owned ?? 0), 0) === SHARDS, 60_000, 100);
+  const placed = () =>
+    waitFor('shards placed', () => {
+      const down = nodes.filter((n) => n.child.exitCode !== null);
+      if (down.length) throw new Error(`node ${down.map((n) => `${n.id} exited with ${n.child.exitCode}`).join(', ')}`);
+      const owned = nodes.map((n) => n.last()?.status.shards_owned ?? 0);
+      if (owned.reduce((a, b) => a + b, 0) === SHARDS) return true;
+      throw new Error(`shards owned per node ${owned.join('/')} of ${SHARDS}`);
+    }, 120_000, 100);
   try {
     await placed();
     let nc = await connect({ servers: urls.split(',') });
