@@ -43,6 +43,7 @@ export const MAIL_STREAM = 'CC_MAIL';
 export const DEAD_STREAM = 'CC_DEAD';
 export const STATE_BUCKET = 'cc_state';
 export const TIMER_BUCKET = 'cc_timers';
+export const PARTS_BUCKET = 'cc_parts';
 export const LEASE_BUCKET = 'cc_leases';
 export const NODE_BUCKET = 'cc_nodes';
 
@@ -58,6 +59,8 @@ export const subjects = {
 
 export const keys = {
   state: (r: ActorRef) => `${r.kind}.${r.id}`,
+  /** Prefix of the stored parts of one actor's context. */
+  parts: (r: ActorRef) => `${r.kind}.${r.id}`,
   timer: (kind: string, shard: number, id: string) => `${kind}.${shard}.${id}`,
   timersOfShard: (kind: string, shard: number) => `${kind}.${shard}.>`,
   lease: (kind: string, shard: number) => `${kind}.${shard}`,

@@ -2,6 +2,7 @@
 import type { AnyStateMachine, EventObject } from 'xstate';
 import type * as v from 'valibot';
 import type { Effect } from '../machines/effects.ts';
+import type { Collection } from './parts.ts';
 
 export interface ActorKind {
   /** The `kind` of `kind/id`. */
@@ -17,6 +18,8 @@ export interface ActorKind {
   events?: v.GenericSchema<unknown, EventObject>;
   /** Maps named actions (with params) to effects, for machines that prefer names over emit. */
   effects?: Record<string, (params: unknown) => Effect[]>;
+  /** Context fields too large to store whole on every step: kept as parts that store only their changes. */
+  collections?: Record<string, Collection>;
 }
 
 export function defineKind(kind: ActorKind): ActorKind {

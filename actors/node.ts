@@ -92,6 +92,7 @@ export class ActorNode {
       js: jsm.jetstream(),
       jsm,
       stateKv: buckets.state,
+      partsKv: buckets.parts,
       timerKv: buckets.timers,
       metrics: actorMetrics(registry),
       gate: new Gate(opts.concurrency ?? 256),

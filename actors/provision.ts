@@ -2,10 +2,11 @@
 import { RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/nats-core';
 import { Kvm, type KV } from '@nats-io/kv';
-import { DEAD_STREAM, LEASE_BUCKET, MAIL_STREAM, NODE_BUCKET, STATE_BUCKET, TIMER_BUCKET } from './address.ts';
+import { DEAD_STREAM, LEASE_BUCKET, MAIL_STREAM, NODE_BUCKET, PARTS_BUCKET, STATE_BUCKET, TIMER_BUCKET } from './address.ts';
 
 export interface Buckets {
   state: KV;
+  parts: KV;
   timers: KV;
   leases: KV;
   nodes: KV;
@@ -40,6 +41,8 @@ export async function provision(nc: NatsConnection, jsm: JetStreamManager, repli
   };
   return {
     state: await open(STATE_BUCKET),
+    // Large context fields, written in pieces under fresh keys (parts.ts).
+    parts: await open(PARTS_BUCKET),
     timers: await open(TIMER_BUCKET),
     // Shard claims name a node incarnation; they hold while that incarnation's membership key lives.
     leases: await open(LEASE_BUCKET),

@@ -1,5 +1,6 @@
 // The persisted form of one actor: snapshot, the stream sequence it covers, durable timers and outbox.
 import * as v from 'valibot';
+import { PartMetaSchema } from './parts.ts';
 
 const EventSchema = v.looseObject({ type: v.string() });
 
@@ -25,6 +26,8 @@ export const RecordSchema = v.object({
   outbox: v.array(OutboxEntrySchema),
   /** Counter of effects published so far: makes outbox message ids unique per step. */
   steps: v.number(),
+  /** Where the kind's large context fields are stored (see parts.ts). */
+  parts: v.optional(v.record(v.string(), PartMetaSchema)),
 });
 export type ActorRecord = v.InferOutput<typeof RecordSchema>;
 

@@ -32,6 +32,7 @@ export interface NodeServices {
   js: JetStreamClient;
   jsm: JetStreamManager;
   stateKv: KV;
+  partsKv: KV;
   timerKv: KV;
   metrics: ActorMetrics;
   /** Node-wide bound on actors stepping at once. */

@@ -9,6 +9,7 @@ import { HDR_ACTOR, HDR_REASON, IdSchema, MAIL_STREAM, consumerName, keys, parse
 import { EventSchema } from './client.ts';
 import { Deadlines } from './deadlines.ts';
 import { decodeRecord, encodeRecord, type ActorRecord, type OutboxEntry, type Timer } from './record.ts';
+import { PartState, commitPart, loadPart, planPart, stripContext, type PartMeta, type PartPlan } from './parts.ts';
 import type { HostedKind, NodeServices } from './services.ts';
 import type { StepResult } from './step.ts';
 
@@ -33,6 +34,8 @@ class Activation {
   /** Reported as activated (and not yet passivated) to metrics and the activation hook. */
   live = false;
   lastUsed = 0;
+  /** The stored view of the kind's large context fields (parts.ts), by field. */
+  parts: Map<string, PartState> | undefined = undefined;
 }
 
 const MAX_BATCH = 64;
@@ -243,6 +246,7 @@ export class Shard {
       if (!entry || entry.operation !== 'PUT') {
         a.init = stepper.initial(kind.input?.(id));
         a.snap = a.init.snapshot;
+        if (kind.collections) a.parts = new Map(Object.keys(kind.collections).map((f) => [f, new PartState()]));
         a.rev = entry?.revision ?? 0;
         a.timers = [];
         a.seq = 0;
@@ -250,6 +254,7 @@ export class Shard {
       } else {
         const rec = decodeRecord(entry.value, who);
         a.snap = stepper.restore(this.migrate(rec, who));
+        if (kind.collections) await this.loadParts(id, a, rec.parts ?? {});
         a.rev = entry.revision;
         a.seq = rec.seq;
         a.steps = rec.steps;
@@ -273,6 +278,35 @@ export class Shard {
       this.svc.onActivation('activate', kind.name, id);
     }
     return true;
+  }
+
+  /** Reads the parts the record points at and puts them back into the restored context. */
+  private async loadParts(id: string, a: Activation, metas: Record<string, PartMeta>): Promise<void> {
+    const collections = this.hk.kind.collections!;
+    const prefix = keys.parts({ kind: this.kind, id });
+    const context = { ...(a.snap!.context as Record<string, unknown>) };
+    a.parts = new Map();
+    for (const [field, c] of Object.entries(collections)) {
+      const meta = metas[field];
+      if (!meta) {
+        // Stored before this field became a part: the value is still inline and is written out on the next step.
+        a.parts.set(field, new PartState());
+        continue;
+      }
+      const { state, value } = await loadPart(this.svc.partsKv, prefix, field, meta, c, context);
+      context[field] = value;
+      a.parts.set(field, state);
+    }
+    (a.snap as { context: unknown }).context = context;
+  }
+
+  /** What each part writes for the snapshot about to be stored. */
+  private planParts(id: string, a: Activation, snap: AnyMachineSnapshot): PartPlan[] {
+    const collections = this.hk.kind.collections;
+    if (!collections || !a.parts) return [];
+    const prefix = keys.parts({ kind: this.kind, id });
+    const context = snap.context as Record<string, unknown>;
+    return Object.entries(collections).map(([field, c]) => planPart(prefix, field, a.parts!.get(field)!, context[field], c));
   }
 
   private migrate(rec: ActorRecord, who: string): unknown {
@@ -343,7 +377,7 @@ export class Shard {
         }
       }
       if (outbox.length) dirty = true;
-      if (options.inspect && changed) inspections.push(inspection(kind.name, id, event, snap, this.svc.nodeId));
+      if (options.inspect && changed) inspections.push(inspection(kind.name, id, event, this.stored(snap), this.svc.nodeId));
     };
 
     if (a.init) {
@@ -381,7 +415,12 @@ export class Shard {
 
     if (dirty) {
       if (!this.live) return this.requeue(id, a, batch);
-      const makeRecord = (): ActorRecord => ({ machine: kind.machine.id, version: kind.version, seq, snapshot: stepper.persist(snap), timers, outbox, steps });
+      let plans: PartPlan[] = [];
+      const makeRecord = (): ActorRecord => {
+        plans = this.planParts(id, a, snap);
+        const parts = plans.length ? Object.fromEntries(plans.map((p) => [p.field, p.meta])) : undefined;
+        return { machine: kind.machine.id, version: kind.version, seq, snapshot: stepper.persist(this.stored(snap)), timers, outbox, steps, parts };
+      };
       let record = makeRecord();
       let bytes = encodeRecord(record);
       const limit = this.svc.nc.info?.max_payload ?? 1024 * 1024;
@@ -414,7 +453,13 @@ export class Shard {
       if (sooner) await this.writeDeadline(id, newDue);
       // Dead letters first: if we die before the record is written, the same message id is deduplicated.
       for (const f of failures) if (f.w.t !== 'ask') await this.publishDead(f.w, f.reason, id);
+      // Parts go under fresh keys first; the record that points at them is the commit.
+      await Promise.all(plans.flatMap((p) => p.writes).map((w) => this.svc.partsKv.put(w.key, w.data)));
       if (!(await this.save(id, a, record, bytes))) return this.retryAfterConflict(id, a, batch);
+      for (const p of plans) {
+        commitPart(a.parts!.get(p.field)!, p);
+        for (const k of p.garbage) void this.svc.partsKv.purge(k).catch(() => undefined);
+      }
       a.snap = snap;
       a.seq = seq;
       a.steps = steps;
@@ -430,13 +475,20 @@ export class Shard {
       else if (w.t === 'ask') {
         const failed = failures.find((f) => f.w === w);
         if (failed) w.msg.respond(answer(false, failed.reason));
-        else w.msg.respond(answer(true, replies.has(w) ? replies.get(w) : view(snap)));
+        else w.msg.respond(answer(true, replies.has(w) ? replies.get(w) : view(this.stored(snap))));
       }
     }
     for (const n of notices) this.svc.nc.publish(n.subject, JSON.stringify(n.data));
     for (const i of inspections) this.svc.nc.publish(subjects.inspect(kind.name, id), JSON.stringify(i));
     metrics.deadLetters.inc(this.label, failures.filter((f) => f.w.t !== 'ask').length);
     metrics.processing.observe(this.label, (performance.now() - started) / 1000);
+  }
+
+  /** The snapshot as stored and shown: large parts left out (they are stored on their own). */
+  private stored(snap: AnyMachineSnapshot): AnyMachineSnapshot {
+    const collections = this.hk.kind.collections;
+    if (!collections) return snap;
+    return { ...snap, context: stripContext(snap.context as Record<string, unknown>, collections) } as AnyMachineSnapshot;
   }
 
   /** A throwing machine is retried a bounded number of times; the reason comes back when it keeps failing. */

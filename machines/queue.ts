@@ -3,6 +3,7 @@
 import * as v from 'valibot';
 import { assign, emit, enqueueActions, setup } from 'xstate';
 import { defineKind } from '../actors/kind.ts';
+import { listPart, mapPart } from '../actors/parts.ts';
 import { notify, reply, tell, type Effect } from './effects.ts';
 import {
   QueueConfigSchema,
@@ -14,6 +15,7 @@ import {
   fits,
   evaluate,
   insertSorted,
+  sortTasks,
   taskAttrs,
   workClass,
   type Explanation,
@@ -295,5 +297,17 @@ export const queueMachine = setup({
   },
 });
 
-export const queueKind = defineKind({ name: 'queue', machine: queueMachine, version: 1, events: QueueEventSchema, input: (id) => ({ id }) });
+export const queueKind = defineKind({
+  name: 'queue',
+  machine: queueMachine,
+  version: 1,
+  events: QueueEventSchema,
+  input: (id) => ({ id }),
+  // Thousands of waiting tasks and agents: each step stores only the ones that changed.
+  collections: {
+    tasks: listPart((t: Task) => t.id, (tasks: Task[], c: QueueContext) => sortTasks(tasks, c.config)),
+    workers: mapPart(),
+    pending: mapPart(),
+  },
+});
 

@@ -114,6 +114,14 @@ export function insertSorted(tasks: Task[], t: Task, cfg: Pick<QueueConfig, 'agi
   return [...tasks.slice(0, lo), t, ...tasks.slice(lo)];
 }
 
+/** The order insertSorted keeps, for a list read back from storage. */
+export function sortTasks(tasks: Task[], cfg: Pick<QueueConfig, 'agingSec'>): Task[] {
+  return tasks
+    .map((t) => ({ t, k: orderKey(t, cfg) }))
+    .sort((a, b) => b.k - a.k || a.t.enqueuedAt - b.t.enqueuedAt)
+    .map((x) => x.t);
+}
+
 export function evaluate(e: Expr, attrs: Record<string, unknown>): boolean {
   if ('all' in e) return e.all.every((x) => evaluate(x, attrs));
   if ('any' in e) return e.any.some((x) => evaluate(x, attrs));
