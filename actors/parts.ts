@@ -41,8 +41,8 @@ export const PartMetaSchema = v.object({
 });
 export type PartMeta = v.InferOutput<typeof PartMetaSchema>;
 
-const JOURNAL_MAX_BYTES = 32 * 1024;
-const MAX_SEGMENTS = 16;
+const JOURNAL_MAX_BYTES = 8 * 1024;
+const MAX_SEGMENTS = 64;
 const CHUNK_BYTES = 512 * 1024;
 
 /** What a resident actor knows of one stored part: the items as stored, and the value they came from. */
@@ -74,6 +74,35 @@ export function stripContext(context: Record<string, unknown>, collections: Reco
 /** The changes between what is stored and the context's current value of the part. */
 export function diffPart(state: PartState, value: unknown, c: AnyCollection): Change[] {
   if (value === state.ref) return [];
+  if (c.shape === 'list' && Array.isArray(state.ref)) return diffLists(state.ref, value as unknown[], c.key, state);
+  return diffByKey(state, value, c);
+}
+
+/**
+ * A step changes a list in one place or a few (one task in, one out): the common head and tail are
+ * found by reference, and only what lies between them is compared by key.
+ */
+function diffLists(old: unknown[], now: unknown[], key: (item: unknown) => string, state: PartState): Change[] {
+  let head = 0;
+  const shorter = Math.min(old.length, now.length);
+  while (head < shorter && old[head] === now[head]) head++;
+  let tail = 0;
+  while (tail < shorter - head && old[old.length - 1 - tail] === now[now.length - 1 - tail]) tail++;
+  const changes: Change[] = [];
+  const kept = new Set<string>();
+  for (let i = head; i < now.length - tail; i++) {
+    const k = key(now[i]);
+    kept.add(k);
+    if (state.items.get(k) !== now[i]) changes.push([k, now[i]]);
+  }
+  for (let i = head; i < old.length - tail; i++) {
+    const k = key(old[i]);
+    if (!kept.has(k)) changes.push([k, null]);
+  }
+  return changes;
+}
+
+function diffByKey(state: PartState, value: unknown, c: AnyCollection): Change[] {
   const changes: Change[] = [];
   let kept = 0;
   const visit = (k: string, item: unknown) => {

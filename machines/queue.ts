@@ -13,6 +13,7 @@ import {
   bestWorker,
   currentStep,
   fits,
+  refusal,
   evaluate,
   insertSorted,
   sortTasks,
@@ -64,8 +65,11 @@ export interface QueueContext {
   rate: number;
   lastAssignAt: number;
   lastNoticeAt: number;
+  lastLiveAt: number;
   last?: Explanation;
 }
+
+const LIVE_EVERY_MS = 250;
 
 const defaults = (): QueueConfig => v.parse(QueueConfigSchema, {});
 
@@ -91,31 +95,79 @@ export function estimateWaitSec(c: QueueContext, position: number): number {
   return c.rate > 0 ? Math.round(position / c.rate) : -1;
 }
 
+/** What changed, so that routing looks only where a new match can be: after each dispatch no waiting task fits a free agent. */
+export type Focus = 'all' | 'none' | { task: string } | { worker: string };
+
+/** The requirements of a task that decide which agents fit it; tasks alike share one search. */
+const requirements = new WeakMap<Task, string>();
+function requirementKey(t: Task): string {
+  let k = requirements.get(t);
+  if (k === undefined) {
+    k = `${workClass(t.channel)}|${t.language ?? ''}|${t.skills.map((s) => `${s.name}:${s.level}`).join(',')}|${t.excluded.join(',')}`;
+    requirements.set(t, k);
+  }
+  return k;
+}
+
 /** Offers as many waiting tasks as free agents allow, highest priority first. */
-function dispatch(c: QueueContext, now: number): { context: QueueContext; effects: Effect[] } {
+function dispatch(c: QueueContext, now: number, focus: Focus): { context: QueueContext; effects: Effect[] } {
   const effects: Effect[] = [];
+  if (focus === 'none') return { context: c, effects };
   const busy = new Set(Object.values(c.pending).map((p) => p.taskId));
   // Only agents with a free slot can take anything: with one agent freed among a thousand, this is one.
   const free = (w: Worker) => w.available && (w.load.voice < w.capacity.voice || w.load.chat < w.capacity.chat || w.load.email < w.capacity.email);
   const extra = unseen(c);
-  let workers = Object.values(c.workers).filter((w) => w.available).map((w) => effective(w, extra.get(w.id))).filter(free);
+  const pool = typeof focus === 'object' && 'worker' in focus ? [c.workers[focus.worker]].filter(Boolean) : Object.values(c.workers);
+  const current = new Map<string, Worker>();
+  for (const w of pool) if (w.available) {
+    const e = effective(w, extra.get(w.id));
+    if (free(e)) current.set(e.id, e);
+  }
+  if (!current.size) return { context: c, effects };
+  const tasks = typeof focus === 'object' && 'task' in focus ? c.tasks.filter((t) => t.id === focus.task) : c.tasks;
+  // Free agents that fit, by escalation step and then by the requirements of tasks alike.
+  const matching = c.config.steps.map(() => new Map<string, Worker[]>());
   let pending = c.pending;
   let seq = c.seq;
   let last = c.last;
-  for (const t of c.tasks) {
-    if (!workers.length) break;
+  for (const t of tasks) {
+    if (!current.size) break;
     if (busy.has(t.id)) continue;
-    const cls = workClass(t.channel);
-    const { step } = currentStep(t, now, c.config.steps);
-    // Most tasks fit none of the few free agents: find that out without building an explanation.
-    if (!workers.some((w) => fits(w, t, step))) continue;
-    const { worker, explanation } = bestWorker(t, workers, now, c.config);
+    const { index, step } = currentStep(t, now, c.config.steps);
+    const key = requirementKey(t);
+    const byKey = matching[index] ?? (matching[index] = new Map());
+    let found = byKey.get(key);
+    if (!found) {
+      found = [];
+      for (const w of current.values()) if (fits(w, t, step)) found.push(w);
+    } else {
+      // Agents found for an earlier task alike, as they are now (some took work since).
+      found = found.flatMap((w) => {
+        const now = current.get(w.id);
+        return now && fits(now, t, step) ? [now] : [];
+      });
+    }
+    byKey.set(key, found);
+    if (!found.length) continue;
+    const { worker, explanation } = bestWorker(t, found, now, c.config);
     if (!worker || !explanation) continue;
+    // The free agents that did not fit are summed up, the first few with their reason.
+    const others = [...explanation.others];
+    let unmatched = 0;
+    for (const w of current.values()) {
+      if (found.includes(w)) continue;
+      unmatched++;
+      if (others.length < 5) others.push({ agent: w.id, reason: refusal(w, t, step) ?? 'no match' });
+    }
+    const why = unmatched ? { ...explanation, others, passed: { ...explanation.passed, 'no match under this rule': unmatched } } : explanation;
+    const cls = workClass(t.channel);
     const reservationId = `${c.id}-${++seq}`;
     pending = { ...pending, [reservationId]: { taskId: t.id, agent: worker.id, cls } };
-    workers = workers.map((w) => (w.id === worker.id ? { ...w, load: { ...w.load, [cls]: w.load[cls] + 1 } } : w)).filter(free);
-    last = explanation;
-    effects.push(tell(`agent/${worker.id}`, { type: 'reserve', reservationId, task: t, replyTo: `queue/${c.id}`, explanation }));
+    const taken = { ...worker, load: { ...worker.load, [cls]: worker.load[cls] + 1 } };
+    if (free(taken)) current.set(taken.id, taken);
+    else current.delete(taken.id);
+    last = why;
+    effects.push(tell(`agent/${worker.id}`, { type: 'reserve', reservationId, task: t, replyTo: `queue/${c.id}`, explanation: why }));
   }
   return { context: { ...c, pending, seq, last }, effects };
 }
@@ -156,12 +208,17 @@ export const queueMachine = setup({
   delays: { tick: 5_000 },
   actions: {
     /** Re-routes and shows the new figures; the step every change ends with. */
-    route: enqueueActions(({ context, event, enqueue }) => {
+    route: enqueueActions(({ context, event, enqueue }, params: { focus: Focus } | undefined) => {
       const now = event.at ?? context.lastAssignAt;
-      const { context: next, effects } = dispatch(context, now);
+      const { context: next, effects } = dispatch(context, now, params?.focus ?? 'all');
       enqueue.assign(next);
       for (const e of effects) enqueue.emit(e);
-      enqueue.emit(notify(`cc.live.queue.${context.id}`, liveView(next, now)));
+      // Supervisors see a queue at most every LIVE_EVERY_MS (and on every tick): a busy queue steps
+      // thousands of times a second, and each live view walks every waiting task.
+      if (now - next.lastLiveAt >= LIVE_EVERY_MS || now < next.lastLiveAt) {
+        enqueue.assign({ lastLiveAt: now });
+        enqueue.emit(notify(`cc.live.queue.${context.id}`, liveView(next, now)));
+      }
     }),
     /** Escalation, overflow and periodic notices, on the queue's durable tick. */
     onTick: enqueueActions(({ context, event, enqueue }) => {
@@ -182,6 +239,8 @@ export const queueMachine = setup({
         for (const e of notices(c)) enqueue.emit(e);
         c = { ...c, lastNoticeAt: now };
       }
+      // The tick always shows the figures, even when nothing else happened.
+      c = { ...c, lastLiveAt: 0 };
       enqueue.assign(c);
     }),
   },
@@ -201,6 +260,7 @@ export const queueMachine = setup({
     rate: 0,
     lastAssignAt: 0,
     lastNoticeAt: 0,
+    lastLiveAt: 0,
   }),
   initial: 'idle',
   on: {
@@ -222,7 +282,7 @@ export const queueMachine = setup({
           enqueueActions(({ context, event, enqueue }) => {
             for (const e of notices(context, event.task.id)) enqueue.emit(e);
           }),
-          'route',
+          { type: 'route', params: ({ event }) => ({ focus: { task: event.task.id } }) },
         ],
       },
     ],
@@ -232,10 +292,10 @@ export const queueMachine = setup({
           tasks: removeTask(context, event.taskId),
           stats: { ...context.stats, cancelled: context.stats.cancelled + (context.tasks.some((t) => t.id === event.taskId) ? 1 : 0) },
         })),
-        'route',
+        { type: 'route', params: { focus: 'none' as Focus } },
       ],
     },
-    'worker.update': { actions: [assign({ workers: ({ context, event }) => ({ ...context.workers, [event.worker.id]: event.worker }) }), 'route'] },
+    'worker.update': { actions: [assign({ workers: ({ context, event }) => ({ ...context.workers, [event.worker.id]: event.worker }) }), { type: 'route', params: ({ event }) => ({ focus: { worker: event.worker.id } }) }] },
     'reservation.accepted': {
       actions: [
         assign(({ context, event }) => {
@@ -258,7 +318,8 @@ export const queueMachine = setup({
             },
           };
         }),
-        'route',
+        // Nothing new is free: the agent's slot stays taken until its own update says otherwise.
+        { type: 'route', params: { focus: 'none' as Focus } },
       ],
     },
     'reservation.rejected': {
