@@ -3,6 +3,7 @@ import pino from 'pino';
 import { ConfigError, loadConfig } from './engine/config.ts';
 import { NatsServerMissing } from './engine/nats-server.ts';
 import { startEngine } from './engine/start.ts';
+import { logRedaction } from './storage/mask.ts';
 
 let config;
 try {
@@ -15,10 +16,11 @@ try {
   throw e;
 }
 
-const log = pino({ level: config.logLevel, base: { node: config.nodeId } });
+// Phone numbers, emails and addresses never reach the logs in clear.
+const log = pino({ level: config.logLevel, base: { node: config.nodeId }, ...logRedaction });
 
 try {
-  const engine = await startEngine(config, log);
+  const engine = await startEngine(config, log, process.env);
   log.info({ roles: config.roles, http: engine.http?.port, nats: engine.natsUrl }, 'engine started');
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -32,6 +34,10 @@ try {
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
 } catch (e) {
+  if (e instanceof ConfigError) {
+    console.error(e.message);
+    process.exit(2);
+  }
   if (e instanceof NatsServerMissing) {
     console.error(e.message);
     process.exit(1);

@@ -6,8 +6,11 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 import { join } from 'node:path';
 import { ActorNode } from '../actors/node.ts';
 import { openSurreal, type SurrealHandle } from '../storage/surreal.ts';
+import { openBlobStore, type BlobService } from '../storage/blobs/open.ts';
+import { FieldCipher } from '../storage/crypto.ts';
+import { loadKeyRing } from '../storage/keys.ts';
 import { runtimeName, serve, type HttpServer } from '../platform/serve.ts';
-import type { Config } from './config.ts';
+import { ConfigError, type Config } from './config.ts';
 import { createApp, type ComponentState } from './http.ts';
 import { engineKinds } from './kinds.ts';
 import { freePort, startNatsServer, type RunningNatsServer } from './nats-server.ts';
@@ -16,10 +19,12 @@ export interface Engine {
   http?: HttpServer;
   natsUrl: string[];
   actors?: ActorNode;
+  blobs?: BlobService;
   stop(): Promise<void>;
 }
 
-export async function startEngine(config: Config, log: Logger): Promise<Engine> {
+/** Secrets and storage settings are read from `env` here, where they are used, and never kept in Config. */
+export async function startEngine(config: Config, log: Logger, env: Record<string, string | undefined> = {}): Promise<Engine> {
   const undo: (() => Promise<void>)[] = [];
   const stop = async () => {
     while (undo.length) {
@@ -28,6 +33,10 @@ export async function startEngine(config: Config, log: Logger): Promise<Engine> 
     }
   };
   try {
+    // Checked before anything starts: a bad key stops start-up with one line and nothing to clean up.
+    const ring = config.roles.includes('store')
+      ? asConfigError(() => loadKeyRing(env, config.dataDir, { info: (o, m) => log.info(o, m), warn: (o, m) => log.warn(o, m) }))
+      : undefined;
     let natsServer: RunningNatsServer | undefined;
     let natsUrl = config.natsUrl;
     if (!natsUrl) {
@@ -49,10 +58,21 @@ export async function startEngine(config: Config, log: Logger): Promise<Engine> 
     collectDefaultMetrics({ register: registry });
 
     let surreal: SurrealHandle | undefined;
+    let cipher: FieldCipher | undefined;
     if (config.roles.includes('store')) {
+      cipher = await FieldCipher.create(ring!);
       surreal = await openSurreal(config.surrealUrl);
       undo.push(() => surreal!.close());
-      log.info({ url: surreal.url }, 'storage opened');
+      log.info({ url: surreal.url, activeKey: ring!.activeId }, 'storage opened');
+    }
+
+    // Recordings, attachments and email bodies: the store keeps them, edges put what channels send.
+    let blobs: BlobService | undefined;
+    if (config.roles.includes('store') || config.roles.includes('edge') || config.roles.includes('media')) {
+      blobs = await openBlobStore(config.blobUrl, env, { log: log.child({ part: 'blobs' }) }).catch((e: Error) => {
+        throw /^config: /.test(e.message) ? new ConfigError(e.message) : e;
+      });
+      log.info({ location: blobs.location }, 'object store opened');
     }
 
     const actors = await ActorNode.start({
@@ -76,6 +96,7 @@ export async function startEngine(config: Config, log: Logger): Promise<Engine> 
       };
       if (config.roles.includes('core')) out.actors = { state: 'ok', ...actors.status() };
       if (surreal) out.storage = { ...(await surreal.health()), url: surreal.url };
+      if (blobs) out.objects = { ...(await blobs.health()), location: blobs.location };
       return out;
     };
 
@@ -86,10 +107,19 @@ export async function startEngine(config: Config, log: Logger): Promise<Engine> 
       undo.push(() => http!.close());
       log.info({ port: http.port }, 'http listening');
     }
-    return { http, natsUrl, actors, stop };
+    return { http, natsUrl, actors, blobs, stop };
   } catch (e) {
     await stop();
     throw e;
+  }
+}
+
+/** A bad secret in the environment stops start-up with one line, like any other bad setting. */
+function asConfigError<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw new ConfigError(`config: ${(e as Error).message}`);
   }
 }
 

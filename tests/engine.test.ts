@@ -70,3 +70,13 @@ test('bad configuration stops start-up with one line naming the variable', async
   assert.equal(await p.exited, 2);
   assert.equal(p.output().trim(), 'config: PORT must be a whole number (got "eighty")');
 });
+
+test('a bad field-encryption key stops start-up with one line naming the variable, never the key', async () => {
+  const dir = tempDir('badkey');
+  const p = run(process.execPath, ['--import', 'tsx', 'main.ts'], { DATA_DIR: dir, PORT: String(await freePort()), FIELD_KEYS: 'k1:c2VjcmV0LXRvby1zaG9ydA==', FIELD_INDEX_KEY: 'aW5kZXg=' });
+  assert.equal(await p.exited, 2);
+  const lines = p.output().trim().split('\n');
+  assert.equal(lines.length, 1, p.output());
+  assert.match(lines[0], /^config: FIELD_KEYS/);
+  assert.doesNotMatch(lines[0], /c2VjcmV0LXRvby1zaG9ydA/);
+});
