@@ -38,11 +38,18 @@ export const PartMetaSchema = v.object({
   journal: v.array(v.tuple([v.string(), v.unknown()])),
   /** Encoded size of the journal, to know when to seal it. */
   bytes: v.number(),
+  /** Encoded sizes of the base and of the sealed segments, to know when a new base pays. */
+  baseBytes: v.optional(v.number(), 0),
+  segBytes: v.optional(v.number(), 0),
 });
 export type PartMeta = v.InferOutput<typeof PartMetaSchema>;
 
-const JOURNAL_MAX_BYTES = 8 * 1024;
-const MAX_SEGMENTS = 64;
+// The journal rides in every record write, so it stays short; segments cost one read each at
+// activation, so there are at most MAX_SEGMENTS; a new base is written once the segments add up to
+// half the base, so each change is written about three times in all.
+const JOURNAL_MAX_BYTES = 2 * 1024;
+const MAX_SEGMENTS = 256;
+const MIN_REBASE_BYTES = 64 * 1024;
 const CHUNK_BYTES = 512 * 1024;
 
 /** What a resident actor knows of one stored part: the items as stored, and the value they came from. */
@@ -50,7 +57,7 @@ export class PartState {
   items = new Map<string, unknown>();
   /** The context value last stored: an unchanged reference means nothing to write. */
   ref: unknown = undefined;
-  meta: PartMeta = { segs: [], journal: [], bytes: 0 };
+  meta: PartMeta = { segs: [], journal: [], bytes: 0, baseBytes: 0, segBytes: 0 };
 }
 
 export interface PartPlan {
@@ -132,9 +139,10 @@ export function planPart(prefix: string, field: string, state: PartState, value:
     plan.meta = { ...state.meta, journal, bytes };
     return plan;
   }
-  if (state.meta.segs.length < MAX_SEGMENTS) {
+  const { segBytes, baseBytes } = state.meta;
+  if (state.meta.segs.length < MAX_SEGMENTS && segBytes + bytes < Math.max(MIN_REBASE_BYTES, baseBytes / 2)) {
     const seg = writeChunks(`${prefix}.${field}`, journal, plan.writes);
-    plan.meta = { ...state.meta, segs: [...state.meta.segs, seg], journal: [], bytes: 0 };
+    plan.meta = { ...state.meta, segs: [...state.meta.segs, seg], journal: [], bytes: 0, segBytes: segBytes + bytes };
     return plan;
   }
   // Too many segments to read back quickly: write the whole part anew and drop the old pieces.
@@ -143,11 +151,13 @@ export function planPart(prefix: string, field: string, state: PartState, value:
     if (item === null) merged.delete(k);
     else merged.set(k, item);
   }
+  const first = plan.writes.length;
   const base = writeChunks(`${prefix}.${field}`, [...merged], plan.writes);
+  const written = plan.writes.slice(first).reduce((n, w) => n + w.data.length, 0);
   for (const old of [...(state.meta.base ? [state.meta.base] : []), ...state.meta.segs]) {
     for (let i = 0; i < old.chunks; i++) plan.garbage.push(partKey(`${prefix}.${field}`, old.id, i));
   }
-  plan.meta = { base, segs: [], journal: [], bytes: 0 };
+  plan.meta = { base, segs: [], journal: [], bytes: 0, baseBytes: written, segBytes: 0 };
   return plan;
 }
 
@@ -171,17 +181,16 @@ export async function loadPart(kv: KV, prefix: string, field: string, meta: Part
       else state.items.set(k, item);
     }
   };
-  for (const piece of [...(meta.base ? [meta.base] : []), ...meta.segs]) {
-    const chunks = await Promise.all(
-      Array.from({ length: piece.chunks }, async (_, i) => {
-        const key = partKey(`${prefix}.${field}`, piece.id, i);
-        const e = await kv.get(key);
-        if (!e || e.operation !== 'PUT') throw new Error(`part ${key} is missing`);
-        return JSON.parse(e.string()) as Change[];
-      }),
-    );
-    for (const ch of chunks) apply(ch);
-  }
+  // Read all pieces at once, apply them in the order they were written.
+  const keys = [...(meta.base ? [meta.base] : []), ...meta.segs].flatMap((piece) => Array.from({ length: piece.chunks }, (_, i) => partKey(`${prefix}.${field}`, piece.id, i)));
+  const chunks = await Promise.all(
+    keys.map(async (key) => {
+      const e = await kv.get(key);
+      if (!e || e.operation !== 'PUT') throw new Error(`part ${key} is missing`);
+      return JSON.parse(e.string()) as Change[];
+    }),
+  );
+  for (const ch of chunks) apply(ch);
   apply(meta.journal as Change[]);
   let value: unknown;
   if (c.shape === 'list') {

@@ -4,6 +4,7 @@ import * as v from 'valibot';
 import { assign, emit, enqueueActions, setup } from 'xstate';
 import { defineKind } from '../actors/kind.ts';
 import { listPart, mapPart } from '../actors/parts.ts';
+import { groupKey, taskIndex } from './task-index.ts';
 import { notify, reply, tell, type Effect } from './effects.ts';
 import {
   QueueConfigSchema,
@@ -16,6 +17,7 @@ import {
   refusal,
   evaluate,
   insertSorted,
+  orderKey,
   sortTasks,
   taskAttrs,
   workClass,
@@ -98,44 +100,70 @@ export function estimateWaitSec(c: QueueContext, position: number): number {
 /** What changed, so that routing looks only where a new match can be: after each dispatch no waiting task fits a free agent. */
 export type Focus = 'all' | 'none' | { task: string } | { worker: string };
 
-/** The requirements of a task that decide which agents fit it; tasks alike share one search. */
-const requirements = new WeakMap<Task, string>();
-function requirementKey(t: Task): string {
-  let k = requirements.get(t);
-  if (k === undefined) {
-    k = `${workClass(t.channel)}|${t.language ?? ''}|${t.skills.map((s) => `${s.name}:${s.level}`).join(',')}|${t.excluded.join(',')}`;
-    requirements.set(t, k);
-  }
-  return k;
-}
-
 /** Offers as many waiting tasks as free agents allow, highest priority first. */
 function dispatch(c: QueueContext, now: number, focus: Focus): { context: QueueContext; effects: Effect[] } {
   const effects: Effect[] = [];
   if (focus === 'none') return { context: c, effects };
   const busy = new Set(Object.values(c.pending).map((p) => p.taskId));
-  // Only agents with a free slot can take anything: with one agent freed among a thousand, this is one.
-  const free = (w: Worker) => w.available && (w.load.voice < w.capacity.voice || w.load.chat < w.capacity.chat || w.load.email < w.capacity.email);
   const extra = unseen(c);
   const pool = typeof focus === 'object' && 'worker' in focus ? [c.workers[focus.worker]].filter(Boolean) : Object.values(c.workers);
+  // Only agents with a free slot can take anything: with one agent freed among a thousand, this is one.
   const current = new Map<string, Worker>();
-  for (const w of pool) if (w.available) {
+  for (const w of pool) {
+    if (!w.available) continue;
     const e = effective(w, extra.get(w.id));
-    if (free(e)) current.set(e.id, e);
+    if (hasRoom(e)) current.set(e.id, e);
   }
   if (!current.size) return { context: c, effects };
-  const tasks = typeof focus === 'object' && 'task' in focus ? c.tasks.filter((t) => t.id === focus.task) : c.tasks;
-  // Free agents that fit, by escalation step and then by the requirements of tasks alike.
+  const index = taskIndex(c.id, c.tasks);
+  let { pending, seq, last } = c;
+  const offer = (t: Task, worker: Worker, why: Explanation) => {
+    const cls = workClass(t.channel);
+    const reservationId = `${c.id}-${++seq}`;
+    pending = { ...pending, [reservationId]: { taskId: t.id, agent: worker.id, cls } };
+    busy.add(t.id);
+    const taken = { ...worker, load: { ...worker.load, [cls]: worker.load[cls] + 1 } };
+    if (hasRoom(taken)) current.set(taken.id, taken);
+    else current.delete(taken.id);
+    last = why;
+    effects.push(tell(`agent/${worker.id}`, { type: 'reserve', reservationId, task: t, replyTo: `queue/${c.id}`, explanation: why }));
+  };
+
+  if (typeof focus === 'object' && 'worker' in focus) {
+    // One agent freed: the best task for it is the best of the groups' first waiting tasks that fit.
+    for (let w = current.get(focus.worker); w; w = current.get(focus.worker)) {
+      let best: Task | undefined;
+      let bestKey = -Infinity;
+      for (const group of index.groups.values()) {
+        for (const t of group) {
+          if (busy.has(t.id)) continue;
+          // Later tasks of the group waited less, so their rule is no wider: if this one does not fit, none does.
+          if (fits(w, t, currentStep(t, now, c.config.steps).step)) {
+            const k = orderKey(t, c.config);
+            if (k > bestKey || (k === bestKey && best && t.enqueuedAt < best.enqueuedAt)) {
+              best = t;
+              bestKey = k;
+            }
+          }
+          break;
+        }
+      }
+      if (!best) break;
+      const { explanation } = bestWorker(best, [w], now, c.config);
+      offer(best, w, explanation!);
+    }
+    return { context: { ...c, pending, seq, last }, effects };
+  }
+
+  // Free agents that fit, by escalation step and then by the needs of tasks alike: found once per dispatch.
   const matching = c.config.steps.map(() => new Map<string, Worker[]>());
-  let pending = c.pending;
-  let seq = c.seq;
-  let last = c.last;
+  const tasks = typeof focus === 'object' && 'task' in focus ? [index.byId.get(focus.task)].filter((t): t is Task => Boolean(t)) : c.tasks;
   for (const t of tasks) {
     if (!current.size) break;
     if (busy.has(t.id)) continue;
-    const { index, step } = currentStep(t, now, c.config.steps);
-    const key = requirementKey(t);
-    const byKey = matching[index] ?? (matching[index] = new Map());
+    const { index: stepIndex, step } = currentStep(t, now, c.config.steps);
+    const key = groupKey(t);
+    const byKey = matching[stepIndex] ?? (matching[stepIndex] = new Map());
     let found = byKey.get(key);
     if (!found) {
       found = [];
@@ -149,8 +177,8 @@ function dispatch(c: QueueContext, now: number, focus: Focus): { context: QueueC
     }
     byKey.set(key, found);
     if (!found.length) continue;
-    const { worker, explanation } = bestWorker(t, found, now, c.config);
-    if (!worker || !explanation) continue;
+    const { explanation } = bestWorker(t, found, now, c.config);
+    if (!explanation) continue;
     // The free agents that did not fit are summed up, the first few with their reason.
     const others = [...explanation.others];
     let unmatched = 0;
@@ -160,26 +188,19 @@ function dispatch(c: QueueContext, now: number, focus: Focus): { context: QueueC
       if (others.length < 5) others.push({ agent: w.id, reason: refusal(w, t, step) ?? 'no match' });
     }
     const why = unmatched ? { ...explanation, others, passed: { ...explanation.passed, 'no match under this rule': unmatched } } : explanation;
-    const cls = workClass(t.channel);
-    const reservationId = `${c.id}-${++seq}`;
-    pending = { ...pending, [reservationId]: { taskId: t.id, agent: worker.id, cls } };
-    const taken = { ...worker, load: { ...worker.load, [cls]: worker.load[cls] + 1 } };
-    if (free(taken)) current.set(taken.id, taken);
-    else current.delete(taken.id);
-    last = why;
-    effects.push(tell(`agent/${worker.id}`, { type: 'reserve', reservationId, task: t, replyTo: `queue/${c.id}`, explanation: why }));
+    offer(t, current.get(explanation.agent)!, why);
   }
   return { context: { ...c, pending, seq, last }, effects };
 }
 
+const hasRoom = (w: Worker) => w.available && (w.load.voice < w.capacity.voice || w.load.chat < w.capacity.chat || w.load.email < w.capacity.email);
+
 /** Position and wait notices for waiting digital customers (voice callers hear them in the IVR). */
 function notices(c: QueueContext, only?: string): Effect[] {
-  const out: Effect[] = [];
-  c.tasks.forEach((t, i) => {
-    if (only && t.id !== only) return;
-    out.push(tell(`conversation/${t.id}`, { type: 'queue.position', queue: c.id, position: i + 1, estimatedWaitSec: estimateWaitSec(c, i + 1) }));
-  });
-  return out;
+  const notice = (t: Task, i: number) => tell(`conversation/${t.id}`, { type: 'queue.position', queue: c.id, position: i + 1, estimatedWaitSec: estimateWaitSec(c, i + 1) });
+  if (only === undefined) return c.tasks.map(notice);
+  const t = taskIndex(c.id, c.tasks).byId.get(only);
+  return t ? [notice(t, c.tasks.indexOf(t))] : [];
 }
 
 export function liveView(c: QueueContext, now: number) {
@@ -197,7 +218,15 @@ export function liveView(c: QueueContext, now: number) {
   };
 }
 
-const removeTask = (c: QueueContext, taskId: string) => c.tasks.filter((t) => t.id !== taskId);
+const findTask = (c: QueueContext, taskId: string) => taskIndex(c.id, c.tasks).byId.get(taskId);
+/** The list without one task, or with it replaced; the same list when it is not there. */
+function replaceTask(c: QueueContext, taskId: string, by?: Task): Task[] {
+  const t = findTask(c, taskId);
+  if (!t) return c.tasks;
+  const i = c.tasks.indexOf(t);
+  return by ? [...c.tasks.slice(0, i), by, ...c.tasks.slice(i + 1)] : [...c.tasks.slice(0, i), ...c.tasks.slice(i + 1)];
+}
+const removeTask = (c: QueueContext, taskId: string) => replaceTask(c, taskId);
 const withoutPending = (c: QueueContext, rid: string) => {
   const { [rid]: _, ...rest } = c.pending;
   return rest;
@@ -290,7 +319,7 @@ export const queueMachine = setup({
       actions: [
         assign(({ context, event }) => ({
           tasks: removeTask(context, event.taskId),
-          stats: { ...context.stats, cancelled: context.stats.cancelled + (context.tasks.some((t) => t.id === event.taskId) ? 1 : 0) },
+          stats: { ...context.stats, cancelled: context.stats.cancelled + (findTask(context, event.taskId) ? 1 : 0) },
         })),
         { type: 'route', params: { focus: 'none' as Focus } },
       ],
@@ -299,7 +328,7 @@ export const queueMachine = setup({
     'reservation.accepted': {
       actions: [
         assign(({ context, event }) => {
-          const t = context.tasks.find((x) => x.id === event.taskId);
+          const t = findTask(context, event.taskId);
           if (!t) return { pending: withoutPending(context, event.reservationId) };
           const wait = event.at - t.enqueuedAt;
           const dt = Math.max(0.001, (event.at - (context.lastAssignAt || t.enqueuedAt)) / 1000);
@@ -327,7 +356,7 @@ export const queueMachine = setup({
         assign(({ context, event }) => ({
           pending: withoutPending(context, event.reservationId),
           // The agent who declined is not offered the same task again.
-          tasks: context.tasks.map((t) => (t.id === event.taskId ? { ...t, excluded: [...t.excluded, event.agent] } : t)),
+          tasks: ((t) => (t ? replaceTask(context, t.id, { ...t, excluded: [...t.excluded, event.agent] }) : context.tasks))(findTask(context, event.taskId)),
           stats: { ...context.stats, rejected: context.stats.rejected + (event.reason === 'timeout' ? 0 : 1), timeouts: context.stats.timeouts + (event.reason === 'timeout' ? 1 : 0) },
         })),
         'route',

@@ -93,7 +93,7 @@ const VOICE_BOOST = 100;
 export function priority(t: Task, now: number, cfg: Pick<QueueConfig, 'agingSec'>): number {
   return boost(t) + ((now - t.enqueuedAt) / 1000) * (VIP_BOOST / cfg.agingSec);
 }
-const boost = (t: Task) => (t.tier === 'vip' || t.urgent ? VIP_BOOST : 0) + (t.channel === 'voice' ? VOICE_BOOST : 0);
+export const boost = (t: Task) => (t.tier === 'vip' || t.urgent ? VIP_BOOST : 0) + (t.channel === 'voice' ? VOICE_BOOST : 0);
 
 /**
  * Priority minus the part that grows with time: the order of two tasks never changes as they wait,

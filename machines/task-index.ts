@@ -1,0 +1,88 @@
+// An index beside a queue's waiting tasks, never stored: tasks by id, and tasks alike grouped so that
+// routing one freed agent looks at each group's head instead of every task. It is a cache of the list
+// it was built for, carried forward from the queue's previous list by what changed between them.
+import { boost, workClass, type Task } from './routing.ts';
+
+export interface TaskIndex {
+  readonly list: Task[];
+  readonly byId: Map<string, Task>;
+  /** Tasks with the same needs and the same boost, oldest first: within a group, an older task is never harder to place. */
+  readonly groups: Map<string, Task[]>;
+}
+
+const built = new WeakMap<Task[], TaskIndex>();
+/** The latest index of each queue, to carry forward; bounded so that passivated queues fall out. */
+const latest = new Map<string, TaskIndex>();
+const MAX_QUEUES = 256;
+
+const needs = new WeakMap<Task, string>();
+/** What decides which agents fit a task, and how it ranks: tasks with the same key are interchangeable for routing. */
+export function groupKey(t: Task): string {
+  let k = needs.get(t);
+  if (k === undefined) {
+    k = `${workClass(t.channel)}|${t.language ?? ''}|${t.skills.map((s) => `${s.name}:${s.level}`).join(',')}|${t.excluded.join(',')}|${boost(t)}`;
+    needs.set(t, k);
+  }
+  return k;
+}
+
+export function taskIndex(queue: string, list: Task[]): TaskIndex {
+  const hit = built.get(list);
+  if (hit) return hit;
+  const prev = latest.get(queue);
+  const index = prev ? carry(prev, list) : build(list);
+  built.set(list, index);
+  latest.delete(queue);
+  latest.set(queue, index);
+  if (latest.size > MAX_QUEUES) latest.delete(latest.keys().next().value!);
+  return index;
+}
+
+function build(list: Task[]): TaskIndex {
+  const index: TaskIndex = { list, byId: new Map(), groups: new Map() };
+  for (const t of [...list].sort((a, b) => a.enqueuedAt - b.enqueuedAt)) add(index, t);
+  return index;
+}
+
+/** The previous list's index moved onto the new list: only what lies between their common head and tail changed. */
+function carry(prev: TaskIndex, list: Task[]): TaskIndex {
+  const old = prev.list;
+  let head = 0;
+  const shorter = Math.min(old.length, list.length);
+  while (head < shorter && old[head] === list[head]) head++;
+  let tail = 0;
+  while (tail < shorter - head && old[old.length - 1 - tail] === list[list.length - 1 - tail]) tail++;
+  if (old.length - head - tail + (list.length - head - tail) > 64) return build(list);
+  // The previous list may be stepped again (a retried step): it gets a fresh index if so.
+  built.delete(old);
+  const index: TaskIndex = { list, byId: prev.byId, groups: prev.groups };
+  const kept = new Set(list.slice(head, list.length - tail));
+  for (let i = head; i < old.length - tail; i++) if (!kept.has(old[i])) remove(index, old[i]);
+  const had = new Set(old.slice(head, old.length - tail));
+  for (let i = head; i < list.length - tail; i++) if (!had.has(list[i])) add(index, list[i]);
+  return index;
+}
+
+function add(index: TaskIndex, t: Task): void {
+  index.byId.set(t.id, t);
+  const key = groupKey(t);
+  const g = index.groups.get(key);
+  if (!g) {
+    index.groups.set(key, [t]);
+    return;
+  }
+  // Usually the newest: appended; otherwise placed by arrival.
+  let i = g.length;
+  while (i > 0 && g[i - 1].enqueuedAt > t.enqueuedAt) i--;
+  g.splice(i, 0, t);
+}
+
+function remove(index: TaskIndex, t: Task): void {
+  if (index.byId.get(t.id) === t) index.byId.delete(t.id);
+  const key = groupKey(t);
+  const g = index.groups.get(key);
+  if (!g) return;
+  const i = g.indexOf(t);
+  if (i >= 0) g.splice(i, 1);
+  if (!g.length) index.groups.delete(key);
+}
