@@ -101,7 +101,7 @@ export function estimateWaitSec(c: QueueContext, position: number): number {
 export type Focus = 'all' | 'none' | { task: string } | { worker: string };
 
 /** Offers as many waiting tasks as free agents allow, highest priority first. */
-function dispatch(c: QueueContext, now: number, focus: Focus): { context: QueueContext; effects: Effect[] } {
+export function dispatch(c: QueueContext, now: number, focus: Focus): { context: QueueContext; effects: Effect[] } {
   const effects: Effect[] = [];
   if (focus === 'none') return { context: c, effects };
   const busy = new Set(Object.values(c.pending).map((p) => p.taskId));
