@@ -87,8 +87,8 @@ test('a freed agent gets through the index exactly what scanning every task woul
     const w = worker(round, true);
     const c = { ...(snap.context as QueueContext), workers: { [w.id]: w } };
     const now = at + 1_000_000;
-    const viaIndex = dispatch(c, now, { worker: w.id }).effects.map((e) => (e.type === 'effect.tell' ? (e.event as { task: Task }).task.id : ''));
-    const viaScan = dispatch(c, now, 'all').effects.map((e) => (e.type === 'effect.tell' ? (e.event as { task: Task }).task.id : ''));
+    const viaIndex = dispatch(c, now, { worker: w.id }).effects.map((e) => (e.type === 'effect.tell' ? (e.event as unknown as { task: Task }).task.id : ''));
+    const viaScan = dispatch(c, now, 'all').effects.map((e) => (e.type === 'effect.tell' ? (e.event as unknown as { task: Task }).task.id : ''));
     assert.ok(viaScan.length > 0);
     assert.deepEqual(viaIndex, viaScan, `round ${round}`);
   }

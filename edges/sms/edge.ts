@@ -1,0 +1,387 @@
+/// <reference path="./smpp.d.ts" />
+// The SMS edge: an ESME bound to an SMSC over SMPP 3.4 (bind_transceiver).
+// Inbound deliver_sm → InboundMessage (GSM 7-bit / UCS-2 decoded, concatenated parts reassembled);
+// deliver_sm that are delivery receipts → DeliveryUpdates for the message whose submit_sm the SMSC
+// answered with that message_id. Outbound submit_sm with UDH concatenation and registered_delivery.
+// A deliver_sm is answered only once the engine has it, so a failure makes the SMSC deliver again;
+// to an unknown number of ours it is answered ESME_RINVDSTADR.
+import * as v from 'valibot';
+import type smpp from 'smpp';
+import type { Registry } from 'prom-client';
+import { EdgeRejection, InboundMessageSchema, OutboundMessageSchema, type DeliveryUpdate, type Edge, type InboundMessage, type InboundSink, type OutboundMessage } from '../message.ts';
+import type { BlobStore } from '../../storage/blobs/store.ts';
+import { backoffMs, edgeCounters, silentEdgeLog, type EdgeCounters, type EdgeLog } from '../edge-metrics.ts';
+import { EsmeLink, SmppError, type SmscConfig } from './esme.ts';
+import { MESSAGE_STATES, SmsTooLong, concatInfo, encodeSms, parseReceipt, receiptOutcome, smppAddress, type SmsPart } from './encoding.ts';
+import { Reassembler, type Assembled } from './reassembly.ts';
+
+/** Our sender numbers / short codes; TON/NPI are inferred unless given. */
+export const SmsAccountSchema = v.object({
+  number: v.pipe(v.string(), v.regex(/^\+?[0-9A-Za-z ]{2,20}$/, 'must be a phone number, short code or alphanumeric sender id')),
+  ton: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(6))),
+  npi: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(18))),
+});
+export type SmsAccount = v.InferOutput<typeof SmsAccountSchema>;
+
+const ESME_ROK = 0x00;
+const ESME_RINVDSTADR = 0x0b;
+const ESME_RSYSERR = 0x08;
+const ESME_RX_T_APPN = 0x64;
+/** submit_sm statuses worth another try: queue full, system error, throttled, submit failed, temporary app error. */
+const TRANSIENT = new Set([0x14, 0x08, 0x58, 0x45, 0x64]);
+
+export interface SmsEdgeOptions {
+  smsc: SmscConfig;
+  /** Numbers we receive on and send from: `"10690001"`, `"+15550100"` or `{ number, ton, npi }`. */
+  accounts: Array<string | SmsAccount>;
+  sink: InboundSink;
+  /** Not used by SMS itself (no attachments on SMPP); accepted so edges are wired alike. */
+  blobs?: BlobStore;
+  log?: EdgeLog;
+  metrics?: Registry;
+  /** How long to wait for missing parts of a concatenated message; default 5 minutes. */
+  partTimeoutMs?: number;
+  /** Most parts one outbound text may take; default 10. */
+  maxParts?: number;
+  retry?: { tries?: number; baseMs?: number; maxMs?: number };
+  /** How long a send waits for a bound link per try; default 10 s. */
+  bindWaitMs?: number;
+  /** How long receipts are awaited for a sent message; default 72 h. */
+  receiptTtlMs?: number;
+  now?: () => number;
+}
+
+export interface SmsEdge extends Edge {
+  readonly counters: EdgeCounters;
+  /** Binds so far (1 after start, +1 per rebind). */
+  readonly binds: number;
+  /** Resolves once bound to the SMSC (or rejects after timeoutMs). */
+  ready(timeoutMs?: number): Promise<void>;
+}
+
+interface Sent {
+  messageId: string;
+  conversationId: string;
+  total: number;
+  delivered: Set<number>;
+  finished: boolean;
+  at: number;
+}
+
+class Malformed extends Error {}
+
+const sha256 = async (s: string) =>
+  Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(s))), (b) => b.toString(16).padStart(2, '0')).join('');
+
+function inferTonNpi(a: SmsAccount): { ton: number; npi: number } {
+  if (a.ton !== undefined && a.npi !== undefined) return { ton: a.ton, npi: a.npi };
+  if (/[A-Za-z]/.test(a.number)) return { ton: a.ton ?? 5, npi: a.npi ?? 0 }; // alphanumeric sender id
+  const digits = smppAddress(a.number);
+  if (a.number.startsWith('+') || digits.length >= 10) return { ton: a.ton ?? 1, npi: a.npi ?? 1 }; // international
+  return { ton: a.ton ?? 3, npi: a.npi ?? 0 }; // short code (network specific)
+}
+
+/** The text of a decoded short_message / message_payload field. */
+function textOf(field: unknown): { text: string; udh?: Uint8Array[] } | undefined {
+  if (field && typeof field === 'object' && 'message' in field) {
+    const m = (field as smpp.DecodedMessage).message;
+    return { text: typeof m === 'string' ? m : new TextDecoder().decode(m), udh: (field as smpp.DecodedMessage).udh };
+  }
+  return undefined;
+}
+
+export async function startSmsEdge(o: SmsEdgeOptions): Promise<SmsEdge> {
+  const parsed = v.safeParse(v.pipe(v.array(v.union([v.pipe(v.string(), v.transform((number) => ({ number }))), SmsAccountSchema])), v.minLength(1, 'at least one sender number is needed'), v.array(SmsAccountSchema)), o.accounts);
+  if (!parsed.success) throw new Error(`sms edge: accounts: ${parsed.issues[0].message}`);
+  const accounts = new Map(parsed.output.map((a) => [smppAddress(a.number), a]));
+  const log = o.log ?? silentEdgeLog;
+  const counters = edgeCounters('sms', o.metrics);
+  const now = o.now ?? Date.now;
+  const retry = { tries: 5, baseMs: 1000, maxMs: 30_000, ...o.retry };
+  const receiptTtl = o.receiptTtlMs ?? 72 * 3600_000;
+  // SMSC message_id → which part of which message; and each message's receipt progress.
+  const bySmscId = new Map<string, { sent: Sent; part: number }>();
+  // Content keys of inbound messages handed to the engine but not acknowledged to the SMSC: a
+  // redelivery reuses the id, so the engine applies it once. (SMPP gives MO messages no id of their own.)
+  const unacked = new Map<string, { id: string; at: number }>();
+  let ref = Math.floor(Math.random() * 256);
+
+  const normId = (id: string) => id.trim().toLowerCase().replace(/^0+(?=.)/, '');
+
+  async function report(u: DeliveryUpdate): Promise<void> {
+    try {
+      await o.sink.delivery(u);
+    } catch (e) {
+      log.error({ err: (e as Error).message, messageId: u.messageId, state: u.state }, 'sms: delivery state not recorded');
+      throw e;
+    }
+  }
+
+  function respond(session: smpp.Session, pdu: smpp.PDU, status: number): Promise<boolean> {
+    return new Promise((ok) => {
+      // A socket that closes before flushing never calls back.
+      const closed = () => ok(false);
+      session.socket.once('close', closed);
+      const flushed = (v: boolean) => {
+        session.socket.off('close', closed);
+        ok(v);
+      };
+      if (!session.send(pdu.response({ command_status: status }), undefined, () => flushed(true))) flushed(false);
+    });
+  }
+
+  async function deliverInbound(key: string, build: (id: string) => InboundMessage): Promise<void> {
+    const id = unacked.get(key)?.id ?? `sms:${key.slice(0, 32)}.${now()}`;
+    unacked.set(key, { id, at: now() });
+    const r = v.safeParse(InboundMessageSchema, build(id));
+    if (!r.success) throw new Malformed(`${r.issues[0].path?.map((p) => String(p.key)).join('.') ?? 'message'}: ${r.issues[0].message}`);
+    await o.sink.deliver(r.output);
+  }
+
+  function inboundMessage(id: string, account: string, pdu: smpp.PDU, text: string, meta: Record<string, string | number | boolean>): InboundMessage {
+    const src = String(pdu.source_addr ?? '');
+    const handle = pdu.source_addr_ton === 1 && /^\d+$/.test(src) ? `+${src}` : src;
+    return {
+      channel: 'sms',
+      account,
+      channelMessageId: id,
+      from: { handle, ...(/^\+?\d{5,}$/.test(handle) ? { phone: handle } : {}) },
+      text,
+      attachments: [],
+      sentAt: now(),
+      meta: { sourceTon: Number(pdu.source_addr_ton ?? 0), dataCoding: Number(pdu.data_coding ?? 0), ...meta },
+    };
+  }
+
+  async function handOver(key: string, account: string, pdu: smpp.PDU, text: string, meta: Record<string, string | number | boolean>): Promise<number> {
+    try {
+      await deliverInbound(key, (id) => inboundMessage(id, account, pdu, text, meta));
+      counters.received.inc({ account });
+      return ESME_ROK;
+    } catch (e) {
+      if (e instanceof Malformed) {
+        log.warn({ err: e.message }, 'sms: deliver_sm is not a valid message');
+        counters.rejected.inc({ reason: 'malformed' });
+        return ESME_RSYSERR;
+      }
+      log.error({ err: (e as Error).message }, 'sms: engine did not take the message; the smsc will redeliver');
+      counters.rejected.inc({ reason: 'engine_unavailable' });
+      return ESME_RX_T_APPN;
+    }
+  }
+
+  const parts = new Reassembler<{ account: string; pdu: smpp.PDU; key: string }>(o.partTimeoutMs ?? 5 * 60_000, (a) => void lateParts(a));
+
+  async function lateParts(a: Assembled<{ account: string; pdu: smpp.PDU; key: string }>): Promise<void> {
+    log.warn({ missing: a.missing, total: a.total }, 'sms: parts missing after the timeout, delivering what came');
+    const meta = { parts: a.total, partsMissing: a.missing };
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const status = await handOver(a.first.key, a.first.account, a.first.pdu, a.text, meta);
+      if (status === ESME_ROK) return void unacked.delete(a.first.key);
+      await new Promise((r) => setTimeout(r, 5000 * attempt));
+    }
+  }
+
+  async function onReceipt(session: smpp.Session, pdu: smpp.PDU, text: string): Promise<void> {
+    const parsedReceipt = parseReceipt(text);
+    const tlvId = typeof pdu.receipted_message_id === 'string' ? pdu.receipted_message_id : undefined;
+    const id = tlvId ?? parsedReceipt?.id;
+    const stat = parsedReceipt?.stat ?? (typeof pdu.message_state === 'number' ? MESSAGE_STATES[pdu.message_state] : undefined);
+    const entry = id ? bySmscId.get(normId(id)) : undefined;
+    if (!id || !stat || !entry) {
+      // Answer anyway: refusing would only make the SMSC resend a receipt we cannot place.
+      counters.rejected.inc({ reason: id && stat ? 'unknown_receipt' : 'bad_receipt' });
+      log.warn({ id, stat }, 'sms: receipt for no message we know');
+      await respond(session, pdu, ESME_ROK);
+      return;
+    }
+    const outcome = receiptOutcome(stat);
+    const { sent, part } = entry;
+    let update: DeliveryUpdate | undefined;
+    if (outcome?.state === 'delivered') {
+      sent.delivered.add(part);
+      if (sent.delivered.size === sent.total && !sent.finished) {
+        sent.finished = true;
+        update = { messageId: sent.messageId, conversationId: sent.conversationId, channel: 'sms', state: 'delivered', at: now(), channelMessageId: id };
+      }
+    } else if (outcome?.state === 'failed' && !sent.finished) {
+      sent.finished = true;
+      const err = parsedReceipt?.err ? ` (error ${parsedReceipt.err})` : '';
+      update = { messageId: sent.messageId, conversationId: sent.conversationId, channel: 'sms', state: 'failed', at: now(), channelMessageId: id, permanent: outcome.permanent, reason: `SMSC reports ${stat}${err}` };
+      counters.failed.inc({ permanent: String(outcome.permanent) });
+    }
+    if (update) {
+      try {
+        await report(update);
+      } catch {
+        sent.finished = false;
+        if (update.state === 'delivered') sent.delivered.delete(part);
+        await respond(session, pdu, ESME_RX_T_APPN);
+        return;
+      }
+    }
+    await respond(session, pdu, ESME_ROK);
+  }
+
+  async function onDeliver(session: smpp.Session, pdu: smpp.PDU): Promise<void> {
+    const esm = Number(pdu.esm_class ?? 0);
+    const body = textOf(pdu.short_message) ?? textOf(pdu.message_payload);
+    const type = esm & 0x3c;
+    if (type === 0x04 || type === 0x20) return onReceipt(session, pdu, body?.text ?? '');
+    if (type !== 0) return void (await respond(session, pdu, ESME_ROK)); // SME acknowledgements: nothing to do
+    const account = smppAddress(String(pdu.destination_addr ?? ''));
+    if (!accounts.has(account)) {
+      counters.rejected.inc({ reason: 'unknown_account' });
+      log.warn({ destination: account }, 'sms: deliver_sm for a number that is not ours');
+      await respond(session, pdu, ESME_RINVDSTADR);
+      return;
+    }
+    if (!body) {
+      counters.rejected.inc({ reason: 'malformed' });
+      await respond(session, pdu, ESME_RSYSERR);
+      return;
+    }
+    const src = String(pdu.source_addr ?? '');
+    const concat = concatInfo(body.udh);
+    const umr = pdu.user_message_reference ?? '';
+    if (concat && concat.total > 1) {
+      const key = await sha256(`${src}|${account}|${concat.ref}|${concat.total}|${umr}`);
+      const whole = parts.add(key, concat.total, concat.seq, body.text, { account, pdu, key });
+      if (!whole) return void (await respond(session, pdu, ESME_ROK)); // held until the rest comes
+      const status = await handOver(key, account, pdu, whole.text, { parts: whole.total });
+      if (status === ESME_ROK) parts.done(key);
+      if ((await respond(session, pdu, status)) && status === ESME_ROK) unacked.delete(key);
+      return;
+    }
+    const key = await sha256(`${src}|${account}|${umr}|${body.text}`);
+    const status = await handOver(key, account, pdu, body.text, {});
+    if ((await respond(session, pdu, status)) && status === ESME_ROK) unacked.delete(key);
+  }
+
+  const link = new EsmeLink(o.smsc, log, (session, pdu) => {
+    onDeliver(session, pdu).catch((e: Error) => {
+      log.error({ err: e.message }, 'sms: deliver_sm handling failed');
+      void respond(session, pdu, ESME_RSYSERR);
+    });
+  });
+  link.start();
+
+  // Forget receipts never coming and stale redelivery keys.
+  const sweep = setInterval(() => {
+    const t = now();
+    for (const [id, e] of bySmscId) if (t - e.sent.at > receiptTtl) bySmscId.delete(id);
+    for (const [k, e] of unacked) if (t - e.at > 3600_000) unacked.delete(k);
+  }, 60_000);
+  sweep.unref?.();
+
+  async function submit(msg: OutboundMessage, account: SmsAccount, list: SmsPart[], sent: Sent): Promise<DeliveryUpdate> {
+    const base = { messageId: msg.messageId, conversationId: msg.conversationId, channel: 'sms' as const };
+    const { ton, npi } = inferTonNpi(account);
+    const ids: string[] = [];
+    let last: SmppError = new SmppError('not tried');
+    let attempt = 0;
+    // Parts accepted stay accepted: a retry resumes at the first part the SMSC has not taken.
+    while (ids.length < list.length && attempt < retry.tries) {
+      attempt++;
+      try {
+        const session = await link.whenBound(o.bindWaitMs ?? 10_000);
+        for (let i = ids.length; i < list.length; i++) {
+          const p = list[i];
+          const resp = await link.request(session, 'submit_sm', {
+            source_addr: smppAddress(account.number),
+            source_addr_ton: ton,
+            source_addr_npi: npi,
+            destination_addr: smppAddress(msg.to.handle),
+            dest_addr_ton: msg.to.handle.startsWith('+') ? 1 : 0,
+            dest_addr_npi: 1,
+            esm_class: p.esmClass,
+            data_coding: p.dataCoding,
+            registered_delivery: 1,
+            short_message: Buffer.from(p.bytes),
+          });
+          const smscId = String(resp.message_id ?? '');
+          ids.push(smscId);
+          bySmscId.set(normId(smscId), { sent, part: i });
+        }
+      } catch (e) {
+        last = e instanceof SmppError ? e : new SmppError((e as Error).message);
+        if (last.status !== undefined && !TRANSIENT.has(last.status)) break;
+        log.warn({ messageId: msg.messageId, attempt, err: last.message }, 'sms: submit failed, will retry');
+        if (attempt < retry.tries) await new Promise((r) => setTimeout(r, backoffMs(attempt, retry.baseMs, retry.maxMs)));
+      }
+    }
+    if (ids.length === list.length) {
+      counters.sent.inc({ account: smppAddress(account.number) });
+      const u: DeliveryUpdate = { ...base, state: 'sent', at: now(), channelMessageId: ids.join(',') };
+      await report(u).catch(() => undefined);
+      return u;
+    }
+    const permanent = last.status !== undefined && !TRANSIENT.has(last.status);
+    const partial = ids.length ? ` (${ids.length} of ${list.length} parts were accepted)` : '';
+    const reason = permanent ? `SMSC refused the message: ${last.message}${partial}` : `gave up after ${attempt} tries: ${last.message}${partial}`;
+    sent.finished = true;
+    counters.failed.inc({ permanent: String(permanent) });
+    const u: DeliveryUpdate = { ...base, state: 'failed', at: now(), permanent, reason };
+    await report(u).catch(() => undefined);
+    return u;
+  }
+
+  const inFlight = new Map<string, Promise<DeliveryUpdate>>();
+
+  async function send(msg: OutboundMessage): Promise<DeliveryUpdate> {
+    const base = { messageId: msg.messageId, conversationId: msg.conversationId, channel: 'sms' as const };
+    const account = accounts.get(smppAddress(msg.account));
+    const fail = async (reason: string): Promise<DeliveryUpdate> => {
+      counters.failed.inc({ permanent: 'true' });
+      const u: DeliveryUpdate = { ...base, state: 'failed', at: now(), permanent: true, reason };
+      await report(u).catch(() => undefined);
+      return u;
+    };
+    if (!account) return fail(`no SMS sender number ${JSON.stringify(msg.account)} is configured`);
+    if (msg.attachments.length) return fail('SMS cannot carry attachments');
+    let list: SmsPart[];
+    try {
+      ref = (ref + 1) & 0xff;
+      list = encodeSms(msg.text ?? '', { ref, maxParts: o.maxParts ?? 10 });
+    } catch (e) {
+      if (e instanceof SmsTooLong) return fail(e.message);
+      throw e;
+    }
+    await report({ ...base, state: 'queued', at: now() }).catch(() => undefined);
+    const sent: Sent = { messageId: msg.messageId, conversationId: msg.conversationId, total: list.length, delivered: new Set(), finished: false, at: now() };
+    return submit(msg, account, list, sent);
+  }
+
+  return {
+    channel: 'sms',
+    counters,
+    get binds() {
+      return link.binds;
+    },
+    async ready(timeoutMs = 10_000) {
+      await link.whenBound(timeoutMs);
+    },
+    send(input: OutboundMessage): Promise<DeliveryUpdate> {
+      const r = v.safeParse(OutboundMessageSchema, input);
+      if (!r.success) {
+        const issue = r.issues[0];
+        return Promise.reject(new EdgeRejection(400, `outbound sms: ${issue.path?.map((p) => String(p.key)).join('.') ?? 'message'}: ${issue.message}`));
+      }
+      const msg = r.output;
+      if (msg.channel !== 'sms') return Promise.reject(new EdgeRejection(400, `outbound sms: channel is ${msg.channel}, not sms`));
+      if (!/^\+?\d{3,20}$/.test(smppAddress(msg.to.handle))) return Promise.reject(new EdgeRejection(400, `outbound sms: ${JSON.stringify(msg.to.handle)} is not a phone number`));
+      if (!msg.text) return Promise.reject(new EdgeRejection(400, 'outbound sms: text is required'));
+      const known = inFlight.get(msg.messageId);
+      if (known) return known;
+      const p = send(msg);
+      inFlight.set(msg.messageId, p);
+      if (inFlight.size > 10_000) inFlight.delete(inFlight.keys().next().value as string);
+      return p;
+    },
+    async close() {
+      clearInterval(sweep);
+      parts.clear();
+      await link.close();
+    },
+  };
+}
