@@ -1,0 +1,111 @@
+// Web chat protocol v1 (PROTOCOL.md): the frames a widget or an app sends, the frames the engine answers
+// with, error codes and close codes. Every frame is one JSON object with a `type`.
+import * as v from 'valibot';
+import { AttachmentSchema, type Attachment } from '../message.ts';
+
+export const PROTOCOL_VERSION = 1;
+
+export const LIMITS = {
+  /** One client frame, in bytes of its JSON text. */
+  frameBytes: 16 * 1024,
+  textChars: 4000,
+  attachmentsPerMessage: 5,
+  /** Token bucket per socket: burst and refill per second, over every client frame. */
+  rateBurst: 20,
+  ratePerSec: 5,
+  /** Frames received but not yet handled (the sink is slow) before the socket is closed. */
+  queuedFrames: 200,
+  /** A socket must say hello within this time. */
+  helloMs: 10_000,
+} as const;
+
+/** Close codes (4000-4999 are the application's). */
+export const CLOSE = {
+  badHello: 4400,
+  unauthorized: 4401,
+  forbidden: 4403,
+  helloTimeout: 4408,
+  /** Policy violation: too many frames waiting. */
+  policy: 1008,
+  goingAway: 1001,
+} as const;
+
+export type ErrorCode =
+  | 'bad_json'
+  | 'bad_frame'
+  | 'too_large'
+  | 'rate_limited'
+  | 'hello_required'
+  | 'bad_version'
+  | 'bad_token'
+  | 'expired_token'
+  | 'unknown_site'
+  | 'unknown_app'
+  | 'bad_attachment'
+  | 'unavailable';
+
+const ClientMessageId = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,64}$/, 'clientMessageId must be 1-64 letters, digits, _ or -'));
+const Seq = v.pipe(v.number(), v.integer(), v.minValue(0));
+const Short = (max: number) => v.pipe(v.string(), v.maxLength(max));
+
+export const AppUserSchema = v.strictObject({
+  id: v.pipe(v.string(), v.minLength(1, 'user.id must not be empty'), v.maxLength(128, 'user.id must be at most 128 characters')),
+  name: v.optional(Short(200)),
+  phone: v.optional(v.pipe(v.string(), v.regex(/^\+?[0-9 ()-]{3,32}$/, 'user.phone must be a phone number'))),
+  email: v.optional(v.pipe(v.string(), v.maxLength(254), v.email('user.email must be an email address'))),
+});
+export type AppUser = v.InferOutput<typeof AppUserSchema>;
+
+export const HelloSchema = v.object({
+  type: v.literal('hello'),
+  v: v.number(),
+  /** Web visitors: the id the server issued earlier (kept in localStorage); absent on a first visit. */
+  visitorId: v.optional(v.string()),
+  name: v.optional(Short(200)),
+  /** In-app users: who they are and the app backend's signature over it (token.ts). */
+  user: v.optional(AppUserSchema),
+  token: v.optional(Short(200)),
+  /** Where the client left off: frames after lastSeq are sent again. */
+  resume: v.optional(v.object({ conversationId: v.optional(Short(128)), lastSeq: Seq })),
+});
+export type Hello = v.InferOutput<typeof HelloSchema>;
+
+export const ClientFrameSchema = v.variant('type', [
+  HelloSchema,
+  v.object({
+    type: v.literal('message'),
+    clientMessageId: ClientMessageId,
+    text: v.optional(v.pipe(v.string(), v.maxLength(LIMITS.textChars, `text must be at most ${LIMITS.textChars} characters`))),
+    attachments: v.optional(v.pipe(v.array(AttachmentSchema), v.maxLength(LIMITS.attachmentsPerMessage, `at most ${LIMITS.attachmentsPerMessage} attachments`))),
+  }),
+  v.object({ type: v.literal('typing'), typing: v.optional(v.boolean(), true) }),
+  v.object({ type: v.literal('read'), seq: Seq }),
+  v.object({ type: v.literal('delivered'), seq: Seq }),
+  v.object({ type: v.literal('ping') }),
+]);
+export type ClientFrame = v.InferOutput<typeof ClientFrameSchema>;
+
+/** Frames kept in the conversation's log (the seq is added when they are sent). */
+export type LoggedFrame =
+  | { type: 'message'; id: string; from: 'customer' | 'agent'; clientMessageId?: string; text?: string; attachments: Attachment[]; at: number }
+  | { type: 'notice'; kind: NoticeKind; position?: number; estimatedWaitSec?: number; agentName?: string; text?: string; at: number }
+  | { type: 'receipt'; state: 'delivered' | 'read'; upToSeq: number; at: number };
+
+export const NOTICE_KINDS = ['queue.position', 'agent.joined', 'conversation.closed', 'info'] as const;
+export type NoticeKind = (typeof NOTICE_KINDS)[number];
+
+export type ServerFrame =
+  | { type: 'welcome'; v: number; visitorId?: string; userId?: string; conversationId: string | null; lastSeq: number }
+  | (LoggedFrame & { seq: number; conversationId: string })
+  | { type: 'ack'; clientMessageId: string; seq: number; conversationId: string; duplicate: boolean }
+  | { type: 'conversation'; conversationId: string }
+  | { type: 'typing'; from: 'agent'; typing: boolean }
+  | { type: 'pong'; at: number }
+  | { type: 'error'; code: ErrorCode; reason: string; ref?: string; retryAfterMs?: number };
+
+/** The first issue of a valibot failure, with where it is. */
+export function firstIssue(issues: readonly v.BaseIssue<unknown>[]): string {
+  const i = issues[0];
+  const where = i.path?.map((p) => String(p.key)).join('.');
+  return where ? `${where}: ${i.message}` : i.message;
+}
