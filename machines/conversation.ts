@@ -3,10 +3,24 @@
 import * as v from 'valibot';
 import { assign, cancel, emit, enqueueActions, raise, setup } from 'xstate';
 import { defineKind } from '../actors/kind.ts';
-import { notify, tell } from './effects.ts';
+import { notify, publish, tell } from './effects.ts';
 import { ChannelSchema, ReservationAnswerSchemas, SkillNeedSchema, type Channel, type Task } from './routing.ts';
 
 const at = v.number();
+
+/** Where replies on one channel go: the customer's handle there and the thread to keep. */
+const ReplyToSchema = v.object({
+  account: v.string(),
+  handle: v.string(),
+  displayName: v.optional(v.string()),
+  inReplyTo: v.optional(v.string()),
+  references: v.optional(v.array(v.string())),
+  subject: v.optional(v.string()),
+});
+export type ReplyTo = v.InferOutput<typeof ReplyToSchema>;
+const ReplyAttachmentSchema = v.object({ key: v.string(), name: v.string(), contentType: v.string(), size: v.number(), sha256: v.optional(v.string()) });
+const DeliveryStateSchema = v.picklist(['queued', 'sent', 'delivered', 'read', 'failed']);
+
 export const ConversationEventSchema = v.variant('type', [
   v.object({
     type: v.literal('open'),
@@ -28,7 +42,19 @@ export const ConversationEventSchema = v.variant('type', [
   v.object({ type: v.literal('offered'), at, agent: v.string(), reservationId: v.string() }),
   v.object({ type: v.literal('requeued'), at, agent: v.string(), reason: v.string() }),
   v.object({ type: v.literal('assigned'), at, agent: v.string(), reservationId: v.string() }),
-  v.object({ type: v.literal('customer.message'), at, channel: v.optional(ChannelSchema) }),
+  v.object({ type: v.literal('customer.message'), at, channel: v.optional(ChannelSchema), messageId: v.optional(v.string()), replyTo: v.optional(ReplyToSchema) }),
+  // An agent's reply: leaves through the outbox to the edge of the conversation's channel (or the one named).
+  v.object({
+    type: v.literal('agent.reply'),
+    at,
+    messageId: v.pipe(v.string(), v.minLength(1)),
+    agent: v.string(),
+    channel: v.optional(ChannelSchema),
+    text: v.optional(v.string()),
+    html: v.optional(v.string()),
+    attachments: v.optional(v.array(ReplyAttachmentSchema), []),
+  }),
+  v.object({ type: v.literal('delivery'), at, messageId: v.string(), state: DeliveryStateSchema, reason: v.optional(v.string()), permanent: v.optional(v.boolean()) }),
   v.object({ type: v.literal('agent.message'), at }),
   v.object({ type: v.literal('hold'), at }),
   v.object({ type: v.literal('resume'), at }),
@@ -70,7 +96,14 @@ export interface ConversationContext {
   /** A customer message within this window reopens a closed conversation. */
   reopenWindowSec: number;
   outcome?: 'assigned' | 'overflowed' | 'refused' | 'abandoned';
+  /** Where replies go, per channel the customer has written from. */
+  replyTo?: Partial<Record<Channel, ReplyTo>>;
+  /** Delivery states of the latest replies (at most MAX_DELIVERIES), by message id. */
+  deliveries?: Record<string, { state: v.InferOutput<typeof DeliveryStateSchema>; at: number; reason?: string; permanent?: boolean }>;
 }
+
+const MAX_DELIVERIES = 100;
+const ORDER = ['queued', 'sent', 'delivered', 'read'];
 
 const live = (c: ConversationContext, state: string) => notify(`cc.live.conversation.${c.id}`, { id: c.id, state, channel: c.channel, queue: c.queue, agent: c.agent, customer: c.customer });
 
@@ -97,6 +130,31 @@ export const conversationMachine = setup({
         enqueue.raise({ type: 'sla.next' }, { delay: 'slaNext', id: 'sla.next' });
       }
       if (event.channel && event.channel !== context.channel) enqueue.assign({ channel: event.channel, channels: [...context.channels, { channel: event.channel, at: event.at }] });
+      if (event.replyTo) enqueue.assign({ replyTo: { ...context.replyTo, [event.channel ?? context.channel]: event.replyTo } });
+    }),
+    /** The reply goes to the channel's edge through the outbox; without an address it fails at once, visibly. */
+    sendReply: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'agent.reply') return;
+      const channel = event.channel ?? context.channel;
+      const to = context.replyTo?.[channel];
+      if (!to) {
+        enqueue.raise({ type: 'delivery', at: event.at, messageId: event.messageId, state: 'failed', reason: `no ${channel} address for this customer`, permanent: true });
+        return;
+      }
+      enqueue.emit(
+        publish(`cc.out.${channel}`, {
+          channel,
+          account: to.account,
+          conversationId: context.id,
+          messageId: event.messageId,
+          to: { handle: to.handle, displayName: to.displayName },
+          text: event.text,
+          html: event.html,
+          attachments: event.attachments,
+          thread: { inReplyTo: to.inReplyTo, references: to.references, subject: to.subject },
+        }),
+      );
+      enqueue.raise({ type: 'delivery', at: event.at, messageId: event.messageId, state: 'queued' });
     }),
     agentSpoke: enqueueActions(({ context, event, enqueue }) => {
       if (context.firstResponseAt === undefined) {
@@ -131,6 +189,21 @@ export const conversationMachine = setup({
     // `get` has no handler on purpose: an ask without a reply effect answers with { value, context, status }.
     'queue.position': { actions: [assign({ position: ({ event }) => ({ position: event.position, estimatedWaitSec: event.estimatedWaitSec }) }), emit(({ context, event }) => notify(`cc.conversation.${context.id}.notice`, { kind: 'queue.position', position: event.position, estimatedWaitSec: event.estimatedWaitSec }))] },
     'customer.message': { actions: 'customerSpoke' },
+    delivery: {
+      actions: [
+        assign({
+          deliveries: ({ context, event }) => {
+            const now = context.deliveries?.[event.messageId];
+            // States only move forward (a late 'sent' never hides 'read'); a failure always shows.
+            if (now && event.state !== 'failed' && ORDER.indexOf(event.state) <= ORDER.indexOf(now.state)) return context.deliveries;
+            const all = { ...context.deliveries, [event.messageId]: { state: event.state, at: event.at, reason: event.reason, permanent: event.permanent } };
+            const ids = Object.keys(all);
+            return ids.length > MAX_DELIVERIES ? Object.fromEntries(ids.slice(-MAX_DELIVERIES).map((k) => [k, all[k]])) : all;
+          },
+        }),
+        emit(({ context, event }) => notify(`cc.conversation.${context.id}.delivery`, { messageId: event.messageId, state: event.state, reason: event.reason, permanent: event.permanent, agent: context.agent })),
+      ],
+    },
     'sla.first': { actions: [assign({ breaches: ({ context, event }) => [...context.breaches, { kind: 'first' as const, at: event.at ?? 0 }] }), emit(({ context }) => notify(`cc.live.sla.${context.id}`, { conversation: context.id, breach: 'first-response' }))] },
     'sla.next': { actions: [assign({ breaches: ({ context, event }) => [...context.breaches, { kind: 'next' as const, at: event.at ?? 0 }], awaitingReply: false }), emit(({ context }) => notify(`cc.live.sla.${context.id}`, { conversation: context.id, breach: 'next-response' }))] },
   },
@@ -201,6 +274,7 @@ export const conversationMachine = setup({
       entry: emit(({ context }) => live(context, 'active')),
       on: {
         'agent.message': { actions: 'agentSpoke' },
+        'agent.reply': { actions: ['agentSpoke', 'sendReply'] },
         hold: 'onHold',
         transfer: 'transferring',
         'channel.switch': {
