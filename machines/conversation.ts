@@ -187,7 +187,7 @@ export const conversationMachine = setup({
   initial: 'new',
   on: {
     // `get` has no handler on purpose: an ask without a reply effect answers with { value, context, status }.
-    'queue.position': { actions: [assign({ position: ({ event }) => ({ position: event.position, estimatedWaitSec: event.estimatedWaitSec }) }), emit(({ context, event }) => notify(`cc.conversation.${context.id}.notice`, { kind: 'queue.position', position: event.position, estimatedWaitSec: event.estimatedWaitSec }))] },
+    'queue.position': { actions: [assign({ position: ({ event }) => ({ position: event.position, estimatedWaitSec: event.estimatedWaitSec }) }), emit(({ context, event }) => notify(`cc.conversation.${context.id}.notice`, { kind: 'queue.position', position: event.position, estimatedWaitSec: event.estimatedWaitSec >= 0 ? event.estimatedWaitSec : undefined }))] },
     'customer.message': { actions: 'customerSpoke' },
     delivery: {
       actions: [
@@ -235,7 +235,7 @@ export const conversationMachine = setup({
               },
             })),
             raise({ type: 'sla.first' }, { delay: 'slaFirst', id: 'sla.first' }),
-            emit(({ context }) => tell(`customer/${context.customer}`, { type: 'conversation.opened', conversation: context.id, channel: context.channel })),
+            emit(({ context }) => tell(`customer/${context.customer}`, { type: 'conversation.opened', conversationId: context.id, channel: context.channel })),
           ],
         },
       },
@@ -326,7 +326,7 @@ export const conversationMachine = setup({
       },
     },
     closed: {
-      entry: [emit(({ context }) => live(context, 'closed')), emit(({ context }) => tell(`customer/${context.customer}`, { type: 'conversation.closed', conversation: context.id }))],
+      entry: [emit(({ context }) => live(context, 'closed')), emit(({ context }) => tell(`customer/${context.customer}`, { type: 'conversation.closed', conversationId: context.id }))],
       on: {
         'customer.message': [
           {
@@ -335,7 +335,7 @@ export const conversationMachine = setup({
             actions: [
               'customerSpoke',
               assign(({ context, event }) => ({ agent: undefined, closedAt: undefined, outcome: undefined, task: { ...context.task!, enqueuedAt: event.at, excluded: [] } })),
-              emit(({ context }) => tell(`customer/${context.customer}`, { type: 'conversation.opened', conversation: context.id, channel: context.channel })),
+              emit(({ context }) => tell(`customer/${context.customer}`, { type: 'conversation.opened', conversationId: context.id, channel: context.channel })),
             ],
           },
         ],
