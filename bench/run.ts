@@ -1,10 +1,12 @@
 // `npm run bench -- <name>...`: runs the named benches (all when none is named); each prints JSON lines.
 import { benchActors } from './actors.ts';
 import { benchRouting } from './routing.ts';
+import { benchIdentity } from './identity.ts';
 
 const benches: Record<string, () => Promise<void>> = {
   actors: benchActors,
   routing: benchRouting,
+  identity: benchIdentity,
 };
 
 const names = process.argv.slice(2).filter((a) => a !== '--');

@@ -9,6 +9,15 @@ import { openSurreal, type SurrealHandle } from '../storage/surreal.ts';
 import { openBlobStore, type BlobService } from '../storage/blobs/open.ts';
 import { FieldCipher } from '../storage/crypto.ts';
 import { loadKeyRing } from '../storage/keys.ts';
+import { startRotation } from '../storage/rotation.ts';
+import { SEALED_FIELDS } from '../storage/schema.ts';
+import { startStoreService } from '../storage/service.ts';
+import { openStore } from '../storage/store.ts';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { ActorClient } from '../actors/client.ts';
+import { channelConfig, startChannels } from './channels.ts';
+import { workspace } from '../web/server/routes.ts';
+import { StoreClient } from '../storage/client.ts';
 import { runtimeName, serve, type HttpServer } from '../platform/serve.ts';
 import { ConfigError, type Config } from './config.ts';
 import { createApp, type ComponentState } from './http.ts';
@@ -37,6 +46,7 @@ export async function startEngine(config: Config, log: Logger, env: Record<strin
     const ring = config.roles.includes('store')
       ? asConfigError(() => loadKeyRing(env, config.dataDir, { info: (o, m) => log.info(o, m), warn: (o, m) => log.warn(o, m) }))
       : undefined;
+    if (config.roles.includes('edge')) channelConfig(env);
     let natsServer: RunningNatsServer | undefined;
     let natsUrl = config.natsUrl;
     if (!natsUrl) {
@@ -64,6 +74,14 @@ export async function startEngine(config: Config, log: Logger, env: Record<strin
       surreal = await openSurreal(config.surrealUrl);
       undo.push(() => surreal!.close());
       log.info({ url: surreal.url, activeKey: ring!.activeId }, 'storage opened');
+      const storeLog = log.child({ part: 'store' });
+      const store = await openStore({ db: surreal.db, cipher, log: storeLog });
+      const service = await startStoreService(nc, store, { log: storeLog });
+      undo.push(() => service.stop());
+      // Values sealed with an older key are re-encrypted in the background, resuming where it stopped.
+      const rotation = startRotation(surreal.db, cipher, SEALED_FIELDS, { log: storeLog });
+      undo.push(async () => void (await rotation.stop()));
+      log.info('storage service answering on cc.store.v1.*');
     }
 
     // Recordings, attachments and email bodies: the store keeps them, edges put what channels send.
@@ -103,6 +121,33 @@ export async function startEngine(config: Config, log: Logger, env: Record<strin
     let http: HttpServer | undefined;
     if (config.roles.includes('edge')) {
       const app = createApp({ registry, node: { id: config.nodeId, region: config.region, roles: config.roles, runtime: runtimeName() }, components });
+      const channels = await startChannels({
+        env,
+        nc,
+        jsm: await jetstreamManager(nc),
+        actors: new ActorClient(nc, config.actorShards),
+        blobs: blobs!.store,
+        registry,
+        log: log.child({ part: 'channels' }),
+        smtpPort: config.smtpPort,
+        replicas: config.jsReplicas,
+      });
+      undo.push(() => channels.stop());
+      for (const [path, routes] of Object.entries(channels.routes)) app.route(path, routes);
+      // The agent workspace at `/` (its own routes never shadow /healthz, /metrics or /webchat).
+      const web = await workspace({
+        nc,
+        actors: new ActorClient(nc, config.actorShards),
+        store: new StoreClient(nc),
+        log: log.child({ part: 'web' }),
+        registry,
+        dataDir: config.dataDir,
+        env,
+        blobs: blobs!.store,
+        replicas: config.jsReplicas,
+      });
+      undo.push(() => web.stop());
+      app.route('/', web.app);
       http = await serve(app.fetch, config.port);
       undo.push(() => http!.close());
       log.info({ port: http.port }, 'http listening');

@@ -1,0 +1,133 @@
+// The engine's side of every edge: a canonical inbound message becomes a customer (identity graph),
+// a stored message in that customer's open conversation (or a new one), and durable actor mail to the
+// conversation and the customer. Delivery states go back to the conversation they belong to.
+import type { Logger } from 'pino';
+import type { Counter } from 'prom-client';
+import * as v from 'valibot';
+import type { ActorClient } from '../actors/client.ts';
+import type { Channel } from '../machines/routing.ts';
+import type { StoreClient } from '../storage/client.ts';
+import type { IdentityChannel } from '../storage/schema.ts';
+import { DeliveryUpdateSchema, EdgeRejection, InboundMessageSchema, type DeliveryUpdate, type InboundMessage, type InboundSink } from './message.ts';
+
+/** Which kind of identity a channel's sender handle is, in the identity graph. */
+const IDENTITY_OF: Record<Channel, IdentityChannel> = {
+  voice: 'phone',
+  sms: 'phone',
+  email: 'email',
+  webchat: 'web',
+  app: 'app',
+  wecom: 'wecom',
+  wechat: 'wechat_openid',
+  dingtalk: 'dingtalk',
+  douyin: 'douyin',
+  xiaohongshu: 'xiaohongshu',
+};
+
+/** Where a channel account's conversations queue, and what they ask of agents. */
+export interface Routing {
+  queue: string;
+  skills?: { name: string; level?: number }[];
+}
+
+export interface InboundDeps {
+  store: StoreClient;
+  actors: Pick<ActorClient, 'tell' | 'ask'>;
+  /** The queue for a message (by channel and account); a default queue otherwise. */
+  routeOf?: (msg: InboundMessage) => Routing;
+  log: Logger;
+  counters?: { inbound: Counter<'channel' | 'outcome'> };
+}
+
+/** Actor ids are the key part of the graph's record ids (`conversation:01J…` → `01J…`). */
+export const keyOf = (recordId: string) => recordId.slice(recordId.indexOf(':') + 1);
+
+/** Chinese text gets Chinese-speaking agents; the rest English, unless the account's routing says more. */
+const languageOf = (text: string | undefined) => (text && /[\u3400-\u9fff]/.test(text) ? 'zh' : 'en');
+
+export function engineSink(deps: InboundDeps): InboundSink {
+  const { store, actors, log } = deps;
+  const routeOf: (msg: InboundMessage) => Routing = deps.routeOf ?? (() => ({ queue: 'support' }));
+  return {
+    async deliver(raw: InboundMessage) {
+      const parsed = v.safeParse(InboundMessageSchema, raw);
+      if (!parsed.success) throw new EdgeRejection(400, `bad message: ${parsed.issues[0].message} at ${v.getDotPath(parsed.issues[0]) ?? '(root)'}`);
+      const msg = parsed.output;
+      const who = await store.resolve({
+        channel: IDENTITY_OF[msg.channel],
+        handle: msg.from.handle,
+        displayName: msg.from.displayName,
+        phone: msg.from.phone,
+        email: msg.from.email,
+        verified: msg.from.verified,
+        at: msg.sentAt,
+      });
+      const threadId = msg.thread?.conversationId;
+      const stored = await store.append({
+        customerId: who.customerId,
+        identityId: who.identityId,
+        conversationId: threadId && /^[A-Za-z0-9_]{1,64}$/.test(threadId) ? `conversation:${threadId}` : undefined,
+        channel: msg.channel,
+        channelMessageId: msg.channelMessageId,
+        direction: 'in',
+        text: msg.text ?? (msg.attachments.length ? undefined : ''),
+        subject: msg.thread?.subject,
+        at: msg.sentAt,
+        attachments: msg.attachments.map((a) => ({ objectKey: a.key, contentType: a.contentType, size: a.size, name: a.name })),
+      });
+      const conversation = keyOf(stored.conversationId);
+      const customer = keyOf(who.customerId);
+      const route = routeOf(msg);
+      const tier = await actors
+        .ask<{ tier?: 'normal' | 'vip' }>(`customer/${customer}`, { type: 'get', at: msg.sentAt }, { timeoutMs: 2000 })
+        .then((c) => c.tier ?? 'normal')
+        .catch(() => 'normal' as const);
+      // Told even for a duplicate: if we stopped between storing and telling, this is the retry.
+      // The stream drops repeats within its window, and the machines ignore an `open` they already had.
+      const key = `${msg.channel}:${msg.channelMessageId}`;
+      await actors.tell(
+        `conversation/${conversation}`,
+        { type: 'open', at: msg.sentAt, customer, channel: msg.channel, queue: route.queue, skills: route.skills ?? [], language: languageOf(msg.text), tier },
+        { msgId: `open:${conversation}` },
+      );
+      await actors.tell(
+        `conversation/${conversation}`,
+        {
+          type: 'customer.message',
+          at: msg.sentAt,
+          channel: msg.channel,
+          messageId: keyOf(stored.messageId),
+          replyTo: {
+            account: msg.account,
+            handle: msg.from.handle,
+            displayName: msg.from.displayName,
+            inReplyTo: msg.thread?.messageId,
+            references: msg.thread?.messageId ? [...(msg.thread.references ?? []), msg.thread.messageId] : msg.thread?.references,
+            subject: msg.thread?.subject,
+          },
+        },
+        { msgId: `in:${key}` },
+      );
+      await actors.tell(`customer/${customer}`, { type: 'message.inbound', channel: msg.channel, at: msg.sentAt }, { msgId: `seen:${key}` });
+      deps.counters?.inbound.inc({ channel: msg.channel, outcome: stored.duplicate ? 'duplicate' : 'stored' });
+      if (who.suggestions.length) log.info({ customer, suggestions: who.suggestions.length }, 'possible same customer: suggested to agents');
+      return { conversationId: conversation, duplicate: stored.duplicate };
+    },
+
+    async delivery(raw: DeliveryUpdate) {
+      const parsed = v.safeParse(DeliveryUpdateSchema, raw);
+      if (!parsed.success) throw new EdgeRejection(400, `bad delivery update: ${parsed.issues[0].message}`);
+      const d = parsed.output;
+      if (!d.conversationId) {
+        // Nothing to attach it to; said loudly rather than lost quietly.
+        log.warn({ channel: d.channel, messageId: d.messageId, state: d.state }, 'delivery state without a conversation');
+        return;
+      }
+      await actors.tell(
+        `conversation/${keyOf(d.conversationId)}`,
+        { type: 'delivery', at: d.at, messageId: d.messageId, state: d.state, reason: d.reason, permanent: d.permanent },
+        { msgId: `dlv:${d.channel}:${d.messageId}:${d.state}` },
+      );
+    },
+  };
+}
