@@ -4,9 +4,11 @@ set -eu
 cd "$(dirname "$0")/.."
 sh scripts/setup.sh
 sh scripts/setup-media.sh
+sh scripts/setup-browser.sh
+sh scripts/setup-voice.sh
 npx tsc -p .
 rm -rf .test-data
-files=$(find actors edges engine machines media platform scripts storage tests -name '*.test.ts' 2>/dev/null | sort)
+files=$(find actors edges engine machines media platform scripts storage tests web -name '*.test.ts' 2>/dev/null | sort)
 # --test-force-exit: the embedded SurrealDB engine keeps a process alive after close once an index
 # has been defined (surrealdb.js issue 673); a test file must not wait on it forever.
 # shellcheck disable=SC2086

@@ -1,0 +1,40 @@
+// The workspace's words in English and Simplified Chinese; the choice is kept in localStorage.
+export type Lang = 'en' | 'zh-CN';
+
+const en = {
+  title: 'cc workspace', signIn: 'Sign in', user: 'User name', password: 'Password', signOut: 'Sign out', language: 'Language',
+  presence: 'Presence', available: 'Available', away: 'Away', offline: 'Offline', busy: 'Busy', wrapup: 'Wrap-up',
+  inbox: 'Inbox', wallboard: 'Wallboard', reports: 'Reports', offers: 'Offers', accept: 'Accept (a)', reject: 'Reject',
+  expiresIn: 'expires in {s} s', noConversations: 'No conversations', unread: 'unread', slaIn: 'reply within {s} s', slaBreached: 'SLA breached',
+  pick: 'Pick a conversation from the inbox', reply: 'Reply', replyLabel: 'Reply to the customer', send: 'Send', attach: 'Attach a file', canned: 'Canned response', none: '(none)',
+  transfer: 'Transfer (t)', transferTo: 'Transfer to', note: 'Note for the next agent', cancel: 'Cancel', confirm: 'Confirm',
+  wrapUp: 'Wrap up', disposition: 'Disposition', call: 'Start a voice call', profile: 'Profile', identities: 'Identities', tags: 'Tags', history: 'History across channels',
+  queues: 'Queues', agents: 'Agents', channels: 'Channels', waiting: 'Waiting', longestWait: 'Longest wait (s)', serviceLevel: 'Service level %', load: 'Load', active: 'Active',
+  from: 'From', to: 'To', show: 'Show', answerRate: 'Answer rate %', firstResponse: 'First response (s)', handleTime: 'Average handle time (s)', csat: 'CSAT', notCollected: 'not collected',
+  channel: 'Channel', conversations: 'Conversations', queue: 'Queue', agent: 'Agent', state: 'State', error: 'Error', shortcuts: 'Shortcuts: a accept, r reply, t transfer', delivery: 'delivery',
+  queued: 'queued', sent: 'sent', delivered: 'delivered', read: 'read', failed: 'failed', reconnecting: 'Reconnecting…',
+};
+const zh: typeof en = {
+  title: 'cc 坐席工作台', signIn: '登录', user: '用户名', password: '密码', signOut: '退出', language: '语言',
+  presence: '状态', available: '就绪', away: '离开', offline: '离线', busy: '忙碌', wrapup: '话后处理',
+  inbox: '收件箱', wallboard: '监控大屏', reports: '报表', offers: '待接会话', accept: '接受 (a)', reject: '拒绝',
+  expiresIn: '{s} 秒后过期', noConversations: '暂无会话', unread: '未读', slaIn: '请在 {s} 秒内回复', slaBreached: '已超时',
+  pick: '请从收件箱选择一个会话', reply: '回复', replyLabel: '回复客户', send: '发送', attach: '添加附件', canned: '快捷回复', none: '（无）',
+  transfer: '转接 (t)', transferTo: '转接给', note: '给下一位坐席的备注', cancel: '取消', confirm: '确定',
+  wrapUp: '结束会话', disposition: '处理结果', call: '发起语音通话', profile: '客户资料', identities: '渠道身份', tags: '标签', history: '跨渠道历史',
+  queues: '队列', agents: '坐席', channels: '渠道', waiting: '排队中', longestWait: '最长等待（秒）', serviceLevel: '服务水平 %', load: '负载', active: '处理中',
+  from: '开始', to: '结束', show: '查询', answerRate: '接通率 %', firstResponse: '首次响应（秒）', handleTime: '平均处理时长（秒）', csat: '满意度', notCollected: '未收集',
+  channel: '渠道', conversations: '会话数', queue: '队列', agent: '坐席', state: '状态', error: '错误', shortcuts: '快捷键：a 接受，r 回复，t 转接', delivery: '送达',
+  queued: '排队', sent: '已发送', delivered: '已送达', read: '已读', failed: '失败', reconnecting: '正在重新连接…',
+};
+export const STRINGS: Record<Lang, typeof en> = { en, 'zh-CN': zh };
+export type Words = typeof en;
+
+export function initialLang(): Lang {
+  const saved = localStorage.getItem('cc.lang');
+  if (saved === 'en' || saved === 'zh-CN') return saved;
+  return navigator.language.startsWith('zh') ? 'zh-CN' : 'en';
+}
+
+export const fill = (s: string, vars: Record<string, string | number>) => s.replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ''));
+export const CHANNEL_ICONS: Record<string, string> = { webchat: '💬', app: '📱', email: '✉️', sms: '📨', voice: '📞', wecom: '🏢', dingtalk: '🔔', wechat: '🟩', douyin: '🎵', xiaohongshu: '📕' };

@@ -1,0 +1,449 @@
+// The workspace client: Hono JSX rendering into the DOM. One screen for agents (offers, inbox,
+// conversation, reply, transfer, wrap-up) and supervisors (wallboard, reports).
+import { render, useEffect, useRef, useState } from 'hono/jsx/dom';
+import { api } from './api.ts';
+import { CHANNEL_ICONS, fill, initialLang, STRINGS, type Lang, type Words } from './i18n.ts';
+import { connectLive, type LiveFrame } from './live.ts';
+import { Reports } from './reports.tsx';
+
+interface Me {
+  user: string;
+  name: string;
+  role: 'agent' | 'supervisor' | 'admin';
+  presence: string;
+  offers: { reservationId: string; task: { id: string; channel: string; customer: string }; expiresAt: number }[];
+}
+interface Item {
+  id: string;
+  state: string;
+  channel: string;
+  customer: string;
+  unread: number;
+  slaDue?: number;
+  breached: boolean;
+  lastAt: number;
+  agent?: string;
+}
+interface Message {
+  id: string;
+  conversationId: string;
+  channel: string;
+  direction: 'in' | 'out';
+  author?: string;
+  text?: string;
+  at: number;
+  attachments: { objectKey: string; name?: string }[];
+}
+interface Detail {
+  conversation: Item & { deliveries: Record<string, { state: string }>; transfers: { to: string; note: string }[] };
+  customer: {
+    customer: { id: string; name?: string; phone?: string; email?: string; address?: string; tags: string[] };
+    identities: { channel: string; handle: string }[];
+    messages: Message[];
+  };
+}
+
+const listeners = new Set<(f: LiveFrame) => void>();
+const onLive = (fn: (f: LiveFrame) => void) => {
+  listeners.add(fn);
+  return () => void listeners.delete(fn);
+};
+
+/** Calls fn at most once per `ms`, with the latest call winning. */
+function debounce(fn: () => void, ms: number) {
+  let t: ReturnType<typeof setTimeout> | undefined;
+  return () => {
+    clearTimeout(t);
+    t = setTimeout(fn, ms);
+  };
+}
+
+function useNow(every = 1000) {
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    const i = setInterval(() => setNow(Date.now()), every);
+    return () => clearInterval(i);
+  }, []);
+  return now;
+}
+
+function Login({ t, onIn }: { t: Words; onIn: () => void }) {
+  const [error, setError] = useState('');
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    const f = new FormData(e.target as HTMLFormElement);
+    try {
+      await api('/api/login', { user: f.get('user'), password: f.get('password') });
+      onIn();
+    } catch (x) {
+      setError((x as Error).message);
+    }
+  };
+  return (
+    <form class="login" onSubmit={submit} aria-labelledby="login-title">
+      <h1 id="login-title">{t.title}</h1>
+      <label for="login-user">{t.user}</label>
+      <input id="login-user" name="user" autocomplete="username" required />
+      <label for="login-password">{t.password}</label>
+      <input id="login-password" name="password" type="password" autocomplete="current-password" required />
+      <div class="row">
+        <button type="submit">{t.signIn}</button>
+      </div>
+      {error && <p class="error" role="alert">{error}</p>}
+    </form>
+  );
+}
+
+function Offers({ t, me, onChange }: { t: Words; me: Me; onChange: () => void }) {
+  const now = useNow();
+  if (!me.offers.length) return <></>;
+  return (
+    <section class="offers" aria-label={t.offers}>
+      <h2 class="sr">{t.offers}</h2>
+      {me.offers.map((o) => (
+        <div class="row" key={o.reservationId} data-offer={o.reservationId}>
+          <span aria-hidden="true">{CHANNEL_ICONS[o.task.channel] ?? '•'}</span>
+          <strong>{o.task.channel}</strong>
+          <span class="muted" role="timer">{fill(t.expiresIn, { s: Math.max(0, Math.round((o.expiresAt - now) / 1000)) })}</span>
+          <button type="button" onClick={() => api(`/api/offers/${o.reservationId}/accept`, {}).then(onChange)}>{t.accept}</button>
+          <button type="button" class="secondary" onClick={() => api(`/api/offers/${o.reservationId}/reject`, {}).then(onChange)}>{t.reject}</button>
+        </div>
+      ))}
+    </section>
+  );
+}
+
+function Inbox({ t, items, selected, onPick }: { t: Words; items: Item[]; selected?: string; onPick: (id: string) => void }) {
+  const now = useNow();
+  return (
+    <nav class="inbox" aria-label={t.inbox}>
+      <h2 class="sr">{t.inbox}</h2>
+      {!items.length && <p class="muted" style="padding:12px">{t.noConversations}</p>}
+      <ul>
+        {items.map((c) => (
+          <li key={c.id} tabIndex={0} aria-current={c.id === selected ? 'true' : 'false'} data-conversation={c.id} onClick={() => onPick(c.id)} onKeyDown={(e: KeyboardEvent) => e.key === 'Enter' && onPick(c.id)}>
+            <span aria-label={c.channel} role="img">{CHANNEL_ICONS[c.channel] ?? '•'}</span> <strong>{c.customer.slice(0, 10)}</strong> <span class="muted">{c.state}</span>{' '}
+            {c.unread > 0 && <span class="badge" aria-label={`${c.unread} ${t.unread}`}>{c.unread}</span>}
+            <div class={c.breached ? 'sla-breach' : 'muted'}>{c.breached ? t.slaBreached : c.slaDue ? fill(t.slaIn, { s: Math.max(0, Math.round((c.slaDue - now) / 1000)) }) : ''}</div>
+          </li>
+        ))}
+      </ul>
+    </nav>
+  );
+}
+
+function Conversation({ t, id, onDone, onRead }: { t: Words; id: string; onDone: () => void; onRead: () => void }) {
+  const [d, setD] = useState<Detail | undefined>();
+  const [error, setError] = useState('');
+  const [dialog, setDialog] = useState<'' | 'transfer' | 'wrapup'>('');
+  const [agents, setAgents] = useState<{ id: string; name: string }[]>([]);
+  const [canned, setCanned] = useState<{ id: string; title: string; text: string }[]>([]);
+  const [files, setFiles] = useState<{ key: string; name: string; contentType: string; size: number }[]>([]);
+  const reply = useRef<HTMLTextAreaElement>(null);
+  const load = () => api<Detail>(`/api/conversations/${id}`).then((x) => {
+    setD(x);
+    onRead(); // opening marks it read: the inbox badge follows
+  }, (e: Error) => setError(e.message));
+  useEffect(() => {
+    setD(undefined);
+    void load();
+    api<{ canned: typeof canned }>('/api/canned').then((r) => setCanned(r.canned), () => {});
+    const refresh = debounce(load, 150);
+    const off = onLive((f) => {
+      const c = f.conversation as { id?: string } | undefined;
+      if (f.conversationId === id || c?.id === id || f.type === 'reset') refresh();
+    });
+    const keys = (e: KeyboardEvent) => {
+      if ((e.target as HTMLElement).closest('input,textarea,select,dialog')) return;
+      if (e.key === 'r') {
+        e.preventDefault();
+        reply.current?.focus();
+      } else if (e.key === 't') {
+        e.preventDefault();
+        openTransfer();
+      }
+    };
+    document.addEventListener('keydown', keys);
+    return () => {
+      off();
+      document.removeEventListener('keydown', keys);
+    };
+  }, [id]);
+  const openTransfer = () => {
+    api<{ agents: typeof agents }>('/api/agents').then((r) => setAgents(r.agents));
+    setDialog('transfer');
+  };
+  const send = async (e: Event) => {
+    e.preventDefault();
+    const text = reply.current?.value ?? '';
+    try {
+      await api(`/api/conversations/${id}/reply`, { text, attachments: files });
+      if (reply.current) reply.current.value = '';
+      setFiles([]);
+      setError('');
+      await load();
+    } catch (x) {
+      setError((x as Error).message);
+    }
+  };
+  const upload = async (e: Event) => {
+    const input = e.target as HTMLInputElement;
+    for (const f of Array.from(input.files ?? [])) {
+      const fd = new FormData();
+      fd.set('file', f);
+      const r = await api<{ key: string; name: string; contentType: string; size: number }>('/api/uploads', fd).catch((x: Error) => setError(x.message));
+      if (r) setFiles((xs) => [...xs, r]);
+    }
+    input.value = '';
+  };
+  const submitDialog = async (e: Event) => {
+    e.preventDefault();
+    const f = new FormData(e.target as HTMLFormElement);
+    try {
+      if (dialog === 'transfer') await api(`/api/conversations/${id}/transfer`, { to: f.get('to'), note: f.get('note') });
+      else await api(`/api/conversations/${id}/wrapup`, { disposition: f.get('disposition') });
+      setDialog('');
+      onDone();
+    } catch (x) {
+      setError((x as Error).message);
+    }
+  };
+  if (!d) return <section class="conv" aria-busy="true">{error && <p class="error" role="alert">{error}</p>}</section>;
+  const p = d.customer.customer;
+  const deliveries = d.conversation.deliveries ?? {};
+  return (
+    <section class="conv" aria-label={t.history}>
+      <div class="profile">
+        <div>
+          <h2 style="margin:0;font-size:16px">{p.name ?? p.id}</h2>
+          <span class="muted">{[p.phone, p.email, p.address].filter(Boolean).join(' · ')}</span>
+        </div>
+        <div>
+          <strong>{t.identities}:</strong> {d.customer.identities.map((i) => `${CHANNEL_ICONS[i.channel] ?? ''} ${i.handle}`).join(', ')}
+        </div>
+        <div>
+          <strong>{t.tags}:</strong> {p.tags.join(', ') || '—'}
+        </div>
+        <div class="row">
+          <button type="button" class="secondary" onClick={openTransfer}>{t.transfer}</button>
+          <button type="button" class="secondary" onClick={() => setDialog('wrapup')}>{t.wrapUp}</button>
+          <button type="button" class="secondary" onClick={() => api(`/api/conversations/${id}/call`, {}).then(load, (x: Error) => setError(x.message))}>📞 {t.call}</button>
+        </div>
+      </div>
+      <div class="history" role="log" aria-label={t.history}>
+        {[...d.customer.messages].reverse().map((m) => {
+          const state = m.direction === 'out' ? Object.entries(deliveries).find(([k]) => m.id.includes(k) || k === m.id)?.[1]?.state : undefined;
+          return (
+            <div key={m.id} class={`msg ${m.direction}`} data-direction={m.direction}>
+              <span aria-label={m.channel} role="img">{CHANNEL_ICONS[m.channel] ?? ''}</span> {m.text}
+              {m.attachments.map((a) => (
+                <div>
+                  <a href={`/api/files?key=${encodeURIComponent(a.objectKey)}`}>📎 {a.name ?? a.objectKey.split('/').pop()}</a>
+                </div>
+              ))}
+              <div class="muted" style="font-size:13px">
+                {m.author ?? ''} {new Date(m.at).toLocaleTimeString()} {m.conversationId !== `conversation:${id}` ? `(${m.conversationId.slice(13, 21)})` : ''}
+                {state ? ` · ${t[state as 'sent'] ?? state}` : ''}
+              </div>
+            </div>
+          );
+        })}
+      </div>
+      {(() => {
+        // Delivery states are kept by the reply's id, which the stored history does not carry: show the latest.
+        const last = Object.values(deliveries).sort((a, b) => ((b as { at?: number }).at ?? 0) - ((a as { at?: number }).at ?? 0))[0];
+        return last ? <p class="muted" role="status" data-delivery={last.state} style="margin:0 12px">{t.delivery}: {t[last.state as 'sent'] ?? last.state}</p> : null;
+      })()}
+      <form class="replybox" onSubmit={send}>
+        <label for="reply-text">{t.replyLabel}</label>
+        <textarea id="reply-text" ref={reply} rows={3} onKeyDown={(e: KeyboardEvent) => e.key === 'Enter' && (e.ctrlKey || e.metaKey) && send(e)} />
+        <div class="row">
+          <label for="reply-canned" style="margin:0">{t.canned}</label>
+          <select id="reply-canned" onChange={(e: Event) => {
+            const c = canned.find((x) => x.id === (e.target as HTMLSelectElement).value);
+            if (c && reply.current) reply.current.value = c.text;
+          }}>
+            <option value="">{t.none}</option>
+            {canned.map((c) => <option value={c.id}>{c.title}</option>)}
+          </select>
+          <label for="reply-file" style="margin:0">{t.attach}</label>
+          <input id="reply-file" type="file" onChange={upload} />
+          {files.map((f) => <span class="muted">📎 {f.name}</span>)}
+          <button type="submit">{t.send}</button>
+        </div>
+        {error && <p class="error" role="alert">{error}</p>}
+      </form>
+      {dialog && (
+        <dialog open aria-labelledby="dialog-title">
+          <form onSubmit={submitDialog}>
+            <h2 id="dialog-title" style="margin-top:0;font-size:17px">{dialog === 'transfer' ? t.transfer : t.wrapUp}</h2>
+            {dialog === 'transfer' ? (
+              <>
+                <label for="transfer-to">{t.transferTo}</label>
+                <select id="transfer-to" name="to" required>
+                  {agents.filter((a) => a.id !== d.conversation.agent).map((a) => <option value={`agent/${a.id}`}>{`${t.agent}: ${a.name}`}</option>)}
+                  <option value="queue/support">{`${t.queue}: support`}</option>
+                </select>
+                <label for="transfer-note">{t.note}</label>
+                <textarea id="transfer-note" name="note" rows={2} />
+              </>
+            ) : (
+              <>
+                <label for="wrapup-disposition">{t.disposition}</label>
+                <input id="wrapup-disposition" name="disposition" required />
+              </>
+            )}
+            <div class="row">
+              <button type="submit">{t.confirm}</button>
+              <button type="button" class="secondary" onClick={() => setDialog('')}>{t.cancel}</button>
+            </div>
+          </form>
+        </dialog>
+      )}
+    </section>
+  );
+}
+
+function Workspace({ t, me, reloadMe }: { t: Words; me: Me; reloadMe: () => void }) {
+  const [items, setItems] = useState<Item[]>([]);
+  const [selected, setSelected] = useState<string | undefined>();
+  const loadInbox = () => api<{ conversations: Item[] }>('/api/inbox').then((r) => setItems(r.conversations), () => {});
+  useEffect(() => {
+    void loadInbox();
+    const inbox = debounce(loadInbox, 200);
+    const mine = debounce(reloadMe, 200);
+    return onLive((f) => {
+      if (f.type === 'conversation' || f.type === 'reset') inbox();
+      if (f.type === 'offer' || f.type === 'reset' || (f.type === 'agent' && (f.agent as { id?: string })?.id === me.user)) mine();
+    });
+  }, []);
+  useEffect(() => {
+    const keys = (e: KeyboardEvent) => {
+      if ((e.target as HTMLElement).closest('input,textarea,select,dialog')) return;
+      if (e.key === 'a' && me.offers[0]) {
+        e.preventDefault();
+        api(`/api/offers/${me.offers[0].reservationId}/accept`, {}).then(reloadMe);
+      }
+    };
+    document.addEventListener('keydown', keys);
+    return () => document.removeEventListener('keydown', keys);
+  }, [me]);
+  return (
+    <main>
+      <div class="inbox">
+        <Offers t={t} me={me} onChange={() => {
+          reloadMe();
+          void loadInbox();
+        }} />
+        <Inbox t={t} items={items} selected={selected} onPick={setSelected} />
+      </div>
+      {selected ? <Conversation t={t} id={selected} onRead={debounce(loadInbox, 100)} onDone={() => {
+        setSelected(undefined);
+        void loadInbox();
+      }} /> : <section class="conv"><p class="muted" style="padding:16px">{t.pick}</p><p class="muted" style="padding:0 16px">{t.shortcuts}</p></section>}
+    </main>
+  );
+}
+
+interface Board {
+  queues: { queue: string; waiting?: number; longestWaitSec?: number; serviceLevelPct?: number; agentsAvailable?: number }[];
+  agents: { id: string; name: string; presence: string; load: Record<string, number>; tasks: number }[];
+  channels: Record<string, { waiting: number; active: number; wrapup: number }>;
+}
+
+function Wallboard({ t }: { t: Words }) {
+  const [b, setB] = useState<Board | undefined>();
+  useEffect(() => {
+    const load = () => api<Board>('/api/wallboard').then(setB, () => {});
+    void load();
+    const refresh = debounce(load, 300);
+    return onLive((f) => ['queue', 'agent', 'conversation', 'reset'].includes(f.type) && refresh());
+  }, []);
+  if (!b) return <section class="board" aria-busy="true" />;
+  return (
+    <section class="board" aria-label={t.wallboard}>
+      <section>
+        <h2>{t.queues}</h2>
+        <table>
+          <thead><tr><th scope="col">{t.queue}</th><th scope="col">{t.waiting}</th><th scope="col">{t.longestWait}</th><th scope="col">{t.serviceLevel}</th><th scope="col">{t.available}</th></tr></thead>
+          <tbody>{b.queues.map((q) => <tr data-queue={q.queue}><td>{q.queue}</td><td>{q.waiting ?? '—'}</td><td>{q.longestWaitSec ?? '—'}</td><td>{q.serviceLevelPct ?? '—'}</td><td>{q.agentsAvailable ?? '—'}</td></tr>)}</tbody>
+        </table>
+      </section>
+      <section>
+        <h2>{t.agents}</h2>
+        <table>
+          <thead><tr><th scope="col">{t.agent}</th><th scope="col">{t.presence}</th><th scope="col">{t.load}</th><th scope="col">{t.conversations}</th></tr></thead>
+          <tbody>{b.agents.map((a) => <tr data-agent={a.id}><td>{a.name}</td><td>{t[a.presence as 'available'] ?? a.presence}</td><td>{Object.entries(a.load).map(([k, n]) => `${k} ${n}`).join(', ')}</td><td data-tasks={a.tasks}>{a.tasks}</td></tr>)}</tbody>
+        </table>
+      </section>
+      <section>
+        <h2>{t.channels}</h2>
+        <table>
+          <thead><tr><th scope="col">{t.channel}</th><th scope="col">{t.waiting}</th><th scope="col">{t.active}</th><th scope="col">{t.wrapup}</th></tr></thead>
+          <tbody>{Object.entries(b.channels).map(([ch, n]) => <tr data-channel={ch}><td>{CHANNEL_ICONS[ch] ?? ''} {ch}</td><td>{n.waiting}</td><td>{n.active}</td><td>{n.wrapup}</td></tr>)}</tbody>
+        </table>
+      </section>
+    </section>
+  );
+}
+
+function App() {
+  const [lang, setLang] = useState<Lang>(initialLang());
+  const [me, setMe] = useState<Me | null | undefined>(undefined);
+  const [view, setView] = useState<'inbox' | 'wallboard' | 'reports'>('inbox');
+  const [online, setOnline] = useState(true);
+  const t = STRINGS[lang];
+  const reloadMe = () => api<Me>('/api/me').then(setMe, () => setMe(null));
+  useEffect(() => void reloadMe(), []);
+  useEffect(() => {
+    document.documentElement.lang = lang;
+    localStorage.setItem('cc.lang', lang);
+  }, [lang]);
+  useEffect(() => {
+    if (!me) return;
+    return connectLive((f) => listeners.forEach((l) => l(f)), setOnline);
+  }, [me?.user]);
+  if (me === undefined) return <p aria-busy="true" />;
+  const langPicker = (
+    <>
+      <label for="lang">{t.language}</label>
+      <select id="lang" value={lang} onChange={(e: Event) => setLang((e.target as HTMLSelectElement).value as Lang)}>
+        <option value="en">English</option>
+        <option value="zh-CN">中文</option>
+      </select>
+    </>
+  );
+  if (me === null) return <><header>{langPicker}</header><Login t={t} onIn={reloadMe} /></>;
+  const supervisor = me.role !== 'agent';
+  const setPresence = (p: string) => api('/api/presence', { presence: p }).then(() => setTimeout(reloadMe, 300));
+  return (
+    <>
+      <header>
+        <h1>{t.title}</h1>
+        <nav aria-label="main">
+          <a href="#inbox" aria-current={view === 'inbox' ? 'page' : undefined} onClick={() => setView('inbox')}>{t.inbox}</a>
+          {supervisor && <a href="#wallboard" aria-current={view === 'wallboard' ? 'page' : undefined} onClick={() => setView('wallboard')}>{t.wallboard}</a>}
+          {supervisor && <a href="#reports" aria-current={view === 'reports' ? 'page' : undefined} onClick={() => setView('reports')}>{t.reports}</a>}
+        </nav>
+        {!online && <span role="status">{t.reconnecting}</span>}
+        <label for="presence">{t.presence}</label>
+        <select id="presence" value={me.presence === 'busy' ? 'available' : me.presence} onChange={(e: Event) => setPresence((e.target as HTMLSelectElement).value)}>
+          <option value="available">{t.available}</option>
+          <option value="away">{t.away}</option>
+          <option value="offline">{t.offline}</option>
+          {me.presence === 'wrapup' && <option value="wrapup">{t.wrapup}</option>}
+        </select>
+        <span data-presence={me.presence}>{me.name}</span>
+        {langPicker}
+        <button type="button" class="secondary" onClick={() => api('/api/logout', {}).then(() => setMe(null))}>{t.signOut}</button>
+      </header>
+      {view === 'wallboard' && supervisor ? <main><Wallboard t={t} /></main> : view === 'reports' && supervisor ? <main><Reports t={t} /></main> : <Workspace t={t} me={me} reloadMe={reloadMe} />}
+    </>
+  );
+}
+
+const root = document.getElementById('root');
+if (root) {
+  if (location.hash === '#wallboard' || location.hash === '#reports') history.replaceState(null, '', '#inbox');
+  render(<App />, root);
+}

@@ -1,0 +1,410 @@
+// The agent workspace's HTTP surface, mounted by the engine at `/` (after /healthz, /metrics, /webchat):
+//   GET  /  /app.js                 the page and its client bundle
+//   POST /api/login /api/logout     sessions (HttpOnly SameSite=Strict cookie)
+//   GET  /api/me                    the user and their agent actor (presence, offers, load)
+//   …/api/*                         presence, offers, inbox, conversations, uploads, canned, users, wallboard, reports
+//   GET  /ws                        one WebSocket per tab (live.ts)
+import { Hono, type Context } from 'hono';
+import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { Kvm, type KV } from '@nats-io/kv';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import * as v from 'valibot';
+import type { ActorClient } from '../../actors/client.ts';
+import { upgradeWebSocket } from '../../platform/websocket.ts';
+import type { StoreClient } from '../../storage/client.ts';
+import { StoreError } from '../../storage/api.ts';
+import type { BlobStore } from '../../storage/blobs/store.ts';
+import { openBlobStore } from '../../storage/blobs/open.ts';
+import { Accounts, type Role, type Session } from './accounts.ts';
+import { buildClient } from './bundle.ts';
+import { ConversationIndex, reportOf, type Entry } from './conversations.ts';
+import { LiveHub } from './live.ts';
+import { page } from './page.ts';
+import { FailureLimiter } from './ratelimit.ts';
+import { CannedBody, LoginBody, OutreachBody, PresenceBody, reasonOf, RejectBody, ReplyBody, ReportQuery, TransferBody, UserBody, WrapupBody } from './schemas.ts';
+
+export interface WorkspaceDeps {
+  nc: NatsConnection;
+  actors: ActorClient;
+  store: StoreClient;
+  log: Logger;
+  registry?: Registry;
+  dataDir: string;
+  env: Record<string, string | undefined>;
+  /** The engine's object store (Engine.blobs.store); without it, files under dataDir/blobs. */
+  blobs?: BlobStore;
+  /** Session lifetime (default 8 h) and login throttling; tests shorten them. */
+  sessionMs?: number;
+  loginLimit?: { max: number; windowMs: number };
+  replicas?: number;
+}
+
+export interface Workspace {
+  app: Hono;
+  accounts: Accounts;
+  index: ConversationIndex;
+  stop(): Promise<void>;
+}
+
+export const COOKIE = 'cc_session';
+const MAX_UPLOAD = 10 * 1024 * 1024;
+type Env = { Variables: { session: Session } };
+type Ctx = Context<Env>;
+
+/** Builds the workspace; `.app` is the Hono app to mount at `/`. */
+export async function workspace(deps: WorkspaceDeps): Promise<Workspace> {
+  const log = deps.log.child({ part: 'workspace' });
+  const accounts = await Accounts.open(deps.nc, { sessionMs: deps.sessionMs, replicas: deps.replicas });
+  const boot = await accounts.bootstrapAdmin(deps.env.ADMIN_PASSWORD || undefined);
+  // Printed once, to the log only, when no ADMIN_PASSWORD was given: never stored in the repo or on disk.
+  if (boot.generated) log.warn({ user: 'admin', password: boot.generated }, 'generated the first admin password: sign in and change it (or set ADMIN_PASSWORD)');
+  const index = await ConversationIndex.start(deps.nc, deps.actors, log, deps.replicas);
+  const hub = new LiveHub(deps.nc, index);
+  const blobs = deps.blobs ?? (await openBlobStore(`file://${deps.dataDir}/blobs`, deps.env, { log })).store;
+  const kvm = new Kvm(deps.nc);
+  const canned: KV = await kvm.create('cc_canned', { history: 1, replicas: deps.replicas ?? 1 }).catch(() => kvm.open('cc_canned'));
+  const bundle = await buildClient();
+  const limiter = new FailureLimiter(deps.loginLimit?.max ?? 5, deps.loginLimit?.windowMs ?? 60_000);
+  const { actors, store } = deps;
+
+  const app = new Hono<Env>();
+  const fail = (c: Ctx, status: 400 | 401 | 403 | 404 | 409 | 413 | 429 | 502 | 503, error: string, headers?: Record<string, string>) => c.json({ error }, status, headers);
+  async function body<T extends v.GenericSchema>(c: Ctx, schema: T): Promise<v.InferOutput<T> | Response> {
+    let raw: unknown;
+    try {
+      raw = await c.req.json();
+    } catch {
+      return fail(c, 400, 'the body must be JSON');
+    }
+    const r = v.safeParse(schema, raw);
+    return r.success ? r.output : fail(c, 400, reasonOf(r.issues));
+  }
+  const isResponse = (x: unknown): x is Response => x instanceof Response;
+
+  app.onError((err, c) => {
+    if (err instanceof StoreError) return c.json({ error: err.reason }, err.code === 404 ? 404 : err.code === 400 ? 400 : 502);
+    log.error({ err }, 'workspace request failed');
+    return c.json({ error: err.message }, 500);
+  });
+
+  app.get('/', (c) => c.html(page(c.req.header('accept-language')?.startsWith('zh') ? 'zh-CN' : 'en')));
+  app.get('/app.js', (c) => (c.req.header('if-none-match') === bundle.etag ? c.body(null, 304) : c.body(bundle.js, 200, { 'content-type': 'text/javascript; charset=utf-8', etag: bundle.etag, 'cache-control': 'no-cache' })));
+
+  // ---- sessions ------------------------------------------------------------------------------
+  app.post('/api/login', async (c) => {
+    const b = await body(c, LoginBody);
+    if (isResponse(b)) return b;
+    const ip = c.req.header('x-forwarded-for')?.split(',')[0].trim() || 'direct';
+    const wait = Math.max(limiter.retryAfter(`u:${b.user}`), limiter.retryAfter(`ip:${ip}`));
+    if (wait) return fail(c, 429, `too many failed sign-ins; try again in ${Math.ceil(wait / 1000)} s`, { 'retry-after': String(Math.ceil(wait / 1000)) });
+    const user = await accounts.check(b.user, b.password);
+    if (!user) {
+      limiter.fail(`u:${b.user}`);
+      limiter.fail(`ip:${ip}`);
+      return fail(c, 401, 'wrong user name or password');
+    }
+    limiter.reset(`u:${b.user}`);
+    const s = await accounts.startSession(user);
+    setCookie(c, COOKIE, s.token, { httpOnly: true, sameSite: 'Strict', path: '/', secure: new URL(c.req.url).protocol === 'https:', expires: new Date(s.expiresAt) });
+    return c.json({ user: user.id, name: user.name, role: user.role, expiresAt: s.expiresAt });
+  });
+
+  // Everything below needs a session.
+  app.use('/api/*', async (c, next) => {
+    const s = await accounts.session(getCookie(c, COOKIE));
+    if (!s) return fail(c, 401, 'sign in first (no session, or it expired)');
+    c.set('session', s);
+    await next();
+  });
+  app.use('/ws', async (c, next) => {
+    const s = await accounts.session(getCookie(c, COOKIE));
+    if (!s) return fail(c, 401, 'sign in first (no session, or it expired)');
+    c.set('session', s);
+    await next();
+  });
+  const only = (...roles: Role[]) => async (c: Ctx, next: () => Promise<void>) => {
+    if (!roles.includes(c.get('session').role)) return fail(c, 403, `this needs the ${roles.join(' or ')} role`);
+    await next();
+  };
+  const supervising = only('supervisor', 'admin');
+
+  app.post('/api/logout', async (c) => {
+    await accounts.endSession(c.get('session').token);
+    deleteCookie(c, COOKIE, { path: '/' });
+    return c.json({ ok: true });
+  });
+
+  const agentView = (id: string) => actors.ask<Record<string, unknown>>(`agent/${id}`, { type: 'get' }, { timeoutMs: 3000 });
+  app.get('/api/me', async (c) => {
+    const s = c.get('session');
+    const user = await accounts.get(s.user);
+    if (!user) return fail(c, 401, 'this user no longer exists');
+    const a = await agentView(s.user).catch(() => undefined);
+    const timeout = typeof a?.offerTimeoutMs === 'number' ? a.offerTimeoutMs : 20_000;
+    const offers = Object.entries((a?.offers ?? {}) as Record<string, { task: Record<string, unknown>; at: number }>).map(([reservationId, o]) => ({ reservationId, task: o.task, expiresAt: o.at + timeout }));
+    return c.json({ user: user.id, name: user.name, role: user.role, queues: user.queues, presence: a?.presence ?? 'offline', load: a?.load, capacity: a?.capacity, offers, expiresAt: s.expiresAt });
+  });
+
+  // ---- presence and offers -------------------------------------------------------------------
+  app.post('/api/presence', async (c) => {
+    const b = await body(c, PresenceBody);
+    if (isResponse(b)) return b;
+    const s = c.get('session');
+    const a = await agentView(s.user).catch(() => undefined);
+    const now = String(a?.presence ?? 'offline');
+    const user = (await accounts.get(s.user))!;
+    if (b.presence === 'offline') await actors.tell(`agent/${s.user}`, { type: 'logout' });
+    else if (now === 'offline') {
+      await actors.tell(`agent/${s.user}`, { type: 'login', queues: user.queues });
+      if (b.presence === 'away') await actors.tell(`agent/${s.user}`, { type: 'presence.set', presence: 'away', reason: b.reason });
+    } else await actors.tell(`agent/${s.user}`, { type: 'presence.set', presence: b.presence, reason: b.reason });
+    return c.json({ ok: true, presence: b.presence });
+  });
+  const ReservationId = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_=.:-]{1,128}$/, 'not a reservation id'));
+  app.post('/api/offers/:rid/accept', async (c) => {
+    const rid = v.safeParse(ReservationId, c.req.param('rid'));
+    if (!rid.success) return fail(c, 400, reasonOf(rid.issues));
+    await actors.tell(`agent/${c.get('session').user}`, { type: 'offer.accept', reservationId: rid.output });
+    return c.json({ ok: true });
+  });
+  app.post('/api/offers/:rid/reject', async (c) => {
+    const rid = v.safeParse(ReservationId, c.req.param('rid'));
+    if (!rid.success) return fail(c, 400, reasonOf(rid.issues));
+    const b = await body(c, RejectBody);
+    if (isResponse(b)) return b;
+    await actors.tell(`agent/${c.get('session').user}`, { type: 'offer.reject', reservationId: rid.output, reason: b.reason });
+    return c.json({ ok: true });
+  });
+
+  // ---- inbox and conversations ---------------------------------------------------------------
+  const summary = (e: Entry, user: string) => {
+    const slaDue = e.firstResponseAt === undefined ? e.openedAt + e.slaFirstSec * 1000 : e.awaitingReply && e.lastCustomerAt ? e.lastCustomerAt + e.slaNextSec * 1000 : undefined;
+    return { id: e.id, state: e.state, channel: e.channel, queue: e.queue, agent: e.agent, customer: e.customer, openedAt: e.openedAt, lastAt: e.lastAt, unread: index.unread(user, e.id), slaDue, breached: e.breaches.length > 0 };
+  };
+  app.get('/api/inbox', async (c) => {
+    const s = c.get('session');
+    // The agent actor is the authority on what is theirs; the index fills in the details.
+    const a = await agentView(s.user).catch(() => undefined);
+    const ids = Object.keys((a?.tasks ?? {}) as Record<string, unknown>);
+    const entries = (await Promise.all(ids.map((id) => index.load(id)))).filter((e): e is Entry => Boolean(e));
+    return c.json({ conversations: entries.map((e) => summary(e, s.user)).sort((x, y) => y.lastAt - x.lastAt) });
+  });
+
+  const IdParam = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_]{1,64}$/, 'not a conversation id'));
+  /** The conversation when this user may work on it: its agent, or a supervisor/admin. */
+  async function mine(c: Ctx): Promise<Entry | Response> {
+    const id = v.safeParse(IdParam, c.req.param('id'));
+    if (!id.success) return fail(c, 400, reasonOf(id.issues));
+    const e = await index.load(id.output);
+    if (!e) return fail(c, 404, `no conversation ${id.output}`);
+    const s = c.get('session');
+    if (s.role === 'agent' && e.agent !== s.user) return fail(c, 403, 'this conversation is not assigned to you');
+    return e;
+  }
+
+  app.get('/api/conversations/:id', async (c) => {
+    const e = await mine(c);
+    if (isResponse(e)) return e;
+    const s = c.get('session');
+    // Masking follows the viewer's role: the store decides what an agent may see of phone, email, address.
+    const view = await store.view({ customerId: `customer:${e.customer}`, viewer: s.role, limit: 200 });
+    index.markRead(s.user, e.id);
+    return c.json({ conversation: { ...summary(e, s.user), deliveries: e.deliveries, transfers: e.transfers, disposition: e.disposition }, customer: view });
+  });
+
+  app.post('/api/conversations/:id/reply', async (c) => {
+    const e = await mine(c);
+    if (isResponse(e)) return e;
+    const b = await body(c, ReplyBody);
+    if (isResponse(b)) return b;
+    if (e.state !== 'active') return fail(c, 409, `the conversation is ${e.state}; replies go to active conversations`);
+    const s = c.get('session');
+    const messageId = `w${crypto.randomUUID().replace(/-/g, '')}`;
+    const at = Date.now();
+    const channel = b.channel ?? (e.channel as typeof b.channel & string);
+    await store.append({
+      customerId: `customer:${e.customer}`,
+      conversationId: `conversation:${e.id}`,
+      channel,
+      channelMessageId: messageId,
+      direction: 'out',
+      author: s.user,
+      text: b.text?.trim() || undefined,
+      at,
+      attachments: b.attachments.map((a) => ({ objectKey: a.key, contentType: a.contentType, size: a.size, name: a.name })),
+    });
+    await actors.tell(`conversation/${e.id}`, { type: 'agent.reply', messageId, agent: s.user, channel, text: b.text?.trim() || undefined, attachments: b.attachments, at }, { msgId: `reply:${messageId}` });
+    return c.json({ messageId, at });
+  });
+
+  app.post('/api/conversations/:id/transfer', async (c) => {
+    const e = await mine(c);
+    if (isResponse(e)) return e;
+    const b = await body(c, TransferBody);
+    if (isResponse(b)) return b;
+    if (b.to === `agent/${c.get('session').user}`) return fail(c, 400, 'to: you already hold this conversation');
+    if (b.to.startsWith('agent/') && !(await accounts.get(b.to.slice(6)))) return fail(c, 404, `no agent ${b.to.slice(6)}`);
+    await actors.tell(`conversation/${e.id}`, { type: 'transfer', to: b.to, note: b.note });
+    return c.json({ ok: true });
+  });
+
+  app.post('/api/conversations/:id/wrapup', async (c) => {
+    const e = await mine(c);
+    if (isResponse(e)) return e;
+    const b = await body(c, WrapupBody);
+    if (isResponse(b)) return b;
+    // Two tells to one actor keep their order: wrap-up, then close with the disposition.
+    await actors.tell(`conversation/${e.id}`, { type: 'wrapup' });
+    await actors.tell(`conversation/${e.id}`, { type: 'close', disposition: b.disposition });
+    return c.json({ ok: true });
+  });
+
+  // The media of the call is the voice edge's; here the conversation moves to voice and keeps its history.
+  app.post('/api/conversations/:id/call', async (c) => {
+    const e = await mine(c);
+    if (isResponse(e)) return e;
+    if (e.state !== 'active') return fail(c, 409, `the conversation is ${e.state}; a call starts from an active conversation`);
+    await actors.tell(`conversation/${e.id}`, { type: 'channel.switch', channel: 'voice' });
+    return c.json({ ok: true, channel: 'voice' });
+  });
+
+  // Proactive outreach: only to a customer who has not opted out of the channel.
+  app.post('/api/outreach', async (c) => {
+    const b = await body(c, OutreachBody);
+    if (isResponse(b)) return b;
+    const s = c.get('session');
+    const key = b.customerId.slice('customer:'.length);
+    const check = await actors.ask<{ allowed: boolean; reason: string }>(`customer/${key}`, { type: 'contact.check', channel: b.channel }, { timeoutMs: 3000 });
+    if (!check.allowed) return fail(c, 403, `outreach refused: ${check.reason}`);
+    const id = crypto.randomUUID().replace(/-/g, '');
+    const at = Date.now();
+    const stored = await store.append({ customerId: b.customerId, conversationId: `conversation:${id}`, channel: b.channel, channelMessageId: `o${id}`, direction: 'out', author: s.user, text: b.text, at });
+    await actors.tell(`conversation/${id}`, { type: 'open', customer: key, channel: b.channel, queue: b.queue, attrs: { outbound: true, by: s.user }, at }, { msgId: `open:${id}` });
+    // The reply address comes with a customer.message-shaped event carrying no text: the only way the machine learns where to send.
+    await actors.tell(`conversation/${id}`, { type: 'customer.message', channel: b.channel, replyTo: { account: b.account, handle: b.handle }, at });
+    return c.json({ conversationId: id, messageId: stored.messageId, note: 'queued: the first message leaves once an agent holds the conversation' });
+  });
+
+  // ---- attachments ----------------------------------------------------------------------------
+  app.post('/api/uploads', async (c) => {
+    const len = Number(c.req.header('content-length') ?? 0);
+    if (len > MAX_UPLOAD + 64 * 1024) return fail(c, 413, `files are limited to ${MAX_UPLOAD} bytes`);
+    const form = await c.req.formData().catch(() => undefined);
+    const file = form?.get('file');
+    if (!file || typeof file === 'string') return fail(c, 400, 'send the file as multipart/form-data field "file"');
+    if (file.size > MAX_UPLOAD) return fail(c, 413, `files are limited to ${MAX_UPLOAD} bytes`);
+    const name = file.name.replace(/[^\p{L}\p{N}._ -]/gu, '_').slice(0, 100) || 'file';
+    const key = `workspace/${c.get('session').user}/${crypto.randomUUID()}/${encodeURIComponent(name)}`;
+    const contentType = file.type || 'application/octet-stream';
+    await blobs.put(key, new Uint8Array(await file.arrayBuffer()), { contentType, size: file.size });
+    return c.json({ key, name, contentType, size: file.size });
+  });
+  app.get('/api/files', async (c) => {
+    const key = c.req.query('key') ?? '';
+    if (!/^(workspace|webchat|email|sms|app)\//.test(key) || key.includes('..')) return fail(c, 400, 'key: not an attachment key');
+    const got = await blobs.get(key).catch(() => undefined);
+    if (!got) return fail(c, 404, 'no such file');
+    return new Response(got.body as BodyInit, { headers: { 'content-type': got.contentType, 'content-disposition': 'attachment', 'x-content-type-options': 'nosniff' } });
+  });
+
+  // ---- canned responses -----------------------------------------------------------------------
+  const dec = new TextDecoder();
+  app.get('/api/canned', async (c) => {
+    const out: unknown[] = [];
+    for await (const k of await canned.keys()) {
+      const e = await canned.get(k);
+      if (e?.operation === 'PUT' && e.value.length) out.push(JSON.parse(dec.decode(e.value)));
+    }
+    return c.json({ canned: out });
+  });
+  app.post('/api/canned', supervising, async (c) => {
+    const b = await body(c, CannedBody);
+    if (isResponse(b)) return b;
+    await canned.put(b.id, new TextEncoder().encode(JSON.stringify(b)));
+    return c.json(b);
+  });
+
+  // ---- users ---------------------------------------------------------------------------------
+  app.get('/api/agents', async (c) => {
+    const users = await accounts.list();
+    return c.json({ agents: users.filter((u) => u.role !== 'admin').map((u) => ({ id: u.id, name: u.name, queues: u.queues })) });
+  });
+  app.get('/api/users', only('admin'), async (c) => c.json({ users: await accounts.list() }));
+  app.post('/api/users', only('admin'), async (c) => {
+    const b = await body(c, UserBody);
+    if (isResponse(b)) return b;
+    try {
+      const u = await accounts.create(b);
+      // The user id is the agent actor id: its profile carries the name, queues and languages.
+      await actors.tell(`agent/${u.id}`, { type: 'profile.set', name: u.name, queues: u.queues, skills: b.skills });
+      return c.json(u, 201);
+    } catch (e) {
+      if (e instanceof Error && 'status' in e && e.status === 409) return fail(c, 409, e.message);
+      throw e;
+    }
+  });
+
+  // ---- supervisors ---------------------------------------------------------------------------
+  app.get('/api/wallboard', supervising, async (c) => {
+    const users = (await accounts.list()).filter((u) => u.role !== 'admin');
+    const queueIds = [...new Set(users.flatMap((u) => u.queues))].sort();
+    const [agents, queues] = await Promise.all([
+      Promise.all(users.map(async (u) => {
+        const a = await agentView(u.id).catch(() => undefined);
+        return { id: u.id, name: u.name, presence: String(a?.presence ?? 'unknown'), load: a?.load ?? {}, capacity: a?.capacity ?? {}, tasks: Object.keys((a?.tasks ?? {}) as object).length };
+      })),
+      Promise.all(queueIds.map((q) => actors.ask<Record<string, unknown>>(`queue/${q}`, { type: 'get' }, { timeoutMs: 3000 }).then((x) => ({ queue: q, waiting: x.waiting, longestWaitSec: x.longestWaitSec, serviceLevelPct: x.serviceLevelPct, agentsAvailable: x.agentsAvailable }), () => ({ queue: q, error: 'no answer' })))),
+    ]);
+    const channels: Record<string, { waiting: number; active: number; wrapup: number }> = {};
+    for (const e of index.entries.values()) {
+      const ch = (channels[e.channel] ??= { waiting: 0, active: 0, wrapup: 0 });
+      if (['queued', 'waiting', 'offered', 'transferring'].includes(e.state)) ch.waiting++;
+      else if (['active', 'onHold'].includes(e.state)) ch.active++;
+      else if (e.state === 'wrapup') ch.wrapup++;
+    }
+    return c.json({ at: Date.now(), queues, agents, channels });
+  });
+  app.get('/api/reports', supervising, async (c) => {
+    const q = v.safeParse(ReportQuery, { from: c.req.query('from') ?? '', to: c.req.query('to') ?? '' });
+    if (!q.success) return fail(c, 400, reasonOf(q.issues));
+    if (q.output.to <= q.output.from) return fail(c, 400, 'to: must be after from');
+    return c.json({ from: q.output.from, to: q.output.to, channels: reportOf(await index.closedBetween(q.output.from, q.output.to)), source: 'summaries of conversations closed in the period (KV cc_reports)' });
+  });
+
+  // ---- live ----------------------------------------------------------------------------------
+  app.get(
+    '/ws',
+    upgradeWebSocket((c) => {
+      const s = (c as Ctx).get('session');
+      const since = Number(c.req.query('since'));
+      const tab = hub.tab(c.req.query('tab'), s.user, s.role);
+      let send: ((f: string) => void) | undefined;
+      return {
+        onOpen(_e, ws) {
+          send = (f) => ws.send(f);
+          tab.attach(send, Number.isInteger(since) && since >= 0 ? since : undefined);
+        },
+        onClose() {
+          if (send) tab.detach(send);
+        },
+      };
+    }),
+  );
+
+  return {
+    app: app as unknown as Hono,
+    accounts,
+    index,
+    async stop() {
+      hub.stop();
+      index.stop();
+    },
+  };
+}
+
+/** The contract the lead mounts: `app.route('/', (await workspaceRoutes(deps)))`. */
+export async function workspaceRoutes(deps: WorkspaceDeps): Promise<Hono> {
+  return (await workspace(deps)).app;
+}

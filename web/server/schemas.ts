@@ -1,0 +1,38 @@
+// Request bodies of the workspace API, each checked with valibot before anything acts on it.
+import * as v from 'valibot';
+import { CHANNELS } from '../../machines/routing.ts';
+import { Password, ROLES, UserId } from './accounts.ts';
+
+const Text = (max: number) => v.pipe(v.string(), v.trim(), v.minLength(1, 'must not be empty'), v.maxLength(max, `must be at most ${max} characters`));
+const Key = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_=-]{1,64}$/, 'must be 1-64 letters, digits, _ = or -'));
+
+export const LoginBody = v.object({ user: v.pipe(v.string(), v.maxLength(64, 'is too long')), password: v.pipe(v.string(), v.maxLength(200, 'is too long')) });
+export const PresenceBody = v.object({ presence: v.picklist(['available', 'away', 'offline'], 'must be available, away or offline'), reason: v.optional(Text(100)) });
+export const RejectBody = v.object({ reason: v.optional(Text(200)) });
+export const ReplyAttachment = v.object({ key: v.pipe(v.string(), v.startsWith('workspace/', 'must be a key returned by /api/uploads'), v.maxLength(512)), name: Text(255), contentType: Text(255), size: v.pipe(v.number(), v.integer(), v.minValue(0)) });
+export const ReplyBody = v.pipe(
+  v.object({ text: v.optional(v.pipe(v.string(), v.maxLength(20_000, 'must be at most 20000 characters'))), attachments: v.optional(v.pipe(v.array(ReplyAttachment), v.maxLength(10, 'at most 10 attachments')), []), channel: v.optional(v.picklist(CHANNELS)) }),
+  v.check((b) => Boolean(b.text?.trim()) || b.attachments.length > 0, 'a reply needs text or an attachment'),
+);
+export const TransferBody = v.object({ to: v.pipe(v.string(), v.regex(/^(agent|queue)\/[A-Za-z0-9_=-]{1,64}$/, 'must be agent/<id> or queue/<id>')), note: v.optional(v.pipe(v.string(), v.maxLength(1000)), '') });
+export const WrapupBody = v.object({ disposition: Text(200) });
+export const CannedBody = v.object({ id: Key, title: Text(100), text: Text(5000), lang: v.optional(v.picklist(['en', 'zh-CN'])) });
+export const UserBody = v.object({
+  id: UserId,
+  name: v.optional(Text(100)),
+  role: v.picklist(ROLES, `must be one of ${ROLES.join(', ')}`),
+  password: Password,
+  queues: v.optional(v.pipe(v.array(Key), v.maxLength(20)), ['support']),
+  skills: v.optional(v.record(Key, v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(10))), { en: 1, zh: 1 }),
+});
+export const OutreachBody = v.object({ customerId: v.pipe(v.string(), v.regex(/^customer:[A-Za-z0-9_]{1,64}$/, 'must be customer:<key>')), channel: v.picklist(CHANNELS), account: Text(256), handle: Text(256), text: Text(20_000), queue: v.optional(Key, 'support') });
+export const ReportQuery = v.object({
+  from: v.pipe(v.string(), v.transform(Number), v.number('must be ms since epoch'), v.integer('must be ms since epoch')),
+  to: v.pipe(v.string(), v.transform(Number), v.number('must be ms since epoch'), v.integer('must be ms since epoch')),
+});
+
+/** "field: reason" of the first issue, for 400 answers. */
+export function reasonOf(issues: readonly v.BaseIssue<unknown>[]): string {
+  const path = v.getDotPath(issues[0]);
+  return path ? `${path}: ${issues[0].message}` : issues[0].message;
+}
