@@ -60,3 +60,17 @@ test('a reply on a channel the customer never used fails at once with the reason
   assert.equal(d?.state, 'failed');
   assert.equal(d?.reason, 'no sms address for this customer');
 });
+
+test('a conversation an agent opens to a customer knows where replies go without any customer message', () => {
+  const sim = new Sim({ agent: agentKind, conversation: conversationKind, queue: queueKind });
+  sim.send('queue/q', { type: 'configure', config: {} });
+  sim.send('agent/a1', { type: 'profile.set', skills: { en: 1 }, queues: ['q'] });
+  sim.send('agent/a1', { type: 'login' });
+  sim.send('conversation/o1', { type: 'open', customer: 'u1', channel: 'sms', queue: 'q', replyTo: { account: '10690001', handle: '+8613812345678' } });
+  const offered = sim.log.find((m) => m.to === 'agent/a1' && m.event.type === 'reserve');
+  sim.send('agent/a1', { type: 'offer.accept', reservationId: (offered!.event as unknown as { reservationId: string }).reservationId });
+  sim.send('conversation/o1', { type: 'agent.reply', messageId: 'p1', agent: 'a1', text: 'Your order shipped.' });
+  const out = sim.notices.find((n) => n.subject === 'cc.out.sms');
+  assert.equal((out?.data as { to: { handle: string } }).to.handle, '+8613812345678');
+  assert.equal((sim.state('conversation/o1').context as ConversationContext).lastCustomerAt, undefined, 'no customer message was invented');
+});

@@ -35,6 +35,8 @@ export const ConversationEventSchema = v.variant('type', [
     attrs: v.optional(v.record(v.string(), v.union([v.string(), v.number(), v.boolean()])), {}),
     slaFirstSec: v.optional(v.number()),
     slaNextSec: v.optional(v.number()),
+    /** Where replies go, for a conversation an agent opens to a customer (proactive outreach). */
+    replyTo: v.optional(ReplyToSchema),
   }),
   v.object({ type: v.literal('queue.position'), at, queue: v.string(), position: v.number(), estimatedWaitSec: v.number() }),
   v.object({ type: v.literal('queue.overflowed'), at, from: v.string(), to: v.string() }),
@@ -219,6 +221,7 @@ export const conversationMachine = setup({
               channels: [{ channel: event.channel, at: event.at }],
               queue: event.queue,
               openedAt: event.at,
+              replyTo: event.replyTo ? { ...context.replyTo, [event.channel]: event.replyTo } : context.replyTo,
               slaFirstSec: event.slaFirstSec ?? context.slaFirstSec,
               slaNextSec: event.slaNextSec ?? context.slaNextSec,
               task: {

@@ -281,9 +281,11 @@ export async function workspace(deps: WorkspaceDeps): Promise<Workspace> {
     const id = crypto.randomUUID().replace(/-/g, '');
     const at = Date.now();
     const stored = await store.append({ customerId: b.customerId, conversationId: `conversation:${id}`, channel: b.channel, channelMessageId: `o${id}`, direction: 'out', author: s.user, text: b.text, at });
-    await actors.tell(`conversation/${id}`, { type: 'open', customer: key, channel: b.channel, queue: b.queue, attrs: { outbound: true, by: s.user }, at }, { msgId: `open:${id}` });
-    // The reply address comes with a customer.message-shaped event carrying no text: the only way the machine learns where to send.
-    await actors.tell(`conversation/${id}`, { type: 'customer.message', channel: b.channel, replyTo: { account: b.account, handle: b.handle }, at });
+    await actors.tell(
+      `conversation/${id}`,
+      { type: 'open', customer: key, channel: b.channel, queue: b.queue, attrs: { outbound: true, by: s.user }, replyTo: { account: b.account, handle: b.handle }, at },
+      { msgId: `open:${id}` },
+    );
     return c.json({ conversationId: id, messageId: stored.messageId, note: 'queued: the first message leaves once an agent holds the conversation' });
   });
 
