@@ -1,0 +1,392 @@
+// The SIP trunk edge on UDP: answers a trunk's calls (INVITE/SDP → 100, 180, 200 with our RTP relay in
+// the answer; ACK; BYE; CANCEL → 487; OPTIONS keep-alives; re-INVITE with a=sendonly = hold), runs the
+// IVR menu for each call (prompts played by the media node, DTMF read by the relay), opens the voice
+// conversation in the queue the IVR chose and tells it when the caller hangs up. Malformed requests get
+// a 400 with the reason and the edge keeps serving.
+// The IVR session lives with the call on this edge (the pure machine run in process): a call's media and
+// its menu end together, so there is nothing to resume elsewhere if this node dies.
+// A small server transaction layer: requests retransmitted by the trunk get the last response again,
+// and a 200 to INVITE is retransmitted (T1 doubling to T2) until its ACK, as RFC 3261 §13.3.1.4 asks.
+import { createSocket, type Socket } from 'node:dgram';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { createActor, type Actor } from 'xstate';
+import { ivrMachine, type IvrMenu, type QueueExit } from '../../machines/ivr.ts';
+import type { TellEffect } from '../../machines/effects.ts';
+import { CALL_FAILED_SUBJECT, MediaClient } from '../../media/service.ts';
+import { badRequestFromRaw, isRequest, makeResponse, parseSip, stringifySip, type SipRequest, type SipResponse } from './grammar.ts';
+import { RtpRelay } from './relay.ts';
+import { buildAnswer, negotiate, parseOffer, SdpError, type Negotiated } from './sdp.ts';
+import type { Caller, VoiceEngine } from './voice.ts';
+
+const T1 = 500;
+const T2 = 4000;
+const TRANSACTION_MS = 32_000;
+
+export interface SipLog {
+  info(o: object, m: string): void;
+  warn(o: object, m: string): void;
+  debug(o: object, m: string): void;
+}
+
+export interface SipEdgeOptions {
+  port: number;
+  /** Listen address; 127.0.0.1 unless the trunk is elsewhere. */
+  host?: string;
+  /** Address put in Contact and SDP (SIP_PUBLIC_IP); defaults to `host`. */
+  publicIp?: string;
+  nc: NatsConnection;
+  voice: VoiceEngine;
+  menu: IvrMenu;
+  /** VIP callers (customer tier 'vip') skip the menu to this queue. */
+  vipExit?: QueueExit;
+  /** The account calls arrive on (the trunk's number or name), kept as the reply-to account. */
+  account?: string;
+  /** Prompt looped while the caller waits in queue (missing file: silence). */
+  holdPrompt?: string;
+  log?: SipLog;
+}
+
+interface Call {
+  callId: string;
+  invite: SipRequest;
+  source: { ip: string; port: number };
+  toTag: string;
+  state: 'setup' | 'ringing' | 'answered' | 'confirmed' | 'ended';
+  negotiated?: Negotiated;
+  relay?: RtpRelay;
+  transportId?: string;
+  caller?: Caller;
+  ivr?: Actor<typeof ivrMachine>;
+  conversationId?: string;
+  sdpVersion: number;
+  sessionId: number;
+  stopRetransmit?: () => void;
+  /** Resolves when setup finished (or failed); CANCEL waits on it. */
+  digits: string[];
+}
+
+export interface SipEdge {
+  port: number;
+  /** Live calls by Call-ID (tests and stats). */
+  calls: Map<string, Readonly<Call>>;
+  stats: { requests: number; malformed: number; callsAnswered: number; callsEnded: number };
+  stop(): Promise<void>;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const nowMs = () => Date.now();
+
+export async function startSipEdge(o: SipEdgeOptions): Promise<SipEdge> {
+  const host = o.host ?? '127.0.0.1';
+  const publicIp = o.publicIp ?? host;
+  const media = new MediaClient(o.nc);
+  const log = o.log;
+  const calls = new Map<string, Call>();
+  const stats = { requests: 0, malformed: 0, callsAnswered: 0, callsEnded: 0 };
+  /** Last response per server transaction (branch + method), for retransmitted requests. */
+  const answered = new Map<string, { text: string; to: { ip: string; port: number }; at: number }>();
+
+  const socket: Socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+  await new Promise<void>((ok, fail) => {
+    socket.once('error', fail);
+    socket.bind(o.port, host, () => {
+      socket.off('error', fail);
+      ok();
+    });
+  });
+  socket.on('error', (e) => log?.warn({ err: e.message }, 'sip socket error'));
+  const port = socket.address().port;
+
+  const sweep = setInterval(() => {
+    const old = nowMs() - TRANSACTION_MS;
+    for (const [k, a] of answered) if (a.at < old) answered.delete(k);
+  }, 5000);
+
+  // The media node lost a call: end it toward the trunk.
+  const failures = o.nc.subscribe(CALL_FAILED_SUBJECT, {
+    callback: (_err, msg) => {
+      try {
+        const { conversationId, reason } = JSON.parse(dec.decode(msg.data)) as { conversationId?: string; reason?: string };
+        const call = [...calls.values()].find((c) => mediaId(c) === conversationId);
+        if (call) {
+          log?.warn({ callId: call.callId, reason }, 'call media failed');
+          void end(call, 'media failed');
+        }
+      } catch {
+        /* not ours to judge */
+      }
+    },
+  });
+
+  const send = (text: string, to: { ip: string; port: number }) => socket.send(enc.encode(text), to.port, to.ip);
+  const txKey = (rq: SipRequest) => `${String(rq.headers.via[0].params.branch ?? '')}:${rq.headers.cseq.method}:${rq.headers['call-id']}`;
+
+  function respond(rq: SipRequest, to: { ip: string; port: number }, status: number, reason: string, extra: { headers?: Record<string, unknown>; content?: string; toTag?: string } = {}): string {
+    const headers: Record<string, unknown> = { ...extra.headers };
+    const rs: SipResponse = makeResponse(rq, status, reason, { headers });
+    if (status > 100 && !rs.headers.to.params.tag) rs.headers.to.params.tag = extra.toTag ?? crypto.randomUUID().slice(0, 8);
+    if (extra.content) {
+      rs.content = extra.content;
+      rs.headers['content-type'] = 'application/sdp';
+    }
+    rs.headers['content-length'] = enc.encode(rs.content ?? '').length;
+    const text = stringifySip(rs);
+    send(text, to);
+    if (status >= 200) answered.set(txKey(rq), { text, to, at: nowMs() });
+    return text;
+  }
+
+  socket.on('message', (b, rinfo) => {
+    stats.requests++;
+    const data = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+    const from = { ip: rinfo.address, port: rinfo.port };
+    const parsed = parseSip(data);
+    if (!parsed.ok) {
+      stats.malformed++;
+      const reply = badRequestFromRaw(data, parsed.reason);
+      log?.debug({ from, reason: parsed.reason, answered: Boolean(reply) }, 'malformed SIP message');
+      if (reply) send(reply, from);
+      return;
+    }
+    const m = parsed.message;
+    if (!isRequest(m)) return; // we place no calls here yet: stray responses are dropped
+    const again = answered.get(txKey(m));
+    if (again && m.method !== 'ACK') {
+      send(again.text, again.to);
+      return;
+    }
+    handle(m, from).catch((e) => log?.warn({ method: m.method, err: e instanceof Error ? e.message : String(e) }, 'sip request failed'));
+  });
+
+  async function handle(rq: SipRequest, from: { ip: string; port: number }): Promise<void> {
+    const callId = rq.headers['call-id'];
+    const call = calls.get(callId);
+    switch (rq.method) {
+      case 'OPTIONS':
+        respond(rq, from, 200, 'OK', { headers: { allow: 'INVITE, ACK, BYE, CANCEL, OPTIONS', accept: 'application/sdp' } });
+        return;
+      case 'INVITE':
+        if (call) return reinvite(call, rq, from);
+        return invite(rq, from);
+      case 'ACK':
+        if (call && call.state === 'answered') {
+          call.state = 'confirmed';
+          call.stopRetransmit?.();
+          startIvr(call);
+        }
+        return;
+      case 'BYE':
+        if (!call) {
+          respond(rq, from, 481, 'Call/Transaction Does Not Exist');
+          return;
+        }
+        respond(rq, from, 200, 'OK');
+        await end(call, 'caller hung up');
+        return;
+      case 'CANCEL': {
+        if (!call || call.invite.headers.via[0].params.branch !== rq.headers.via[0].params.branch) {
+          respond(rq, from, 481, 'Call/Transaction Does Not Exist');
+          return;
+        }
+        respond(rq, from, 200, 'OK');
+        if (call.state === 'setup' || call.state === 'ringing') {
+          call.state = 'ended';
+          respond(call.invite, call.source, 487, 'Request Terminated', { toTag: call.toTag });
+          await end(call, 'cancelled');
+        }
+        return;
+      }
+      default:
+        respond(rq, from, 501, 'Not Implemented', { headers: { allow: 'INVITE, ACK, BYE, CANCEL, OPTIONS' } });
+    }
+  }
+
+  async function invite(rq: SipRequest, from: { ip: string; port: number }): Promise<void> {
+    respond100(rq, from);
+    const callId = rq.headers['call-id'];
+    const call: Call = { callId, invite: rq, source: from, toTag: crypto.randomUUID().slice(0, 8), state: 'setup', sdpVersion: 1, sessionId: Math.floor(Math.random() * 1e9), digits: [] };
+    calls.set(callId, call);
+    const number = callerNumber(rq);
+    let offer;
+    try {
+      if (!rq.content.trim()) throw new SdpError('INVITE without an SDP offer (late offer is not supported)');
+      offer = parseOffer(rq.content);
+      call.negotiated = negotiate(offer);
+    } catch (e) {
+      calls.delete(callId);
+      respond(rq, from, 488, 'Not Acceptable Here', { toTag: call.toTag, headers: { warning: `399 cc "${(e as Error).message.replace(/"/g, "'")}"` } });
+      return;
+    }
+    try {
+      const [caller] = await Promise.all([o.voice.caller(number, nowMs()), openMedia(call, offer)]);
+      call.caller = caller;
+    } catch (e) {
+      log?.warn({ callId, err: (e as Error).message }, 'call setup failed');
+      if (call.state !== 'ended') respond(rq, from, 503, 'Service Unavailable', { toTag: call.toTag });
+      await end(call, 'setup failed');
+      return;
+    }
+    if (call.state === 'ended') return; // cancelled meanwhile
+    call.state = 'ringing';
+    respond(rq, from, 180, 'Ringing', { toTag: call.toTag });
+    answer(call);
+  }
+
+  function respond100(rq: SipRequest, from: { ip: string; port: number }) {
+    const rs = makeResponse(rq, 100, 'Trying');
+    rs.headers['content-length'] = 0;
+    send(stringifySip(rs), from);
+  }
+
+  async function openMedia(call: Call, offer: ReturnType<typeof parseOffer>): Promise<void> {
+    const n = call.negotiated!;
+    const conversationId = mediaId(call);
+    await media.call('router.open', { conversationId });
+    const leg = await media.call<{ transportId: string; ip: string; port: number }>('plain.create', { conversationId });
+    call.transportId = leg.transportId;
+    const callerSsrc = 0x20000000 + Math.floor(Math.random() * 0x0fffffff);
+    const relay = await RtpRelay.open(host, { ip: offer.ip, port: offer.port }, {
+      payloadType: n.payloadType,
+      dtmfPayloadType: n.dtmfPayloadType,
+      callerSsrc,
+      onDigit: (digit) => {
+        call.digits.push(digit);
+        log?.info({ callId: call.callId, digit }, 'dtmf');
+        call.ivr?.send({ type: 'dtmf', digit });
+      },
+    });
+    call.relay = relay;
+    if (call.state === 'ended') return relay.close();
+    relay.connectMedia({ ip: leg.ip, port: leg.port });
+    await media.call('plain.connect', { conversationId, transportId: leg.transportId, ip: relay.local.ip, port: relay.local.port });
+    // The caller's voice as a producer, for the agent's side to consume.
+    await media.call('produce', { conversationId, transportId: leg.transportId, codec: n.codec, payloadType: n.payloadType, ssrc: callerSsrc });
+    relay.held = offer.direction === 'sendonly' || offer.direction === 'inactive';
+  }
+
+  function answer(call: Call): void {
+    const sdp = buildAnswer({ ip: publicIp, port: call.relay!.local.port, negotiated: call.negotiated!, offerDirection: 'sendrecv', sessionId: call.sessionId, version: call.sdpVersion });
+    const text = respond(call.invite, call.source, 200, 'OK', { toTag: call.toTag, content: sdp, headers: { contact: [{ uri: `sip:cc@${publicIp}:${port}`, params: {} }] } });
+    call.state = 'answered';
+    stats.callsAnswered++;
+    // Retransmit the 200 until the ACK comes (the trunk may have lost it), then give up on the call.
+    let delay = T1;
+    let timer: ReturnType<typeof setTimeout>;
+    const started = nowMs();
+    const again = () => {
+      if (call.state !== 'answered') return;
+      if (nowMs() - started > TRANSACTION_MS) {
+        void end(call, 'no ACK');
+        return;
+      }
+      send(text, call.source);
+      delay = Math.min(delay * 2, T2);
+      timer = setTimeout(again, delay);
+    };
+    timer = setTimeout(again, delay);
+    call.stopRetransmit = () => clearTimeout(timer);
+  }
+
+  async function reinvite(call: Call, rq: SipRequest, from: { ip: string; port: number }): Promise<void> {
+    if (call.state !== 'confirmed') {
+      respond(rq, from, 491, 'Request Pending', { toTag: call.toTag });
+      return;
+    }
+    let direction: ReturnType<typeof parseOffer>['direction'] = 'sendrecv';
+    if (rq.content.trim()) {
+      try {
+        const offer = parseOffer(rq.content);
+        direction = offer.direction;
+        call.relay?.retarget({ ip: offer.ip, port: offer.port });
+      } catch (e) {
+        respond(rq, from, 488, 'Not Acceptable Here', { toTag: call.toTag, headers: { warning: `399 cc "${(e as Error).message.replace(/"/g, "'")}"` } });
+        return;
+      }
+    }
+    // Hold: the trunk only sends (or nothing flows); we stop sending to it until it resumes.
+    if (call.relay) call.relay.held = direction === 'sendonly' || direction === 'inactive';
+    call.sdpVersion++;
+    const sdp = buildAnswer({ ip: publicIp, port: call.relay!.local.port, negotiated: call.negotiated!, offerDirection: direction, sessionId: call.sessionId, version: call.sdpVersion });
+    respond(rq, from, 200, 'OK', { toTag: call.toTag, content: sdp, headers: { contact: [{ uri: `sip:cc@${publicIp}:${port}`, params: {} }] } });
+    log?.info({ callId: call.callId, held: call.relay?.held }, 'call re-INVITE');
+  }
+
+  function startIvr(call: Call): void {
+    const ivr = createActor(ivrMachine, { input: { callId: call.callId } });
+    call.ivr = ivr;
+    ivr.on('effect.tell', (emitted) => {
+      const e = (emitted as unknown as TellEffect).event as { type: string; prompt?: string | null; exit?: unknown; language?: string | null };
+      if (e.type === 'ivr.play' && e.prompt) void play(call, e.prompt, false);
+      if (e.type === 'ivr.done') void routed(call, e.exit as QueueExit | { failover: string } | null, e.language ?? null);
+    });
+    ivr.start();
+    const vip = call.caller?.tier === 'vip';
+    ivr.send({ type: 'start', menu: o.menu, vip, vipExit: vip ? o.vipExit : undefined });
+  }
+
+  async function play(call: Call, prompt: string, loop: boolean): Promise<void> {
+    if (call.state === 'ended' || !call.transportId || !call.negotiated) return;
+    if (call.negotiated.codec === 'opus') {
+      log?.warn({ callId: call.callId, prompt }, 'prompts are G.711 only: not played on an opus call');
+      return;
+    }
+    try {
+      await media.call('play', { conversationId: mediaId(call), transportId: call.transportId, prompt, codec: call.negotiated.codec, loop });
+    } catch (e) {
+      log?.warn({ callId: call.callId, prompt, err: (e as Error).message }, 'prompt not played');
+    }
+  }
+
+  async function routed(call: Call, exit: QueueExit | { failover: string } | null, language: string | null): Promise<void> {
+    if (call.state === 'ended' || !call.caller) return;
+    const queueExit: QueueExit = exit && 'queue' in exit ? exit : { queue: 'default', attributes: { reason: exit ? `failover ${exit.failover} not offered on voice` : 'ivr-no-exit' } };
+    try {
+      call.conversationId = await o.voice.open({ callId: call.callId, caller: call.caller, exit: queueExit, language, at: nowMs(), account: o.account ?? 'sip', number: callerNumber(call.invite) });
+      log?.info({ callId: call.callId, conversation: call.conversationId, queue: queueExit.queue }, 'call queued');
+      if (o.holdPrompt) await play(call, o.holdPrompt, true);
+    } catch (e) {
+      log?.warn({ callId: call.callId, err: (e as Error).message }, 'could not open the voice conversation');
+    }
+  }
+
+  async function end(call: Call, why: string): Promise<void> {
+    if (calls.get(call.callId) !== call) return;
+    calls.delete(call.callId);
+    call.state = 'ended';
+    call.stopRetransmit?.();
+    stats.callsEnded++;
+    call.relay?.close();
+    if (call.ivr) {
+      call.ivr.send({ type: 'hangup' });
+      call.ivr.stop();
+    }
+    await media.call('router.close', { conversationId: mediaId(call) }).catch(() => undefined);
+    if (call.conversationId) await o.voice.hangup(call.conversationId, nowMs()).catch((e) => log?.warn({ err: (e as Error).message }, 'hangup not told'));
+    log?.info({ callId: call.callId, why, relay: call.relay?.stats }, 'call ended');
+  }
+
+  return {
+    port,
+    calls,
+    stats,
+    async stop() {
+      clearInterval(sweep);
+      failures.unsubscribe();
+      await Promise.all([...calls.values()].map((c) => end(c, 'edge stopping')));
+      await new Promise<void>((ok) => socket.close(() => ok()));
+    },
+  };
+}
+
+/** The media node's key for a call: Call-IDs may hold characters router ids do not allow. */
+function mediaId(call: Pick<Call, 'callId'>): string {
+  return `sip-${call.callId.replace(/[^\w.:-]/g, '_').slice(0, 180)}`;
+}
+
+/** The caller's number: the From URI's user part (tel: or sip:), else the whole URI. */
+function callerNumber(rq: SipRequest): string {
+  const uri = rq.headers.from.uri;
+  const m = /^(?:sips?|tel):([^@;>]+)/.exec(uri);
+  return (m ? m[1] : uri).slice(0, 64);
+}
