@@ -17,6 +17,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { ActorClient } from '../actors/client.ts';
 import { channelConfig, startChannels } from './channels.ts';
 import { workspace } from '../web/server/routes.ts';
+import { startMediaNode, startVoiceEdge, voiceConfig } from './voice.ts';
 import { StoreClient } from '../storage/client.ts';
 import { runtimeName, serve, type HttpServer } from '../platform/serve.ts';
 import { ConfigError, type Config } from './config.ts';
@@ -47,6 +48,7 @@ export async function startEngine(config: Config, log: Logger, env: Record<strin
       ? asConfigError(() => loadKeyRing(env, config.dataDir, { info: (o, m) => log.info(o, m), warn: (o, m) => log.warn(o, m) }))
       : undefined;
     if (config.roles.includes('edge')) channelConfig(env);
+    if (config.roles.includes('edge') || config.roles.includes('media')) voiceConfig(env);
     let natsServer: RunningNatsServer | undefined;
     let natsUrl = config.natsUrl;
     if (!natsUrl) {
@@ -108,6 +110,14 @@ export async function startEngine(config: Config, log: Logger, env: Record<strin
     });
     undo.push(() => actors.stop());
 
+    // Media: mediasoup workers answering cc.media.v1.* for voice conversations.
+    let media: Awaited<ReturnType<typeof startMediaNode>> | undefined;
+    if (config.roles.includes('media')) {
+      media = await startMediaNode(nc, env, log.child({ part: 'media' }));
+      undo.push(() => media!.stop());
+      log.info('media service answering on cc.media.v1.*');
+    }
+
     const components = async (): Promise<Record<string, ComponentState>> => {
       const out: Record<string, ComponentState> = {
         nats: nc.isClosed() ? { state: 'down' } : { state: 'ok', server: nc.getServer(), embedded: Boolean(natsServer) },
@@ -115,6 +125,7 @@ export async function startEngine(config: Config, log: Logger, env: Record<strin
       if (config.roles.includes('core')) out.actors = { state: 'ok', ...actors.status() };
       if (surreal) out.storage = { ...(await surreal.health()), url: surreal.url };
       if (blobs) out.objects = { ...(await blobs.health()), location: blobs.location };
+      if (media) out.media = { state: 'ok', calls: media.calls().length };
       return out;
     };
 
@@ -133,6 +144,8 @@ export async function startEngine(config: Config, log: Logger, env: Record<strin
         replicas: config.jsReplicas,
       });
       undo.push(() => channels.stop());
+      const sip = await startVoiceEdge({ nc, actors: new ActorClient(nc, config.actorShards), env, port: config.sipPort, log: log.child({ part: 'sip' }) });
+      undo.push(() => sip.stop());
       for (const [path, routes] of Object.entries(channels.routes)) app.route(path, routes);
       // The agent workspace at `/` (its own routes never shadow /healthz, /metrics or /webchat).
       const web = await workspace({

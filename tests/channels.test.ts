@@ -48,6 +48,8 @@ before(async () => {
     SURREAL_URL: 'mem://',
     PORT: String(httpPort),
     SMTP_PORT: String(smtpPort),
+    SIP_PORT: String(await freePort()),
+    MEDIA_WORKERS: '1',
     ACTOR_SHARDS: '4',
     EMAIL_ACCOUNTS: 'support@shop.test',
     SMTP_RELAY_URL: `smtp://127.0.0.1:${relayPort}`,

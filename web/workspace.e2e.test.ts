@@ -34,7 +34,7 @@ before(async () => {
   if (skip) return;
   nats = await startTestNats();
   const enginePort = await freePort();
-  const env = { NATS_URL: nats.urls[0], DATA_DIR: tempDir('web-e2e'), SURREAL_URL: 'mem://', PORT: String(enginePort), SMTP_PORT: String(await freePort()), ACTOR_SHARDS: '4', WEBCHAT_SITES: 'shop:Shop', LOG_LEVEL: 'warn' };
+  const env = { NATS_URL: nats.urls[0], DATA_DIR: tempDir('web-e2e'), SURREAL_URL: 'mem://', PORT: String(enginePort), SMTP_PORT: String(await freePort()), SIP_PORT: String(await freePort()), MEDIA_WORKERS: '1', ACTOR_SHARDS: '4', WEBCHAT_SITES: 'shop:Shop', LOG_LEVEL: 'warn', ADMIN_PASSWORD: adminPassword };
   engine = await startEngine(loadConfig(env), pino({ level: 'warn' }), env);
   const nc = await nats.connect();
   ws = await workspace({ nc, actors: new ActorClient(nc, 4), store: new StoreClient(nc), log: pino({ level: 'warn' }), dataDir: env.DATA_DIR, env: { ADMIN_PASSWORD: adminPassword }, blobs: engine.blobs!.store });

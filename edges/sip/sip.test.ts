@@ -56,7 +56,7 @@ before(async () => {
   assert.ok(existsSync(join(PROMPTS, 'welcome.en.ul')), `prompts missing in ${PROMPTS}: run sh scripts/setup-voice.sh`);
   nats = await startTestNats();
   dir = tempDir('sip');
-  const env = { NATS_URL: nats.urls[0], DATA_DIR: dir, SURREAL_URL: 'mem://', PORT: String(await freePort()), SMTP_PORT: String(await freePort()), ACTOR_SHARDS: '4' };
+  const env = { NATS_URL: nats.urls[0], DATA_DIR: dir, SURREAL_URL: 'mem://', PORT: String(await freePort()), SMTP_PORT: String(await freePort()), ACTOR_SHARDS: '4', ROLE: 'core,edge,store', SIP_PORT: String(await freePort()) };
   engine = await startEngine(loadConfig(env), pino({ level: 'warn' }), env);
   const nc = await nats.connect();
   actors = new ActorClient(nc, 4);
