@@ -103,6 +103,17 @@ export interface Edge {
   close(): Promise<void>;
 }
 
+/** Validates a reply handed to one channel's edge; a bad one is an EdgeRejection naming the field. */
+export function parseOutbound(input: unknown, channel: v.InferOutput<typeof ChannelSchema>): OutboundMessage {
+  const r = v.safeParse(OutboundMessageSchema, input);
+  if (!r.success) {
+    const issue = r.issues[0];
+    throw new EdgeRejection(400, `outbound ${channel}: ${issue.path?.map((p) => String(p.key)).join('.') ?? 'message'}: ${issue.message}`);
+  }
+  if (r.output.channel !== channel) throw new EdgeRejection(400, `outbound ${channel}: channel is ${r.output.channel}, not ${channel}`);
+  return r.output;
+}
+
 /** A clear, typed rejection of bad input at an edge: the HTTP status or protocol code and the reason. */
 export class EdgeRejection extends Error {
   constructor(

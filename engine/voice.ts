@@ -15,7 +15,7 @@ import { StoreClient } from '../storage/client.ts';
 import { ConfigError } from './config.ts';
 
 /** The menu callers hear unless IVR_MENU names another: sales or support, in English, prompts from scripts/setup-voice.sh. */
-const DEFAULT_MENU = {
+export const DEFAULT_MENU = {
   start: 'main',
   language: 'en',
   nodes: {

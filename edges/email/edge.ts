@@ -7,7 +7,7 @@ import * as v from 'valibot';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import type { Registry } from 'prom-client';
 import type { BlobStore } from '../../storage/blobs/store.ts';
-import { EdgeRejection, OutboundMessageSchema, type DeliveryUpdate, type Edge, type InboundSink, type OutboundMessage } from '../message.ts';
+import { EdgeRejection, parseOutbound, type DeliveryUpdate, type Edge, type InboundSink, type OutboundMessage } from '../message.ts';
 import { edgeCounters, silentEdgeLog, type EdgeCounters, type EdgeLog } from '../edge-metrics.ts';
 import { EmailAccountsSchema, domainOf, parseRecipient, type EmailAccount } from './address.ts';
 import { DEFAULT_ATTACHMENT_POLICY, mailToInbound, type AttachmentPolicy } from './inbound.ts';
@@ -166,13 +166,12 @@ export async function startEmailEdge(o: EmailEdgeOptions): Promise<EmailEdge> {
     port,
     counters,
     send(input: OutboundMessage): Promise<DeliveryUpdate> {
-      const r = v.safeParse(OutboundMessageSchema, input);
-      if (!r.success) {
-        const issue = r.issues[0];
-        return Promise.reject(new EdgeRejection(400, `outbound email: ${issue.path?.map((p) => String(p.key)).join('.') ?? 'message'}: ${issue.message}`));
+      let msg: OutboundMessage;
+      try {
+        msg = parseOutbound(input, 'email');
+      } catch (e) {
+        return Promise.reject(e);
       }
-      const msg = r.output;
-      if (msg.channel !== 'email') return Promise.reject(new EdgeRejection(400, `outbound email: channel is ${msg.channel}, not email`));
       if (!/^[^@\s<>]+@[^@\s<>]+$/.test(msg.to.handle)) return Promise.reject(new EdgeRejection(400, `outbound email: ${JSON.stringify(msg.to.handle)} is not an email address`));
       if (!msg.text && !msg.html && msg.attachments.length === 0) return Promise.reject(new EdgeRejection(400, 'outbound email: needs text, html or attachments'));
       const known = inFlight.get(msg.messageId);

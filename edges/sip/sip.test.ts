@@ -17,6 +17,7 @@ import { freePort } from '../../engine/nats-server.ts';
 import { startEngine, type Engine } from '../../engine/start.ts';
 import type { ConversationContext } from '../../machines/conversation.ts';
 import { parseMenu } from '../../machines/ivr.ts';
+import { DEFAULT_MENU } from '../../engine/voice.ts';
 import { buildRtp, buildTelephoneEvent, parseRtp } from '../../media/rtp.ts';
 import { startMediaService, type MediaService } from '../../media/service.ts';
 import { StoreClient } from '../../storage/client.ts';
@@ -35,22 +36,7 @@ let edge: SipEdge;
 let actors: ActorClient;
 let dir: string;
 
-const menu = parseMenu({
-  start: 'main',
-  language: 'en',
-  nodes: {
-    main: {
-      prompt: 'welcome.en',
-      timeoutMs: 15_000,
-      retries: 1,
-      invalidPrompt: 'invalid.en',
-      choices: [
-        { dtmf: '1', exit: { queue: 'support', attributes: { intent: 'sales', menu: 'main' } } },
-        { dtmf: '2', exit: { queue: 'support', attributes: { intent: 'support', menu: 'main' } } },
-      ],
-    },
-  },
-});
+const menu = parseMenu(DEFAULT_MENU);
 
 before(async () => {
   assert.ok(existsSync(join(PROMPTS, 'welcome.en.ul')), `prompts missing in ${PROMPTS}: run sh scripts/setup-voice.sh`);

@@ -8,7 +8,7 @@
 import * as v from 'valibot';
 import type smpp from 'smpp';
 import type { Registry } from 'prom-client';
-import { EdgeRejection, InboundMessageSchema, OutboundMessageSchema, type DeliveryUpdate, type Edge, type InboundMessage, type InboundSink, type OutboundMessage } from '../message.ts';
+import { EdgeRejection, InboundMessageSchema, parseOutbound, type DeliveryUpdate, type Edge, type InboundMessage, type InboundSink, type OutboundMessage } from '../message.ts';
 import type { BlobStore } from '../../storage/blobs/store.ts';
 import { backoffMs, edgeCounters, silentEdgeLog, type EdgeCounters, type EdgeLog } from '../edge-metrics.ts';
 import { EsmeLink, SmppError, type SmscConfig } from './esme.ts';
@@ -362,13 +362,12 @@ export async function startSmsEdge(o: SmsEdgeOptions): Promise<SmsEdge> {
       await link.whenBound(timeoutMs);
     },
     send(input: OutboundMessage): Promise<DeliveryUpdate> {
-      const r = v.safeParse(OutboundMessageSchema, input);
-      if (!r.success) {
-        const issue = r.issues[0];
-        return Promise.reject(new EdgeRejection(400, `outbound sms: ${issue.path?.map((p) => String(p.key)).join('.') ?? 'message'}: ${issue.message}`));
+      let msg: OutboundMessage;
+      try {
+        msg = parseOutbound(input, 'sms');
+      } catch (e) {
+        return Promise.reject(e);
       }
-      const msg = r.output;
-      if (msg.channel !== 'sms') return Promise.reject(new EdgeRejection(400, `outbound sms: channel is ${msg.channel}, not sms`));
       if (!/^\+?\d{3,20}$/.test(smppAddress(msg.to.handle))) return Promise.reject(new EdgeRejection(400, `outbound sms: ${JSON.stringify(msg.to.handle)} is not a phone number`));
       if (!msg.text) return Promise.reject(new EdgeRejection(400, 'outbound sms: text is required'));
       const known = inFlight.get(msg.messageId);

@@ -3,18 +3,11 @@ import { useEffect, useRef, useState } from 'hono/jsx/dom';
 import { BarController, BarElement, CategoryScale, Chart, Legend, LinearScale, Tooltip } from 'chart.js';
 import { api } from './api.ts';
 import type { Words } from './i18n.ts';
+import type { ChannelReport } from '../server/conversations.ts';
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, Legend, Tooltip);
 
-interface Row {
-  channel: string;
-  conversations: number;
-  answered: number;
-  answerRate: number;
-  firstResponseSec: number | null;
-  handleSec: number | null;
-  csat: number | null;
-}
+type Row = ChannelReport;
 
 const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
