@@ -16,7 +16,7 @@ import {
   fits,
   refusal,
   evaluate,
-  insertSorted,
+  sortedIndex,
   orderKey,
   sortTasks,
   taskAttrs,
@@ -195,12 +195,30 @@ export function dispatch(c: QueueContext, now: number, focus: Focus): { context:
 
 const hasRoom = (w: Worker) => w.available && (w.load.voice < w.capacity.voice || w.load.chat < w.capacity.chat || w.load.email < w.capacity.email);
 
-/** Position and wait notices for waiting digital customers (voice callers hear them in the IVR). */
-function notices(c: QueueContext, only?: string): Effect[] {
-  const notice = (t: Task, i: number) => tell(`conversation/${t.id}`, { type: 'queue.position', queue: c.id, position: i + 1, estimatedWaitSec: estimateWaitSec(c, i + 1) });
-  if (only === undefined) return c.tasks.map(notice);
-  const t = taskIndex(c.id, c.tasks).byId.get(only);
-  return t ? [notice(t, c.tasks.indexOf(t))] : [];
+const positionNotice = (c: QueueContext, t: Task, i: number) =>
+  tell(`conversation/${t.id}`, { type: 'queue.position', queue: c.id, position: i + 1, estimatedWaitSec: estimateWaitSec(c, i + 1) });
+
+/** Position and wait notices for every waiting customer (voice callers hear them as prompts); tasks remember what they were told. */
+function notices(c: QueueContext): { effects: Effect[]; tasks: Task[] } {
+  return { effects: c.tasks.map((t, i) => positionNotice(c, t, i)), tasks: c.tasks.map((t, i) => (t.told === i + 1 ? t : { ...t, told: i + 1 })) };
+}
+
+/**
+ * Between reminders, a customer hears again when their place has moved up a lot (a third, and at
+ * least 3 places) since they were last told; the task remembers what it was told.
+ */
+function movedNotices(c: QueueContext): { effects: Effect[]; tasks: Task[] } {
+  const effects: Effect[] = [];
+  let tasks = c.tasks;
+  c.tasks.forEach((t, i) => {
+    const before = t.told;
+    if (before !== undefined && before - (i + 1) >= Math.max(3, Math.ceil(before / 3))) {
+      effects.push(positionNotice(c, t, i));
+      if (tasks === c.tasks) tasks = [...c.tasks];
+      tasks[i] = { ...t, told: i + 1 };
+    }
+  });
+  return { effects, tasks };
 }
 
 export function liveView(c: QueueContext, now: number) {
@@ -265,8 +283,13 @@ export const queueMachine = setup({
         if (gone.length) c = { ...c, tasks: c.tasks.filter((t) => !gone.includes(t)), stats: { ...c.stats, overflowed: c.stats.overflowed + gone.length } };
       }
       if (now - c.lastNoticeAt >= c.config.reminderSec * 1000) {
-        for (const e of notices(c)) enqueue.emit(e);
-        c = { ...c, lastNoticeAt: now };
+        const all = notices(c);
+        for (const e of all.effects) enqueue.emit(e);
+        c = { ...c, tasks: all.tasks, lastNoticeAt: now };
+      } else {
+        const moved = movedNotices(c);
+        for (const e of moved.effects) enqueue.emit(e);
+        if (moved.effects.length) c = { ...c, tasks: moved.tasks };
       }
       // The tick always shows the figures, even when nothing else happened.
       c = { ...c, lastLiveAt: 0 };
@@ -304,12 +327,18 @@ export const queueMachine = setup({
       {
         target: '.waiting',
         actions: [
-          assign(({ context, event }) => ({
-            tasks: insertSorted(removeTask(context, event.task.id), event.task, context.config),
-            stats: { ...context.stats, added: context.stats.added + 1 },
-          })),
           enqueueActions(({ context, event, enqueue }) => {
-            for (const e of notices(context, event.task.id)) enqueue.emit(e);
+            // The customer is told their place at once, and the task remembers it.
+            const rest = removeTask(context, event.task.id);
+            const i = sortedIndex(rest, event.task, context.config);
+            const task = { ...event.task, told: i + 1 };
+            enqueue.assign({
+              tasks: [...rest.slice(0, i), task, ...rest.slice(i)],
+              stats: { ...context.stats, added: context.stats.added + 1 },
+              // The first customer of an empty queue was just told: the reminder clock starts now.
+              ...(rest.length === 0 ? { lastNoticeAt: event.at } : {}),
+            });
+            enqueue.emit(positionNotice(context, task, i));
           }),
           { type: 'route', params: ({ event }) => ({ focus: { task: event.task.id } }) },
         ],

@@ -45,6 +45,8 @@ export const TaskSchema = v.object({
   attrs: v.optional(v.record(v.string(), Attr), {}),
   /** Agents that rejected or missed this task: not offered it again. */
   excluded: v.optional(v.array(v.string()), []),
+  /** The queue position the customer was last told. */
+  told: v.optional(v.number()),
 });
 export type Task = v.InferOutput<typeof TaskSchema>;
 
@@ -101,7 +103,8 @@ export const boost = (t: Task) => (t.tier === 'vip' || t.urgent ? VIP_BOOST : 0)
  */
 export const orderKey = (t: Task, cfg: Pick<QueueConfig, 'agingSec'>) => boost(t) - (t.enqueuedAt / 1000) * (VIP_BOOST / cfg.agingSec);
 
-export function insertSorted(tasks: Task[], t: Task, cfg: Pick<QueueConfig, 'agingSec'>): Task[] {
+/** Where `t` goes in a list kept in priority order (after equals: first come, first served). */
+export function sortedIndex(tasks: Task[], t: Task, cfg: Pick<QueueConfig, 'agingSec'>): number {
   const k = orderKey(t, cfg);
   let lo = 0;
   let hi = tasks.length;
@@ -111,7 +114,12 @@ export function insertSorted(tasks: Task[], t: Task, cfg: Pick<QueueConfig, 'agi
     if (km > k || (km === k && tasks[mid].enqueuedAt <= t.enqueuedAt)) lo = mid + 1;
     else hi = mid;
   }
-  return [...tasks.slice(0, lo), t, ...tasks.slice(lo)];
+  return lo;
+}
+
+export function insertSorted(tasks: Task[], t: Task, cfg: Pick<QueueConfig, 'agingSec'>): Task[] {
+  const i = sortedIndex(tasks, t, cfg);
+  return [...tasks.slice(0, i), t, ...tasks.slice(i)];
 }
 
 /** The order insertSorted keeps, for a list read back from storage. */
