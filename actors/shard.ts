@@ -271,6 +271,8 @@ export class Shard {
     }
     // An outbox written by a step whose publishes were cut short goes out now (deduplicated by message id).
     if (pending) await this.flushOutbox(id, a, pending);
+    // The shard was stopped while this actor was loading: it is not live here, and never was.
+    if (!this.live || this.acts.get(id) !== a) return false;
     this.deadlines.set(id, earliest(a.timers));
     if (!a.live) {
       a.live = true;
@@ -556,7 +558,14 @@ export class Shard {
   }
 
   private async deadLetter(m: JsMsg, reason: string, id: string): Promise<void> {
-    await this.publishDead({ t: 'mail', msg: m, seq: m.seq, event: { type: '' } }, reason, id);
+    try {
+      await this.publishDead({ t: 'mail', msg: m, seq: m.seq, event: { type: '' } }, reason, id);
+    } catch (e) {
+      // The dead-letter stream did not answer: the message comes back later and is judged again.
+      this.svc.log.warn({ err: e, actor: `${this.kind}/${id}` }, 'dead letter not written; redelivering');
+      m.nak(1_000);
+      return;
+    }
     this.svc.metrics.deadLetters.inc(this.label);
     m.ack();
   }
