@@ -18,6 +18,8 @@ try {
 
 // Phone numbers, emails and addresses never reach the logs in clear.
 const log = pino({ level: config.logLevel, base: { node: config.nodeId }, ...logRedaction });
+// A stray rejection in a library callback is logged, not a reason to drop every conversation this node hosts.
+process.on('unhandledRejection', (e) => log.error({ err: e }, 'unhandled rejection'));
 
 try {
   const engine = await startEngine(config, log, process.env);

@@ -149,7 +149,8 @@ export class ActorNode {
     this.timers.push(setInterval(() => void this.beat(), every));
     this.timers.push(setInterval(() => this.fence(), 100));
     this.timers.push(setInterval(() => this.schedule(), Math.min(1_000, every)));
-    await this.watchClaims();
+    // A cluster just back from a restart may time out a while before it serves watches: keep trying.
+    await retry(() => this.watchClaims(), 60_000);
     this.schedule();
   }
 

@@ -8,6 +8,7 @@ import { counterKind } from './counter.ts';
 
 const env = process.env;
 const nodeId = env.NODE_ID!;
+process.on('unhandledRejection', (e) => process.stderr.write(`${nodeId}: unhandled rejection: ${(e as Error)?.stack ?? e}\n`));
 const logFile = env.ACTIVATION_LOG!;
 const nc = await connectNats(env.NATS_URL!.split(','), nodeId);
 const controlNc = await connectNats(env.NATS_URL!.split(','), `${nodeId}-control`);
