@@ -45,6 +45,22 @@ export const keyOf = (recordId: string) => recordId.slice(recordId.indexOf(':') 
 /** Chinese text gets Chinese-speaking agents; the rest English, unless the account's routing says more. */
 const languageOf = (text: string | undefined) => (text && /[\u3400-\u9fff]/.test(text) ? 'zh' : 'en');
 
+/**
+ * The contact points a message proves: a carrier's caller number (SMS, voice) is the customer's phone;
+ * a mail whose DKIM or DMARC passed (per the receiving server's Authentication-Results) is from that
+ * address; an app vouches for what its signed token carries. Proven ones link channels to one customer;
+ * the rest only suggest a match.
+ */
+function contactsOf(msg: InboundMessage): { phone?: string; email?: string; verified?: { phone?: boolean; email?: boolean } } {
+  const { from } = msg;
+  if (msg.channel === 'sms' || msg.channel === 'voice') return { phone: from.phone ?? from.handle, email: from.email, verified: { ...from.verified, phone: true } };
+  if (msg.channel === 'email') {
+    const passed = msg.meta.dkim === 'pass' || msg.meta.dmarc === 'pass';
+    return { phone: from.phone, email: from.email ?? from.handle, verified: { ...from.verified, email: passed || from.verified?.email } };
+  }
+  return { phone: from.phone, email: from.email, verified: from.verified };
+}
+
 export function engineSink(deps: InboundDeps): InboundSink {
   const { store, actors, log } = deps;
   const routeOf: (msg: InboundMessage) => Routing = deps.routeOf ?? (() => ({ queue: 'support' }));
@@ -53,15 +69,7 @@ export function engineSink(deps: InboundDeps): InboundSink {
       const parsed = v.safeParse(InboundMessageSchema, raw);
       if (!parsed.success) throw new EdgeRejection(400, `bad message: ${parsed.issues[0].message} at ${v.getDotPath(parsed.issues[0]) ?? '(root)'}`);
       const msg = parsed.output;
-      const who = await store.resolve({
-        channel: IDENTITY_OF[msg.channel],
-        handle: msg.from.handle,
-        displayName: msg.from.displayName,
-        phone: msg.from.phone,
-        email: msg.from.email,
-        verified: msg.from.verified,
-        at: msg.sentAt,
-      });
+      const who = await store.resolve({ channel: IDENTITY_OF[msg.channel], handle: msg.from.handle, displayName: msg.from.displayName, ...contactsOf(msg), at: msg.sentAt });
       const threadId = msg.thread?.conversationId;
       const stored = await store.append({
         customerId: who.customerId,
