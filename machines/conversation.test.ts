@@ -74,3 +74,48 @@ test('a conversation an agent opens to a customer knows where replies go without
   assert.equal((out?.data as { to: { handle: string } }).to.handle, '+8613812345678');
   assert.equal((sim.state('conversation/o1').context as ConversationContext).lastCustomerAt, undefined, 'no customer message was invented');
 });
+
+test('closing and reopening publish the conversation status for the identity graph; after the window nothing reopens', () => {
+  const sim = new Sim({ agent: agentKind, conversation: conversationKind, queue: queueKind });
+  assignedConversation(sim);
+  // As the runtime sends them: JSON (fields left undefined are not sent).
+  const statuses = () => sim.notices.filter((n) => n.subject === 'cc.events.conversation.c1').map((n) => JSON.parse(JSON.stringify(n.data)) as Record<string, unknown>);
+  assert.equal(statuses().length, 0, 'opening publishes nothing: the store created it open');
+
+  sim.send('conversation/c1', { type: 'wrapup' });
+  sim.advance(5_000);
+  const closedAt = sim.now;
+  sim.send('conversation/c1', { type: 'close', disposition: 'refunded' });
+  assert.equal(sim.state('conversation/c1').value, 'closed');
+  assert.deepEqual(statuses(), [{ type: 'conversation.status', conversation: 'c1', customer: 'u1', channel: 'email', status: 'closed', at: closedAt, by: 'agent/a1', disposition: 'refunded', outcome: 'assigned' }]);
+
+  // The customer writes 2 h later: reopened, and said so, at the message's time.
+  sim.advance(2 * 3600_000);
+  sim.send('conversation/c1', { type: 'customer.message', channel: 'email' });
+  assert.equal(sim.state('conversation/c1').value, 'offered', 'back in the queue and offered again');
+  assert.deepEqual(statuses()[1], { type: 'conversation.status', conversation: 'c1', customer: 'u1', channel: 'email', status: 'open', at: sim.now, by: 'customer' });
+
+  // Abandoned while offered: closed by the customer, no disposition.
+  sim.send('conversation/c1', { type: 'customer.left' });
+  assert.deepEqual(statuses()[2], { type: 'conversation.status', conversation: 'c1', customer: 'u1', channel: 'email', status: 'closed', at: sim.now, by: 'customer', outcome: 'abandoned' });
+
+  // A message after the window: the conversation stays closed and publishes nothing (the store starts a new one).
+  sim.advance(24 * 3600_000 + 1);
+  sim.send('conversation/c1', { type: 'customer.message', channel: 'email' });
+  assert.equal(sim.state('conversation/c1').value, 'closed');
+  assert.equal(statuses().length, 3);
+});
+
+test('a reopen is published no earlier than 1 ms after the close, even for a message stamped before it', () => {
+  const sim = new Sim({ agent: agentKind, conversation: conversationKind, queue: queueKind });
+  sim.send('queue/q', { type: 'configure', config: {} });
+  sim.send('conversation/c2', { type: 'open', customer: 'u2', channel: 'sms', queue: 'q' });
+  sim.send('conversation/c2', { type: 'queue.refused', queue: 'q', reason: 'no agents' });
+  const closed = sim.notices.filter((n) => n.subject === 'cc.events.conversation.c2').map((n) => n.data as Record<string, unknown>);
+  assert.deepEqual([closed[0].status, closed[0].by, closed[0].outcome], ['closed', 'queue/q', 'refused']);
+  const closedAt = closed[0].at as number;
+  // A late SMS, sent before the refusal arrived.
+  sim.send('conversation/c2', { type: 'customer.message', channel: 'sms', at: closedAt - 500 });
+  const reopened = sim.notices.filter((n) => n.subject === 'cc.events.conversation.c2').map((n) => n.data as Record<string, unknown>)[1];
+  assert.deepEqual([reopened.status, reopened.at], ['open', closedAt + 1]);
+});

@@ -107,6 +107,27 @@ export interface ConversationContext {
 const MAX_DELIVERIES = 100;
 const ORDER = ['queued', 'sent', 'delivered', 'read'];
 
+/**
+ * Where a conversation's close and reopen are published (durably, through the outbox) for the identity
+ * graph: the store applies them as `conversation.status` (storage/events.ts).
+ */
+export const conversationStatusSubject = (id: string) => `cc.events.conversation.${id}`;
+export interface ConversationStatusEvent {
+  type: 'conversation.status';
+  conversation: string;
+  customer: string;
+  channel: Channel;
+  status: 'open' | 'closed';
+  at: number;
+  by?: string;
+  disposition?: string;
+  outcome?: ConversationContext['outcome'];
+}
+const statusEvent = (c: ConversationContext, status: 'open' | 'closed', at: number, extra: Partial<ConversationStatusEvent> = {}) =>
+  publish(conversationStatusSubject(c.id), { type: 'conversation.status', conversation: c.id, customer: c.customer, channel: c.channel, status, at, ...extra } satisfies ConversationStatusEvent);
+/** Who closed it: the customer who left, the queue that refused it, or the agent who held it. */
+const closedBy = (c: ConversationContext) => (c.outcome === 'abandoned' ? 'customer' : c.outcome === 'refused' ? `queue/${c.queue}` : c.agent ? `agent/${c.agent}` : undefined);
+
 const live = (c: ConversationContext, state: string) => notify(`cc.live.conversation.${c.id}`, { id: c.id, state, channel: c.channel, queue: c.queue, agent: c.agent, customer: c.customer });
 
 export const conversationMachine = setup({
@@ -329,15 +350,21 @@ export const conversationMachine = setup({
       },
     },
     closed: {
-      entry: [emit(({ context }) => live(context, 'closed')), emit(({ context }) => tell(`customer/${context.customer}`, { type: 'conversation.closed', conversationId: context.id }))],
+      entry: [
+        emit(({ context }) => live(context, 'closed')),
+        emit(({ context }) => tell(`customer/${context.customer}`, { type: 'conversation.closed', conversationId: context.id })),
+        emit(({ context }) => statusEvent(context, 'closed', context.closedAt ?? 0, { by: closedBy(context), disposition: context.disposition || undefined, outcome: context.outcome })),
+      ],
       on: {
         'customer.message': [
           {
             guard: 'withinReopenWindow',
             target: 'queued',
             actions: [
+              // Never earlier than 1 ms after the close it undoes: the store orders status changes by time.
+              emit(({ context, event }) => statusEvent(context, 'open', Math.max(event.at ?? 0, (context.closedAt ?? 0) + 1), { by: 'customer' })),
               'customerSpoke',
-              assign(({ context, event }) => ({ agent: undefined, closedAt: undefined, outcome: undefined, task: { ...context.task!, enqueuedAt: event.at, excluded: [] } })),
+              assign(({ context, event }) => ({ agent: undefined, closedAt: undefined, outcome: undefined, disposition: '', task: { ...context.task!, enqueuedAt: event.at, excluded: [] } })),
               emit(({ context }) => tell(`customer/${context.customer}`, { type: 'conversation.opened', conversationId: context.id, channel: context.channel })),
             ],
           },

@@ -64,3 +64,58 @@ test("a worker's death is published for its calls and a replacement takes new on
   assert.notEqual(next.workerPid, workerPid);
   sub.unsubscribe();
 });
+
+test('an agent leg over WebRTC: transports on 127.0.0.1, produce in the caller codec bridged to the SIP leg, consume the caller, pause, stats, close', async () => {
+  const c = 'c5';
+  await media.call('router.open', { conversationId: c });
+  // The SIP leg: a plain transport whose PCMU producer is the caller.
+  const leg = await media.call<{ transportId: string }>('plain.create', { conversationId: c, comedia: true });
+  await media.call('produce', { conversationId: c, transportId: leg.transportId, codec: 'PCMU', payloadType: 0, ssrc: 1111 });
+
+  type Created = { transportId: string; iceParameters: { usernameFragment: string }; iceCandidates: { address: string; protocol: string; port: number }[]; dtlsParameters: { fingerprints: unknown[] }; routerRtpCapabilities: { codecs: { mimeType: string }[] } };
+  const send = await media.call<Created>('webrtc.create', { conversationId: c });
+  const recv = await media.call<Created>('webrtc.create', { conversationId: c });
+  assert.ok(send.iceParameters.usernameFragment);
+  assert.deepEqual(send.iceCandidates.map((x) => [x.address, x.protocol]), [['127.0.0.1', 'udp']]);
+  assert.ok(send.dtlsParameters.fingerprints.length > 0);
+  assert.ok(send.routerRtpCapabilities.codecs.some((x) => x.mimeType === 'audio/PCMU'));
+
+  await rejected(media.call('webrtc.connect', { conversationId: c, transportId: send.transportId, dtlsParameters: { role: 'client', fingerprints: [] } }), 400, /dtlsParameters\.fingerprints: needs a fingerprint/);
+  await rejected(media.call('webrtc.connect', { conversationId: c, transportId: leg.transportId, dtlsParameters: { fingerprints: [{ algorithm: 'sha-256', value: 'AB:CD:EF:01' }] } }), 404, /WebRTC transport .* is not open/);
+
+  // mediasoup does not transcode: opus from the browser cannot reach a PCMU trunk.
+  const opus = { codecs: [{ mimeType: 'audio/opus', payloadType: 111, clockRate: 48000, channels: 2 }], encodings: [{ ssrc: 2222 }] };
+  await rejected(media.call('webrtc.produce', { conversationId: c, transportId: send.transportId, kind: 'audio', rtpParameters: opus }), 400, /caller's leg is audio\/pcmu/);
+  const pcmu = { mid: '0', codecs: [{ mimeType: 'audio/PCMU', payloadType: 0, clockRate: 8000 }], encodings: [{ ssrc: 3333 }], rtcp: { cname: 'agent' } };
+  const produced = await media.call<{ producerId: string; bridged: number }>('webrtc.produce', { conversationId: c, transportId: send.transportId, kind: 'audio', rtpParameters: pcmu });
+  assert.equal(produced.bridged, 1, 'the agent is sent out of the SIP leg');
+
+  const caps = { codecs: [{ kind: 'audio' as const, mimeType: 'audio/PCMU', preferredPayloadType: 0, clockRate: 8000 }] };
+  const consumed = await media.call<{ consumerId: string; producerId: string; rtpParameters: { codecs: { mimeType: string }[] } }>('webrtc.consume', { conversationId: c, transportId: recv.transportId, rtpCapabilities: caps });
+  assert.equal(consumed.rtpParameters.codecs[0].mimeType, 'audio/PCMU');
+  await rejected(media.call('webrtc.consume', { conversationId: c, transportId: recv.transportId, rtpCapabilities: { codecs: [{ kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2 }] } }), 400, /cannot receive audio\/PCMU/);
+
+  type Info = { producers: { id: string; source: string; mimeType: string; paused: boolean }[]; consumers: { id: string; producerId: string; paused: boolean }[]; plain: string[]; webrtc: string[] };
+  let info = await media.call<Info>('call.info', { conversationId: c });
+  assert.deepEqual(info.producers.map((p) => [p.source, p.mimeType]).sort(), [['agent', 'audio/PCMU'], ['caller', 'audio/PCMU']]);
+  assert.equal(info.consumers.length, 2, "the caller's leg consumes the agent, the agent's browser the caller");
+  assert.deepEqual(info.webrtc.sort(), [send.transportId, recv.transportId].sort());
+
+  await media.call('pause', { conversationId: c, id: produced.producerId });
+  await media.call('pause', { conversationId: c, id: consumed.consumerId });
+  info = await media.call<Info>('call.info', { conversationId: c });
+  assert.equal(info.producers.find((p) => p.id === produced.producerId)?.paused, true);
+  assert.equal(info.consumers.find((x) => x.id === consumed.consumerId)?.paused, true);
+  await media.call('resume', { conversationId: c, id: produced.producerId });
+  await rejected(media.call('pause', { conversationId: c, id: 'nope' }), 404, /not a producer or consumer/);
+
+  const st = await media.call<{ stats: { type: string }[] }>('stats', { conversationId: c, id: recv.transportId });
+  assert.equal(st.stats[0].type, 'webrtc-transport');
+
+  // Closing the agent's send transport closes its producer and the SIP leg's consumer of it.
+  await media.call('webrtc.close', { conversationId: c, transportId: send.transportId });
+  info = await media.call<Info>('call.info', { conversationId: c });
+  assert.deepEqual(info.producers.map((p) => p.source), ['caller']);
+  assert.equal(info.consumers.length, 1);
+  await media.call('router.close', { conversationId: c });
+});

@@ -7,9 +7,10 @@
 // so with several media nodes the caller must pin one (MEDIA_NODE_ID subject prefix) — see README.
 import type { NatsConnection } from '@nats-io/nats-core';
 import { Svcm, type Service, type ServiceMsg } from '@nats-io/services';
-import type { Consumer, PlainTransport, Producer, Router } from 'mediasoup/types';
+import type { Consumer, PlainTransport, Producer, Router, RtpCapabilities as MsRtpCapabilities, RtpParameters as MsRtpParameters, WebRtcTransport } from 'mediasoup/types';
 import * as v from 'valibot';
 import { PromptError, PromptPlayer, type Playback } from './player.ts';
+import { DtlsParameters, RtpCapabilities, RtpParameters } from './webrtc.ts';
 import { WorkerPool, type PoolHooks, type PoolSettings } from './workers.ts';
 
 export const MEDIA_PREFIX = 'cc.media.v1';
@@ -42,6 +43,25 @@ export const MediaRequests = {
     loop: v.optional(v.boolean(), false),
   }),
   'play.stop': v.object({ conversationId: Id, transportId: Id }),
+  /** A WebRTC transport for an agent's browser (one for sending, one for receiving, as mediasoup-client wants). */
+  'webrtc.create': v.object({ conversationId: Id }),
+  'webrtc.connect': v.object({ conversationId: Id, transportId: Id, dtlsParameters: DtlsParameters }),
+  /**
+   * The agent's microphone as a producer. `bridge` (default) also sends it out of the call's plain legs (the
+   * caller hears the agent; what was playing there stops). No transcoding in mediasoup: a bridged producer
+   * must use the caller's codec (G.711 for SIP trunks), so a mismatch is refused with the codec to use.
+   */
+  'webrtc.produce': v.object({ conversationId: Id, transportId: Id, kind: v.literal('audio'), rtpParameters: RtpParameters, bridge: v.optional(v.boolean(), true) }),
+  /** Sends a producer (default: the caller's) to the agent's browser. */
+  'webrtc.consume': v.object({ conversationId: Id, transportId: Id, rtpCapabilities: RtpCapabilities, producerId: v.optional(Id) }),
+  'webrtc.close': v.object({ conversationId: Id, transportId: Id }),
+  /** Pauses or resumes a producer or consumer of the call (mute, hold). */
+  pause: v.object({ conversationId: Id, id: Id }),
+  resume: v.object({ conversationId: Id, id: Id }),
+  /** What the call holds: its producers (with their source and codec), consumers and transports. */
+  'call.info': v.object({ conversationId: Id }),
+  /** mediasoup's stats of a producer, consumer or transport of the call. */
+  stats: v.object({ conversationId: Id, id: Id }),
 } as const;
 export type MediaOp = keyof typeof MediaRequests;
 export type MediaRequest<O extends MediaOp> = v.InferInput<(typeof MediaRequests)[O]>;
@@ -60,6 +80,8 @@ interface CallMedia {
   transports: Map<string, PlainTransport>;
   producers: Map<string, Producer>;
   consumers: Map<string, Consumer>;
+  /** Agents' browser legs. */
+  webrtc: Map<string, WebRtcTransport>;
   /** What is playing out of each transport. */
   playing: Map<string, Playback>;
 }
@@ -125,7 +147,7 @@ export async function startMediaService(nc: NatsConnection, opts: MediaServiceOp
       const known = calls.get(conversationId);
       if (known && !known.router.closed) return { conversationId, workerPid: pool.workerOf(conversationId) };
       const router = await pool.router(conversationId);
-      calls.set(conversationId, { router, transports: new Map(), producers: new Map(), consumers: new Map(), playing: new Map() });
+      calls.set(conversationId, { router, transports: new Map(), producers: new Map(), consumers: new Map(), webrtc: new Map(), playing: new Map() });
       router.observer.once('close', () => forget(conversationId));
       return { conversationId, workerPid: pool.workerOf(conversationId) };
     },
@@ -164,6 +186,7 @@ export async function startMediaService(nc: NatsConnection, opts: MediaServiceOp
       const p = await t.produce({
         kind: 'audio',
         rtpParameters: { codecs: [codecParameters(codec, payloadType)], encodings: [{ ssrc }] },
+        appData: { source: 'caller' },
       });
       call.producers.set(p.id, p);
       p.observer.once('close', () => call.producers.delete(p.id));
@@ -211,6 +234,102 @@ export async function startMediaService(nc: NatsConnection, opts: MediaServiceOp
       p?.stop();
       return { stopped: Boolean(p) };
     },
+    async 'webrtc.create'({ conversationId }) {
+      const call = callOf(conversationId);
+      const t = await call.router.createWebRtcTransport({
+        listenInfos: [{ protocol: 'udp', ip: listenIp, announcedAddress: opts.announcedIp }],
+        initialAvailableOutgoingBitrate: 100_000,
+      });
+      call.webrtc.set(t.id, t);
+      t.observer.once('close', () => call.webrtc.delete(t.id));
+      // A browser that never completes DTLS (tab closed, network gone) must not leave the transport behind.
+      t.on('dtlsstatechange', (s) => {
+        if (s === 'failed' || s === 'closed') t.close();
+      });
+      return { transportId: t.id, iceParameters: t.iceParameters, iceCandidates: t.iceCandidates, dtlsParameters: t.dtlsParameters, routerRtpCapabilities: call.router.rtpCapabilities };
+    },
+    async 'webrtc.connect'({ conversationId, transportId, dtlsParameters }) {
+      await webrtcOf(callOf(conversationId), transportId).connect({ dtlsParameters });
+      return { connected: true };
+    },
+    async 'webrtc.produce'({ conversationId, transportId, kind, rtpParameters, bridge }) {
+      const call = callOf(conversationId);
+      const t = webrtcOf(call, transportId);
+      const caller = callerOf(call);
+      const mime = rtpParameters.codecs[0].mimeType.toLowerCase();
+      const legMime = caller?.rtpParameters.codecs[0].mimeType.toLowerCase();
+      if (bridge && legMime && mime !== legMime) throw new MediaError(400, `webrtc.produce: the caller's leg is ${legMime}: produce that codec (mediasoup does not transcode), not ${mime}`);
+      const p = await t.produce({ kind, rtpParameters: rtpParameters as MsRtpParameters, appData: { source: 'agent' } });
+      call.producers.set(p.id, p);
+      p.observer.once('close', () => call.producers.delete(p.id));
+      let bridged = 0;
+      if (bridge) {
+        for (const [legId, leg] of call.transports) {
+          call.playing.get(legId)?.stop();
+          call.playing.delete(legId);
+          const c = await leg.consume({ producerId: p.id, rtpCapabilities: call.router.rtpCapabilities });
+          call.consumers.set(c.id, c);
+          c.observer.once('close', () => call.consumers.delete(c.id));
+          bridged++;
+        }
+      }
+      return { producerId: p.id, bridged };
+    },
+    async 'webrtc.consume'({ conversationId, transportId, rtpCapabilities, producerId }) {
+      const call = callOf(conversationId);
+      const t = webrtcOf(call, transportId);
+      const producer = producerId ? call.producers.get(producerId) : callerOf(call);
+      if (!producer) throw new MediaError(404, producerId ? `producer ${producerId} is not in this call` : 'the call has no caller audio yet');
+      const caps = rtpCapabilities as MsRtpCapabilities;
+      if (!call.router.canConsume({ producerId: producer.id, rtpCapabilities: caps })) throw new MediaError(400, `webrtc.consume: the browser cannot receive ${producer.rtpParameters.codecs[0].mimeType}`);
+      const c = await t.consume({ producerId: producer.id, rtpCapabilities: caps });
+      call.consumers.set(c.id, c);
+      c.observer.once('close', () => call.consumers.delete(c.id));
+      return { consumerId: c.id, producerId: producer.id, kind: c.kind, rtpParameters: c.rtpParameters };
+    },
+    async 'webrtc.close'({ conversationId, transportId }) {
+      webrtcOf(callOf(conversationId), transportId).close();
+      return { closed: true };
+    },
+    async pause({ conversationId, id }) {
+      const x = endpointOf(callOf(conversationId), id);
+      await x.pause();
+      return { paused: true };
+    },
+    async resume({ conversationId, id }) {
+      const x = endpointOf(callOf(conversationId), id);
+      await x.resume();
+      return { paused: false };
+    },
+    async 'call.info'({ conversationId }) {
+      const call = callOf(conversationId);
+      return {
+        conversationId,
+        producers: [...call.producers.values()].map((p) => ({ id: p.id, source: String(p.appData.source ?? ''), mimeType: p.rtpParameters.codecs[0].mimeType, paused: p.paused })),
+        consumers: [...call.consumers.values()].map((c) => ({ id: c.id, producerId: c.producerId, paused: c.paused })),
+        plain: [...call.transports.keys()],
+        webrtc: [...call.webrtc.keys()],
+      };
+    },
+    async stats({ conversationId, id }) {
+      const call = callOf(conversationId);
+      const x = call.producers.get(id) ?? call.consumers.get(id) ?? call.webrtc.get(id) ?? call.transports.get(id);
+      if (!x || x.closed) throw new MediaError(404, `${id} is not a producer, consumer or transport of this call`);
+      return { id, stats: await x.getStats() };
+    },
+  };
+
+  const webrtcOf = (call: CallMedia, id: string): WebRtcTransport => {
+    const t = call.webrtc.get(id);
+    if (!t || t.closed) throw new MediaError(404, `WebRTC transport ${id} is not open in this call`);
+    return t;
+  };
+  /** The caller's voice: the producer the SIP leg made. */
+  const callerOf = (call: CallMedia): Producer | undefined => [...call.producers.values()].find((p) => p.appData.source === 'caller' && !p.closed);
+  const endpointOf = (call: CallMedia, id: string): Producer | Consumer => {
+    const x = call.producers.get(id) ?? call.consumers.get(id);
+    if (!x || x.closed) throw new MediaError(404, `${id} is not a producer or consumer of this call`);
+    return x;
   };
 
   const service = await new Svcm(nc).add({ name: 'cc-media', version: '1.0.0', description: 'cc media node: mediasoup routers, plain RTP, prompts', queue: 'cc-media' });

@@ -84,7 +84,38 @@ export const AppendRequest = v.pipe(
   }),
   v.check((r) => r.text !== undefined || (r.attachments?.length ?? 0) > 0, 'a message needs text or attachments'),
 );
-export const AppendReply = v.object({ messageId: MessageId, conversationId: ConversationId, duplicate: v.boolean() });
+export const AppendReply = v.object({
+  messageId: MessageId,
+  conversationId: ConversationId,
+  duplicate: v.boolean(),
+  // What this call did (a duplicate did neither). Optional so a newer client still reads an older
+  // store's replies; this store always sends them.
+  /** The message started a new conversation. */
+  created: v.optional(v.boolean()),
+  /** The message reopened a conversation closed within the reopen window. */
+  reopened: v.optional(v.boolean()),
+  /** The closed conversation the message named (its thread) but was too old to reopen: it went to a new one. */
+  previousConversationId: v.optional(ConversationId),
+});
+
+// conversation status -----------------------------------------------------------------------------
+
+export const CONVERSATION_STATUSES = ['open', 'closed'] as const;
+export const ConversationStatusRequest = v.object({
+  conversationId: ConversationId,
+  status: v.picklist(CONVERSATION_STATUSES, 'must be open or closed'),
+  /** When it happened (the conversation actor's event time): older news than the stored status is ignored. */
+  at: Ms,
+  by: v.optional(Actor),
+  disposition: v.optional(Text(1000)),
+});
+export const ConversationStatusReply = v.object({
+  conversationId: ConversationId,
+  status: v.picklist(CONVERSATION_STATUSES),
+  statusAt: v.number(),
+  /** False when the request was a repeat or older than the stored status (nothing written). */
+  changed: v.boolean(),
+});
 
 // customer view ------------------------------------------------------------------------------------
 
@@ -219,6 +250,8 @@ export type ResolveRequest = v.InferInput<typeof ResolveRequest>;
 export type ResolveReply = v.InferOutput<typeof ResolveReply>;
 export type AppendRequest = v.InferInput<typeof AppendRequest>;
 export type AppendReply = v.InferOutput<typeof AppendReply>;
+export type ConversationStatusRequest = v.InferInput<typeof ConversationStatusRequest>;
+export type ConversationStatusReply = v.InferOutput<typeof ConversationStatusReply>;
 export type ViewRequest = v.InferInput<typeof ViewRequest>;
 export type ViewReply = v.InferOutput<typeof ViewReply>;
 export type SearchRequest = v.InferInput<typeof SearchRequest>;
@@ -243,6 +276,7 @@ export type UnmergeReply = v.InferOutput<typeof UnmergeReply>;
 export const OPERATIONS = {
   resolve: { request: ResolveRequest, reply: ResolveReply },
   append: { request: AppendRequest, reply: AppendReply },
+  'conversation.status': { request: ConversationStatusRequest, reply: ConversationStatusReply },
   view: { request: ViewRequest, reply: ViewReply },
   search: { request: SearchRequest, reply: SearchReply },
   'ticket.create': { request: TicketCreateRequest, reply: TicketReply },

@@ -54,6 +54,7 @@ export class StoreClient {
 
   resolve = (req: RequestOf<'resolve'>) => this.call('resolve', req);
   append = (req: RequestOf<'append'>) => this.call('append', req);
+  conversationStatus = (req: RequestOf<'conversation.status'>) => this.call('conversation.status', req);
   view = (req: RequestOf<'view'>) => this.call('view', req);
   search = (req: RequestOf<'search'>) => this.call('search', req);
   ticketCreate = (req: RequestOf<'ticket.create'>) => this.call('ticket.create', req);

@@ -14,7 +14,12 @@ export interface StoreContext {
   cipher: FieldCipher;
   log: StoreLog;
   now(): number;
+  /** How long after its close a customer's message reopens a conversation instead of starting a new one (default 24 h). */
+  reopenWindowMs?: number;
 }
+
+/** The same default as the conversation machine's `reopenWindowSec`: both sides must agree. */
+export const DEFAULT_REOPEN_WINDOW_MS = 24 * 3600 * 1000;
 
 export const silentLog: StoreLog = { debug() {}, info() {}, warn() {}, error() {} };
 

@@ -18,7 +18,7 @@ test('a message appended twice (same channel message id) is stored once, also wh
   const first = await store.append(msg);
   assert.equal(first.duplicate, false);
   const again = await store.append(msg);
-  assert.deepEqual(again, { ...first, duplicate: true });
+  assert.deepEqual(again, { ...first, duplicate: true, created: false, reopened: false });
   // Twenty copies of a new message at once (a redelivery storm): one stored, all answered with its id.
   const storm = await Promise.all(Array.from({ length: 20 }, () => store.append({ ...msg, channelMessageId: 'wc-2', at: NOW + 1 })));
   assert.equal(new Set(storm.map((r) => r.messageId)).size, 1);
@@ -125,7 +125,7 @@ test('surrealkv: history written by a process that has exited is there when the 
   const again = await store.resolve({ channel: 'phone', handle: '13811112222', verified: { phone: true } });
   assert.equal(again.customerId, written.resolved.customerId);
   const dup = await store.append({ customerId: again.customerId, channel: 'dingtalk', channelMessageId: 'd1', direction: 'in', text: 'durable?', at: NOW });
-  assert.deepEqual(dup, { ...written.appended, duplicate: true });
+  assert.deepEqual(dup, { ...written.appended, duplicate: true, created: false, reopened: false });
   const view = await store.view({ customerId: again.customerId, viewer: 'admin' });
   assert.deepEqual(view.messages.map((m) => m.text), ['durable?']);
   assert.equal(view.customer.phone, '+8613811112222');

@@ -4,54 +4,80 @@
 // duplicate racing with the first copy loses on the UNIQUE index and is answered with the stored message.
 // A message's key is [conversation, at, ulid] (see schema.ts), so the view reads each of the customer's
 // conversations as one key range, newest first, and merges the ranges. The conversation is the given one (created with that id if new: the conversation actor
-// names it), else the customer's latest open conversation on that channel, else a new one.
+// names it), else the customer's latest open conversation on that channel, else (for a customer's message)
+// the one closed most recently within the reopen window, which the message reopens, else a new one. A
+// customer writing to a named thread that closed longer ago than the window starts afresh the same way.
 //
 // The view pages messages by keyset on (at, id), newest first: the cursor is the last message's
 // (at, id), so a page is an index range and never an OFFSET that grows with history.
 import * as v from 'valibot';
 import { RecordId } from 'surrealdb';
 import { StoreError, type ParsedRequestOf, type ReplyOf } from './api.ts';
-import { openSealed, type StoreContext } from './context.ts';
+import { DEFAULT_REOPEN_WINDOW_MS, openSealed, type StoreContext } from './context.ts';
 import { canSee, show } from './mask.ts';
 import { fromBase64Url, toBase64Url } from './crypto.ts';
 import { idOf, isUniqueViolation, messageIdOf, newId, newMessageId, parseId, retryConflicts, runTx } from './records.ts';
 
 const Lookup = v.object({
   customer: v.nullish(v.object({ id: v.instance(RecordId), merged_into: v.optional(v.instance(RecordId)) })),
-  conversation: v.nullish(v.object({ id: v.instance(RecordId), customer: v.instance(RecordId), status: v.string(), channel: v.string() })),
+  conversation: v.nullish(v.object({ id: v.instance(RecordId), customer: v.instance(RecordId), status: v.string(), channel: v.string(), closed_at: v.optional(v.number()) })),
   open: v.array(v.instance(RecordId)),
+  recent: v.array(v.instance(RecordId)),
   dup: v.array(v.object({ id: v.instance(RecordId), conversation: v.instance(RecordId) })),
 });
 
 export async function appendMessage(ctx: StoreContext, req: ParsedRequestOf<'append'>): Promise<ReplyOf<'append'>> {
   const customerRef = parseId('customer', req.customerId);
   const convRef = req.conversationId ? parseId('conversation', req.conversationId) : undefined;
+  const windowMs = ctx.reopenWindowMs ?? DEFAULT_REOPEN_WINDOW_MS;
+  const inbound = req.direction === 'in';
   return retryConflicts(async () => {
     const [raw] = await ctx.db
       .query<[unknown]>(
         `RETURN {
            customer: $customer.{ id, merged_into },
-           conversation: $conv.{ id, customer, status, channel },
+           conversation: $conv.{ id, customer, status, channel, closed_at },
            open: (SELECT id, last_at FROM conversation WHERE customer = $customer AND channel = $channel AND status = 'open' ORDER BY last_at DESC LIMIT 1).id,
+           recent: IF $inbound THEN (SELECT id, closed_at FROM conversation WHERE customer = $customer AND channel = $channel AND status = 'closed' AND closed_at >= $since ORDER BY closed_at DESC LIMIT 1).id ELSE [] END,
            dup: (SELECT id, conversation FROM message WHERE channel = $channel AND channel_message_id = $cmid LIMIT 1)
          }`,
-        { customer: customerRef, conv: convRef, channel: req.channel, cmid: req.channelMessageId },
+        { customer: customerRef, conv: convRef, channel: req.channel, cmid: req.channelMessageId, inbound, since: req.at - windowMs },
       )
       .collect();
     const found = v.parse(Lookup, raw);
-    if (found.dup.length) return { messageId: messageIdOf(found.dup[0].id), conversationId: idOf(found.dup[0].conversation), duplicate: true };
+    if (found.dup.length) return { messageId: messageIdOf(found.dup[0].id), conversationId: idOf(found.dup[0].conversation), duplicate: true, created: false, reopened: false };
     if (!found.customer?.id) throw new StoreError(404, `no such customer: ${req.customerId}`);
+    const closedAt = (c: { status: string; closed_at?: number }) => (c.status === 'closed' ? (c.closed_at ?? -Infinity) : undefined);
+    // The thread a message names wins, unless the customer writes to it after it closed beyond the
+    // window: then it is treated like a message without a thread (the open one, a recent one, or new).
+    const named = found.conversation?.id ? found.conversation : undefined;
+    const namedClosedAt = named ? closedAt(named) : undefined;
+    const tooOld = inbound && namedClosedAt !== undefined && namedClosedAt < req.at - windowMs;
     // The conversation's customer is the truth (a merge may have moved it); a merged customer means its survivor.
-    const customer = found.conversation?.customer ?? found.customer.merged_into ?? found.customer.id;
-    const conversation = convRef ?? found.open[0] ?? newId('conversation', req.at);
-    const isNew = convRef ? !found.conversation?.id : found.open.length === 0;
+    const customer = (tooOld ? undefined : named?.customer) ?? found.customer.merged_into ?? found.customer.id;
+    let conversation: RecordId;
+    let isNew = false;
+    let reopen = false;
+    if (convRef && !tooOld) {
+      conversation = convRef;
+      isNew = !named;
+      reopen = inbound && namedClosedAt !== undefined;
+    } else if (found.open[0]) {
+      conversation = found.open[0];
+    } else if (found.recent[0]) {
+      conversation = found.recent[0];
+      reopen = true;
+    } else {
+      conversation = newId('conversation', req.at);
+      isNew = true;
+    }
 
     const messageId = newMessageId(conversation, req.at);
     const statements: string[] = [];
     const vars: Record<string, unknown> = { conv: conversation, customer, msg: messageId, at: req.at };
     if (isNew) {
       statements.push('CREATE $conv CONTENT $newConv RETURN NONE');
-      vars.newConv = { customer, channel: req.channel, identity: req.identityId ? parseId('identity', req.identityId) : undefined, subject: req.subject, status: 'open', started_at: req.at, last_at: req.at, message_count: 0 };
+      vars.newConv = { customer, channel: req.channel, identity: req.identityId ? parseId('identity', req.identityId) : undefined, subject: req.subject, status: 'open', status_at: req.at, started_at: req.at, last_at: req.at, message_count: 0 };
     }
     const attachments = (req.attachments ?? []).map((a) => ({ id: newId('attachment', req.at), message: messageId, object_key: a.objectKey, content_type: a.contentType, size: a.size, name: a.name, created_at: req.at }));
     if (attachments.length) {
@@ -70,17 +96,32 @@ export async function appendMessage(ctx: StoreContext, req: ParsedRequestOf<'app
       at: req.at,
     };
     statements.push('CREATE $msg CONTENT $message RETURN NONE', 'UPDATE $conv SET last_at = math::max([last_at, $at]), message_count += 1 RETURN NONE');
+    if (reopen) {
+      // Reopened as the conversation actor reopens on this message; a reopen is never earlier than 1 ms
+      // after the close it undoes, so a late copy of that close (status_at order) cannot undo it.
+      statements.push(
+        "UPDATE $conv SET status = 'open', status_at = math::max([status_at ?? 0, (closed_at ?? 0) + 1, $at]), closed_at = NONE, closed_by = NONE, disposition = NONE WHERE status = 'closed' RETURN NONE",
+      );
+    }
     try {
       await runTx(ctx.db, statements, vars);
     } catch (e) {
       if (isUniqueViolation(e, 'message_channel_id')) {
         // The same channel message id was stored meanwhile by a concurrent append: answer with that one.
         const [rows] = await ctx.db.query<[{ id: RecordId; conversation: RecordId }[]]>('SELECT id, conversation FROM message WHERE channel = $channel AND channel_message_id = $cmid LIMIT 1', { channel: req.channel, cmid: req.channelMessageId }).collect();
-        if (rows.length) return { messageId: messageIdOf(rows[0].id), conversationId: idOf(rows[0].conversation), duplicate: true };
+        if (rows.length) return { messageId: messageIdOf(rows[0].id), conversationId: idOf(rows[0].conversation), duplicate: true, created: false, reopened: false };
       }
       throw e;
     }
-    return { messageId: messageIdOf(messageId), conversationId: idOf(conversation), duplicate: false };
+    if (reopen) ctx.log.debug({ conversation: idOf(conversation), at: req.at }, 'conversation reopened by a customer message');
+    return {
+      messageId: messageIdOf(messageId),
+      conversationId: idOf(conversation),
+      duplicate: false,
+      created: isNew,
+      reopened: reopen,
+      ...(tooOld && req.conversationId ? { previousConversationId: req.conversationId } : {}),
+    };
   });
 }
 

@@ -163,3 +163,18 @@ DEFINE FIELD IF NOT EXISTS detail ON audit TYPE object FLEXIBLE;
 DEFINE FIELD IF NOT EXISTS at ON audit TYPE int;
 DEFINE INDEX IF NOT EXISTS audit_subject ON audit FIELDS subject;
 `;
+
+/**
+ * Version 2: a conversation's status history in the graph. The conversation actor's close and reopen
+ * reach the store (storage/events.ts) as `conversation.status`; status_at orders those changes so a late
+ * or repeated one never undoes a newer one, and closed_at decides whether a customer's next message
+ * reopens the conversation or starts a new one. Rows from version 1 get status_at = started_at.
+ */
+export const SCHEMA_V2 = `
+DEFINE FIELD IF NOT EXISTS status_at ON conversation TYPE option<int>;
+DEFINE FIELD IF NOT EXISTS closed_at ON conversation TYPE option<int>;
+DEFINE FIELD IF NOT EXISTS closed_by ON conversation TYPE option<string>;
+DEFINE FIELD IF NOT EXISTS disposition ON conversation TYPE option<string>;
+DEFINE INDEX IF NOT EXISTS conversation_channel_status ON conversation FIELDS customer, channel, status;
+UPDATE conversation SET status_at = started_at WHERE status_at IS NONE RETURN NONE;
+`;

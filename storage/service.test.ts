@@ -41,7 +41,7 @@ test('resolve, append (idempotent), view and tickets through the service', async
   const first = await client.append(msg);
   const again = await client.append(msg);
   assert.equal(first.duplicate, false);
-  assert.deepEqual(again, { ...first, duplicate: true });
+  assert.deepEqual(again, { ...first, duplicate: true, created: false, reopened: false });
   const view = await client.view({ customerId: r.customerId, viewer: 'agent' });
   assert.equal(view.messages.length, 1, 'stored once');
   assert.equal(view.customer.phone, '+86136****1111');

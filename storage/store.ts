@@ -7,6 +7,7 @@ import type { FieldCipher } from './crypto.ts';
 import { silentLog, type StoreContext, type StoreLog } from './context.ts';
 import { resolve, searchCustomers } from './identity.ts';
 import { appendMessage, customerView } from './history.ts';
+import { setConversationStatus } from './conversations.ts';
 import { merge, unmerge } from './merge.ts';
 import { createTicket, getTicket, listTickets, updateTicket } from './tickets.ts';
 import { addTag, removeTag } from './tags.ts';
@@ -17,6 +18,7 @@ type Handlers = { [O in Operation]: (ctx: StoreContext, req: ParsedRequestOf<O>)
 const HANDLERS: Handlers = {
   resolve,
   append: appendMessage,
+  'conversation.status': setConversationStatus,
   view: customerView,
   search: searchCustomers,
   'ticket.create': createTicket,
@@ -34,6 +36,7 @@ export interface Store {
   call<O extends Operation>(op: O, input: RequestOf<O> | unknown): Promise<ReplyOf<O>>;
   resolve(req: RequestOf<'resolve'>): Promise<ReplyOf<'resolve'>>;
   append(req: RequestOf<'append'>): Promise<ReplyOf<'append'>>;
+  conversationStatus(req: RequestOf<'conversation.status'>): Promise<ReplyOf<'conversation.status'>>;
   view(req: RequestOf<'view'>): Promise<ReplyOf<'view'>>;
   search(req: RequestOf<'search'>): Promise<ReplyOf<'search'>>;
   merge(req: RequestOf<'merge'>): Promise<ReplyOf<'merge'>>;
@@ -46,12 +49,14 @@ export interface OpenStoreOptions {
   cipher: FieldCipher;
   log?: StoreLog;
   now?: () => number;
+  /** A customer's message this long after a conversation closed still reopens it (default 24 h, as the conversation machine). */
+  reopenWindowMs?: number;
   /** Apply migrations first (default true). */
   migrate?: boolean;
 }
 
 export async function openStore(opts: OpenStoreOptions): Promise<Store> {
-  const ctx: StoreContext = { db: opts.db, cipher: opts.cipher, log: opts.log ?? silentLog, now: opts.now ?? Date.now };
+  const ctx: StoreContext = { db: opts.db, cipher: opts.cipher, log: opts.log ?? silentLog, now: opts.now ?? Date.now, reopenWindowMs: opts.reopenWindowMs };
   if (opts.migrate !== false) {
     const m = await migrate(opts.db);
     if (m.applied.length) ctx.log.info({ applied: m.applied, version: m.current }, 'storage schema migrated');
@@ -66,6 +71,7 @@ export async function openStore(opts: OpenStoreOptions): Promise<Store> {
     call,
     resolve: (r) => call('resolve', r),
     append: (r) => call('append', r),
+    conversationStatus: (r) => call('conversation.status', r),
     view: (r) => call('view', r),
     search: (r) => call('search', r),
     merge: (r) => call('merge', r),

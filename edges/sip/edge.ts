@@ -18,6 +18,9 @@ import { RtpRelay } from './relay.ts';
 import { buildAnswer, negotiate, parseOffer, SdpError, type Negotiated } from './sdp.ts';
 import type { Caller, VoiceEngine } from './voice.ts';
 
+/** Core NATS: the agent hung up in the workspace ({ conversationId }); the edge holding the call sends the BYE. */
+export const AGENT_HANGUP_SUBJECT = 'cc.voice.hangup';
+
 const T1 = 500;
 const T2 = 4000;
 const TRANSACTION_MS = 32_000;
@@ -119,6 +122,46 @@ export async function startSipEdge(o: SipEdgeOptions): Promise<SipEdge> {
     },
   });
 
+  // The agent hung up: BYE towards the trunk (retransmitted until its 200, as a non-INVITE client
+  // transaction), then the call ends as if the caller had hung up.
+  const byes = new Map<string, ReturnType<typeof setTimeout>>();
+  const hangups = o.nc.subscribe(AGENT_HANGUP_SUBJECT, {
+    callback: (_err, msg) => {
+      let conversationId: unknown;
+      try {
+        conversationId = (JSON.parse(dec.decode(msg.data)) as { conversationId?: unknown }).conversationId;
+      } catch {
+        return;
+      }
+      const call = [...calls.values()].find((c) => c.conversationId !== undefined && c.conversationId === conversationId);
+      if (!call || call.state !== 'confirmed') return;
+      const bye: SipRequest = {
+        method: 'BYE',
+        uri: call.invite.headers.contact?.[0]?.uri ?? call.invite.headers.from.uri,
+        version: '2.0',
+        headers: {
+          via: [{ version: '2.0', protocol: 'UDP', host: publicIp, port, params: { branch: `z9hG4bK${crypto.randomUUID().replace(/-/g, '').slice(0, 16)}`, rport: null } }],
+          from: { uri: call.invite.headers.to.uri, params: { tag: call.toTag } },
+          to: call.invite.headers.from,
+          'call-id': call.callId,
+          cseq: { seq: 1, method: 'BYE' },
+          'max-forwards': 70,
+          'content-length': 0,
+        },
+        content: '',
+      };
+      const text = stringifySip(bye);
+      let delay = T1;
+      const again = (left: number) => {
+        send(text, call.source);
+        if (left > 0) byes.set(call.callId, setTimeout(() => again(left - 1), (delay = Math.min(delay * 2, T2))));
+        else byes.delete(call.callId);
+      };
+      again(6);
+      void end(call, 'agent hung up');
+    },
+  });
+
   const send = (text: string, to: { ip: string; port: number }) => socket.send(enc.encode(text), to.port, to.ip);
   const txKey = (rq: SipRequest) => `${String(rq.headers.via[0].params.branch ?? '')}:${rq.headers.cseq.method}:${rq.headers['call-id']}`;
 
@@ -150,7 +193,14 @@ export async function startSipEdge(o: SipEdgeOptions): Promise<SipEdge> {
       return;
     }
     const m = parsed.message;
-    if (!isRequest(m)) return; // we place no calls here yet: stray responses are dropped
+    if (!isRequest(m)) {
+      // The only requests we send are BYEs: their answer ends the retransmissions; other responses are dropped.
+      if (m.headers.cseq.method === 'BYE') {
+        clearTimeout(byes.get(m.headers['call-id']));
+        byes.delete(m.headers['call-id']);
+      }
+      return;
+    }
     const again = answered.get(txKey(m));
     if (again && m.method !== 'ACK') {
       send(again.text, again.to);
@@ -373,6 +423,8 @@ export async function startSipEdge(o: SipEdgeOptions): Promise<SipEdge> {
     async stop() {
       clearInterval(sweep);
       failures.unsubscribe();
+      hangups.unsubscribe();
+      for (const t of byes.values()) clearTimeout(t);
       await Promise.all([...calls.values()].map((c) => end(c, 'edge stopping')));
       await new Promise<void>((ok) => socket.close(() => ok()));
     },
@@ -380,7 +432,7 @@ export async function startSipEdge(o: SipEdgeOptions): Promise<SipEdge> {
 }
 
 /** The media node's key for a call: Call-IDs may hold characters router ids do not allow. */
-function mediaId(call: Pick<Call, 'callId'>): string {
+export function mediaId(call: Pick<Call, 'callId'>): string {
   return `sip-${call.callId.replace(/[^\w.:-]/g, '_').slice(0, 180)}`;
 }
 

@@ -13,6 +13,8 @@ const en = {
   from: 'From', to: 'To', show: 'Show', answerRate: 'Answer rate %', firstResponse: 'First response (s)', handleTime: 'Average handle time (s)', csat: 'CSAT', notCollected: 'not collected',
   channel: 'Channel', conversations: 'Conversations', queue: 'Queue', agent: 'Agent', state: 'State', error: 'Error', shortcuts: 'Shortcuts: a accept, r reply, t transfer', delivery: 'delivery',
   queued: 'queued', sent: 'sent', delivered: 'delivered', read: 'read', failed: 'failed', reconnecting: 'Reconnecting…',
+  voiceCall: 'Voice call', answerCall: 'Answer', mute: 'Mute', unmute: 'Unmute', hold: 'Hold', resume: 'Resume', hangUp: 'Hang up',
+  callIdle: 'Not connected', callJoining: 'Connecting…', callLive: 'Connected', callHeld: 'On hold', callAudio: 'audio packets in {in}, out {out}',
 };
 const zh: typeof en = {
   title: 'cc 坐席工作台', signIn: '登录', user: '用户名', password: '密码', signOut: '退出', language: '语言',
@@ -26,6 +28,8 @@ const zh: typeof en = {
   from: '开始', to: '结束', show: '查询', answerRate: '接通率 %', firstResponse: '首次响应（秒）', handleTime: '平均处理时长（秒）', csat: '满意度', notCollected: '未收集',
   channel: '渠道', conversations: '会话数', queue: '队列', agent: '坐席', state: '状态', error: '错误', shortcuts: '快捷键：a 接受，r 回复，t 转接', delivery: '送达',
   queued: '排队', sent: '已发送', delivered: '已送达', read: '已读', failed: '失败', reconnecting: '正在重新连接…',
+  voiceCall: '语音通话', answerCall: '接听', mute: '静音', unmute: '取消静音', hold: '保持', resume: '恢复', hangUp: '挂断',
+  callIdle: '未接通', callJoining: '正在连接…', callLive: '通话中', callHeld: '保持中', callAudio: '音频包 收 {in}，发 {out}',
 };
 export const STRINGS: Record<Lang, typeof en> = { en, 'zh-CN': zh };
 export type Words = typeof en;

@@ -2,6 +2,7 @@
 // conversation, reply, transfer, wrap-up) and supervisors (wallboard, reports).
 import { render, useEffect, useRef, useState } from 'hono/jsx/dom';
 import { api } from './api.ts';
+import { BrowserCall } from './call.ts';
 import { CHANNEL_ICONS, fill, initialLang, STRINGS, type Lang, type Words } from './i18n.ts';
 import { connectLive, type LiveFrame } from './live.ts';
 import { Reports } from './reports.tsx';
@@ -132,6 +133,61 @@ function Inbox({ t, items, selected, onPick }: { t: Words; items: Item[]; select
   );
 }
 
+/** The call controls of a voice conversation: answer (microphone on, caller heard), mute, hold, hang up. */
+function CallPanel({ t, id, state }: { t: Words; id: string; state: string }) {
+  const call = useRef<BrowserCall | null>(null);
+  const [status, setStatus] = useState<'idle' | 'joining' | 'live'>('idle');
+  const [muted, setMuted] = useState(false);
+  const [fig, setFig] = useState({ packetsReceived: 0, packetsSent: 0 });
+  const [error, setError] = useState('');
+  const held = state === 'onHold';
+  // Leaving the conversation (or the call ending: this panel unmounts) closes the browser's side.
+  useEffect(() => () => call.current?.close(), [id]);
+  useEffect(() => {
+    if (status !== 'live') return;
+    const i = setInterval(() => call.current?.figures().then(setFig, () => {}), 1000);
+    return () => clearInterval(i);
+  }, [status]);
+  const act = (fn: () => Promise<void>) => fn().then(() => setError(''), (x: Error) => setError(x.message));
+  const answer = () => act(async () => {
+    setStatus('joining');
+    try {
+      call.current = await BrowserCall.join(id);
+      setStatus('live');
+    } catch (e) {
+      setStatus('idle');
+      throw e;
+    }
+  });
+  const label = status === 'live' ? (held ? t.callHeld : t.callLive) : status === 'joining' ? t.callJoining : t.callIdle;
+  return (
+    <section class="call" aria-label={t.voiceCall}>
+      <div class="row" style="margin:0">
+        <strong>📞 {t.voiceCall}</strong>
+        <span role="status" data-call={status} data-held={String(held)} data-rtp-in={fig.packetsReceived} data-rtp-out={fig.packetsSent}>
+          {label}{status === 'live' ? ` · ${fill(t.callAudio, { in: fig.packetsReceived, out: fig.packetsSent })}` : ''}
+        </span>
+        {status === 'idle' && <button type="button" id="call-answer" onClick={answer}>{t.answerCall}</button>}
+        {status === 'live' && (
+          <>
+            <button type="button" class="secondary" id="call-mute" aria-pressed={muted ? 'true' : 'false'} onClick={() => act(async () => {
+              await call.current!.mute(!muted);
+              setMuted(!muted);
+            })}>{muted ? t.unmute : t.mute}</button>
+            <button type="button" class="secondary" id="call-hold" aria-pressed={held ? 'true' : 'false'} onClick={() => act(() => call.current!.hold(!held))}>{held ? t.resume : t.hold}</button>
+            <button type="button" id="call-hangup" onClick={() => act(async () => {
+              await call.current!.hangup();
+              call.current = null;
+              setStatus('idle');
+            })}>{t.hangUp}</button>
+          </>
+        )}
+      </div>
+      {error && <p class="error" role="alert">{error}</p>}
+    </section>
+  );
+}
+
 function Conversation({ t, id, onDone, onRead }: { t: Words; id: string; onDone: () => void; onRead: () => void }) {
   const [d, setD] = useState<Detail | undefined>();
   const [error, setError] = useState('');
@@ -230,6 +286,7 @@ function Conversation({ t, id, onDone, onRead }: { t: Words; id: string; onDone:
           <button type="button" class="secondary" onClick={() => api(`/api/conversations/${id}/call`, {}).then(load, (x: Error) => setError(x.message))}>📞 {t.call}</button>
         </div>
       </div>
+      {d.conversation.channel === 'voice' && (d.conversation.state === 'active' || d.conversation.state === 'onHold') && <CallPanel t={t} id={id} state={d.conversation.state} />}
       <div class="history" role="log" aria-label={t.history}>
         {[...d.customer.messages].reverse().map((m) => {
           const state = m.direction === 'out' ? Object.entries(deliveries).find(([k]) => m.id.includes(k) || k === m.id)?.[1]?.state : undefined;

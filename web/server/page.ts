@@ -26,6 +26,7 @@ main{display:grid;grid-template-columns:320px 1fr;min-height:calc(100vh - 52px)}
 dialog{border:1px solid var(--line);border-radius:10px;padding:16px;min-width:320px}
 table{border-collapse:collapse;width:100%}th,td{border:1px solid var(--line);padding:6px 8px;text-align:left}
 .board{padding:16px;grid-column:1/3}.board section{margin-bottom:20px}.error{color:#b91c1c;font-weight:600}
+.call{padding:8px 12px;border-bottom:1px solid var(--line);background:#eef6ee}
 .sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
 `;
 

@@ -3,6 +3,7 @@
 //   POST /api/login /api/logout     sessions (HttpOnly SameSite=Strict cookie)
 //   GET  /api/me                    the user and their agent actor (presence, offers, load)
 //   …/api/*                         presence, offers, inbox, conversations, uploads, canned, users, wallboard, reports
+//   …/api/calls/:id/*               the agent's voice leg over WebRTC (calls.ts)
 //   GET  /ws                        one WebSocket per tab (live.ts)
 import { Hono, type Context } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
@@ -19,6 +20,7 @@ import type { BlobStore } from '../../storage/blobs/store.ts';
 import { openBlobStore } from '../../storage/blobs/open.ts';
 import { Accounts, type Role, type Session } from './accounts.ts';
 import { buildClient } from './bundle.ts';
+import { callRoutes, type CallRoutes } from './calls.ts';
 import { ConversationIndex, reportOf, type Entry } from './conversations.ts';
 import { LiveHub } from './live.ts';
 import { page } from './page.ts';
@@ -45,6 +47,7 @@ export interface Workspace {
   app: Hono;
   accounts: Accounts;
   index: ConversationIndex;
+  calls: CallRoutes;
   stop(): Promise<void>;
 }
 
@@ -289,6 +292,10 @@ export async function workspace(deps: WorkspaceDeps): Promise<Workspace> {
     return c.json({ conversationId: id, messageId: stored.messageId, note: 'queued: the first message leaves once an agent holds the conversation' });
   });
 
+  // ---- the agent's voice leg in the browser (WebRTC through the media service) --------------------
+  const calls = callRoutes({ nc: deps.nc, actors, index, log });
+  app.route('/api/calls', calls.app);
+
   // ---- attachments ----------------------------------------------------------------------------
   app.post('/api/uploads', async (c) => {
     const len = Number(c.req.header('content-length') ?? 0);
@@ -399,7 +406,9 @@ export async function workspace(deps: WorkspaceDeps): Promise<Workspace> {
     app: app as unknown as Hono,
     accounts,
     index,
+    calls,
     async stop() {
+      await calls.stop();
       hub.stop();
       index.stop();
     },
