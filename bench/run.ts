@@ -2,11 +2,13 @@
 import { benchActors } from './actors.ts';
 import { benchRouting } from './routing.ts';
 import { benchIdentity } from './identity.ts';
+import { benchWebchat } from './webchat.ts';
 
 const benches: Record<string, () => Promise<void>> = {
   actors: benchActors,
   routing: benchRouting,
   identity: benchIdentity,
+  webchat: benchWebchat,
 };
 
 const names = process.argv.slice(2).filter((a) => a !== '--');
