@@ -31,6 +31,17 @@ export async function provision(nc: NatsConnection, jsm: JetStreamManager, repli
     max_age: nanos(30 * 24 * 3600_000),
     duplicate_window: nanos(10 * 60_000),
   });
+  // What actors publish through their outbox for others to read later (e.g. a conversation's close for the
+  // identity graph, storage/events.ts): an outbox publish with no stream behind it would fail forever.
+  await ensureStream(jsm, {
+    name: 'CC_EVENTS',
+    subjects: ['cc.events.>'],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    num_replicas: replicas,
+    max_age: nanos(30 * 24 * 3600_000),
+    duplicate_window: nanos(10 * 60_000),
+  });
   const kvm = new Kvm(nc);
   const open = async (name: string, ttl?: number) => {
     try {

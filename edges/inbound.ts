@@ -42,6 +42,8 @@ export interface InboundDeps {
 /** Actor ids are the key part of the graph's record ids (`conversation:01J…` → `01J…`). */
 export const keyOf = (recordId: string) => recordId.slice(recordId.indexOf(':') + 1);
 
+const TIER_TTL_MS = 10_000;
+
 /** Chinese text gets Chinese-speaking agents; the rest English, unless the account's routing says more. */
 const languageOf = (text: string | undefined) => (text && /[\u3400-\u9fff]/.test(text) ? 'zh' : 'en');
 
@@ -64,6 +66,19 @@ function contactsOf(msg: InboundMessage): { phone?: string; email?: string; veri
 export function engineSink(deps: InboundDeps): InboundSink {
   const { store, actors, log } = deps;
   const routeOf: (msg: InboundMessage) => Routing = deps.routeOf ?? (() => ({ queue: 'support' }));
+  // A customer writing several messages in a row is asked for their tier once: it rarely changes.
+  const tiers = new Map<string, { tier: 'normal' | 'vip'; until: number }>();
+  const tierOf = async (customer: string, at: number): Promise<'normal' | 'vip'> => {
+    const known = tiers.get(customer);
+    if (known && known.until > Date.now()) return known.tier;
+    const tier = await actors
+      .ask<{ tier?: 'normal' | 'vip' }>(`customer/${customer}`, { type: 'get', at }, { timeoutMs: 2000 })
+      .then((c) => c.tier ?? 'normal')
+      .catch(() => 'normal' as const);
+    if (tiers.size > 10_000) tiers.clear();
+    tiers.set(customer, { tier, until: Date.now() + TIER_TTL_MS });
+    return tier;
+  };
   return {
     async deliver(raw: InboundMessage) {
       const parsed = v.safeParse(InboundMessageSchema, raw);
@@ -86,10 +101,7 @@ export function engineSink(deps: InboundDeps): InboundSink {
       const conversation = keyOf(stored.conversationId);
       const customer = keyOf(who.customerId);
       const route = routeOf(msg);
-      const tier = await actors
-        .ask<{ tier?: 'normal' | 'vip' }>(`customer/${customer}`, { type: 'get', at: msg.sentAt }, { timeoutMs: 2000 })
-        .then((c) => c.tier ?? 'normal')
-        .catch(() => 'normal' as const);
+      const tier = await tierOf(customer, msg.sentAt);
       // Told even for a duplicate: if we stopped between storing and telling, this is the retry.
       // The stream drops repeats within its window, and the machines ignore an `open` they already had.
       const key = `${msg.channel}:${msg.channelMessageId}`;

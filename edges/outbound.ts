@@ -97,7 +97,8 @@ async function handle(edge: Edge, m: JsMsg, deps: OutboundDeps): Promise<void> {
     // Nothing can ever send this: kept out of the way with the reason in the log.
     deps.log.error({ channel: edge.channel, seq: m.seq, reason: parsed.issues[0].message }, 'malformed outbound message dropped');
     deps.onResult?.(edge.channel, 'rejected');
-    m.term(`malformed: ${parsed.issues[0].message}`);
+    // nats-server 2.9 ignores a reason on +TERM (the message would come back): the reason is in the log above.
+    m.term();
     return;
   }
   const msg = parsed.output;

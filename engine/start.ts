@@ -13,6 +13,7 @@ import { startRotation } from '../storage/rotation.ts';
 import { SEALED_FIELDS } from '../storage/schema.ts';
 import { startStoreService } from '../storage/service.ts';
 import { openStore } from '../storage/store.ts';
+import { startConversationSync } from '../storage/events.ts';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { ActorClient } from '../actors/client.ts';
 import { channelConfig, startChannels } from './channels.ts';
@@ -80,6 +81,9 @@ export async function startEngine(config: Config, log: Logger, env: Record<strin
       const store = await openStore({ db: surreal.db, cipher, log: storeLog });
       const service = await startStoreService(nc, store, { log: storeLog });
       undo.push(() => service.stop());
+      // Conversations that close (or reopen) in their actors are marked so in the graph, durably.
+      const sync = await startConversationSync({ jsm: await jetstreamManager(nc), store, log: storeLog, replicas: config.jsReplicas });
+      undo.push(() => sync.stop());
       // Values sealed with an older key are re-encrypted in the background, resuming where it stopped.
       const rotation = startRotation(surreal.db, cipher, SEALED_FIELDS, { log: storeLog });
       undo.push(async () => void (await rotation.stop()));

@@ -179,6 +179,9 @@ export const conversationMachine = setup({
       );
       enqueue.raise({ type: 'delivery', at: event.at, messageId: event.messageId, state: 'queued' });
     }),
+    // Before the reopen clears closedAt. Never earlier than 1 ms after the close it undoes: the store
+    // orders status changes by time.
+    publishReopened: emit(({ context, event }) => statusEvent(context, 'open', Math.max(event.at ?? 0, (context.closedAt ?? 0) + 1), { by: 'customer' })),
     agentSpoke: enqueueActions(({ context, event, enqueue }) => {
       if (context.firstResponseAt === undefined) {
         enqueue.assign({ firstResponseAt: event.at });
@@ -361,8 +364,7 @@ export const conversationMachine = setup({
             guard: 'withinReopenWindow',
             target: 'queued',
             actions: [
-              // Never earlier than 1 ms after the close it undoes: the store orders status changes by time.
-              emit(({ context, event }) => statusEvent(context, 'open', Math.max(event.at ?? 0, (context.closedAt ?? 0) + 1), { by: 'customer' })),
+              'publishReopened',
               'customerSpoke',
               assign(({ context, event }) => ({ agent: undefined, closedAt: undefined, outcome: undefined, disposition: '', task: { ...context.task!, enqueuedAt: event.at, excluded: [] } })),
               emit(({ context }) => tell(`customer/${context.customer}`, { type: 'conversation.opened', conversationId: context.id, channel: context.channel })),
