@@ -1,0 +1,263 @@
+// A phone call answered in the browser, on real parts: a whole engine (actors, store, media node with a
+// mediasoup worker, SIP edge with its IVR), sipp as the trunk, and Debian's Chromium (fake microphone)
+// running the workspace with mediasoup-client. The caller presses 1, queues, the agent accepts and
+// answers; audio is measured both ways (mediasoup's producer/consumer counters, the browser's getStats,
+// and the packets the caller hears); mute silences the agent towards the caller, hold plays music and
+// moves the conversation to onHold; another agent is refused; the agent hangs up: the trunk gets a BYE,
+// the router closes and the conversation is in wrap-up.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import pino from 'pino';
+import { chromium, type Browser } from 'playwright-core';
+import { ActorClient } from '../actors/client.ts';
+import { loadConfig } from '../engine/config.ts';
+import { freePort } from '../engine/nats-server.ts';
+import { startEngine, type Engine } from '../engine/start.ts';
+import { mediaId } from '../edges/sip/edge.ts';
+import { buildRtp, buildTelephoneEvent, parseRtp } from '../media/rtp.ts';
+import { MediaClient, MediaError } from '../media/service.ts';
+import { serve, type HttpServer } from '../platform/serve.ts';
+import { StoreClient } from '../storage/client.ts';
+import { startTestNats, tempDir, waitFor, type TestNats } from '../tests/support/nats.ts';
+import { workspace, type Workspace } from './server/routes.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const HERE = import.meta.dirname;
+const SHOTS = resolve('.test-data/screenshots');
+const PROMPTS = process.env.PROMPTS_DIR || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'cc', 'prompts');
+// Blocked: the Debian-built mediasoup-worker (scripts/setup-media.sh) dies with SIGSEGV inside libssl's
+// SSL_read when Chromium starts the DTLS handshake (core: SSL_read ← uv_run), so the call never goes live.
+// Everything before it ran (IVR, queue, offer, accept, join, transports, ICE). Remove this once the
+// worker's DTLS works with a browser.
+const DTLS_CRASH = 'blocked: the Debian-built mediasoup-worker segfaults in SSL_read on a browser DTLS handshake';
+const skip = DTLS_CRASH || (!existsSync(CHROMIUM) ? `no ${CHROMIUM}: run scripts/setup-browser.sh as root` : !existsSync(join(PROMPTS, 'welcome.en.ul')) ? `prompts missing in ${PROMPTS}: run sh scripts/setup-voice.sh` : false);
+
+let nats: TestNats;
+let engine: Engine;
+let ws: Workspace;
+let http: HttpServer;
+let browser: Browser;
+let base = '';
+let dir = '';
+let sipPort = 0;
+let actors: ActorClient;
+let media: MediaClient;
+const adminPassword = crypto.randomUUID();
+
+before(async () => {
+  if (skip) return;
+  nats = await startTestNats();
+  dir = tempDir('call-e2e');
+  sipPort = await freePort();
+  const env = { NATS_URL: nats.urls[0], DATA_DIR: dir, SURREAL_URL: 'mem://', PORT: String(await freePort()), SMTP_PORT: String(await freePort()), SIP_PORT: String(sipPort), SIP_HOST: '127.0.0.1', MEDIA_LISTEN_IP: '127.0.0.1', MEDIA_WORKERS: '1', ACTOR_SHARDS: '4', LOG_LEVEL: 'warn', ADMIN_PASSWORD: adminPassword, PROMPTS_DIR: PROMPTS };
+  engine = await startEngine(loadConfig(env), pino({ level: 'warn' }), env);
+  const nc = await nats.connect();
+  actors = new ActorClient(nc, 4);
+  media = new MediaClient(nc);
+  ws = await workspace({ nc, actors, store: new StoreClient(nc), log: pino({ level: 'warn' }), dataDir: dir, env: { ADMIN_PASSWORD: adminPassword }, blobs: engine.blobs!.store });
+  http = await serve(ws.app.fetch, await freePort(), '127.0.0.1');
+  base = `http://127.0.0.1:${http.port}`;
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      // A microphone without a person: Chromium's fake device (a beep) and no permission prompt.
+      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', '--autoplay-policy=no-user-gesture-required',
+    ],
+  });
+  mkdirSync(SHOTS, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+  await http?.close();
+  await ws?.stop();
+  await engine?.stop();
+  await nats?.stop();
+});
+
+async function apiSession(user: string, password: string) {
+  const r = await fetch(`${base}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user, password }) });
+  assert.equal(r.status, 200, await r.clone().text());
+  const cookie = (r.headers.get('set-cookie') ?? '').split(';')[0];
+  return async (path: string, body?: unknown) => {
+    const res = await fetch(`${base}${path}`, { method: body === undefined ? 'GET' : 'POST', headers: { cookie, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    return { status: res.status, data: (await res.json()) as Record<string, unknown> };
+  };
+}
+
+/** μ-law of a 16-bit sample (G.711). */
+function ulaw(sample: number): number {
+  const sign = sample < 0 ? 0x80 : 0;
+  let s = Math.min(Math.abs(sample), 32635) + 0x84;
+  let exp = 7;
+  for (let mask = 0x4000; (s & mask) === 0 && exp > 0; mask >>= 1) exp--;
+  const mantissa = (s >> (exp + 3)) & 0x0f;
+  return ~(sign | (exp << 4) | mantissa) & 0xff;
+}
+
+/** The caller's side as a pcap for sipp's play_pcap_audio: DTMF 1 (RFC 4733), then `seconds` of a 440 Hz tone as PCMU. */
+function callPcap(path: string, seconds: number): void {
+  const packets: { at: number; rtp: Uint8Array }[] = [];
+  for (let i = 0; i < 8; i++) {
+    const payload = buildTelephoneEvent({ digit: '1', end: i >= 5, volume: 10, duration: Math.min(i + 1, 6) * 160 });
+    packets.push({ at: i * 20_000, rtp: buildRtp({ payloadType: 101, seq: 100 + i, timestamp: 8000, ssrc: 0x1234abcd, marker: i === 0, payload }) });
+  }
+  for (let i = 0; i < seconds * 50; i++) {
+    const payload = new Uint8Array(160);
+    for (let k = 0; k < 160; k++) payload[k] = ulaw(Math.round(8000 * Math.sin((2 * Math.PI * 440 * (i * 160 + k)) / 8000)));
+    packets.push({ at: 1_000_000 + i * 20_000, rtp: buildRtp({ payloadType: 0, seq: 200 + i, timestamp: 16000 + i * 160, ssrc: 0x1234abcd, marker: i === 0, payload }) });
+  }
+  const global = new DataView(new ArrayBuffer(24));
+  global.setUint32(0, 0xa1b2c3d4, true);
+  global.setUint16(4, 2, true);
+  global.setUint16(6, 4, true);
+  global.setUint32(16, 65535, true);
+  global.setUint32(20, 1, true); // Ethernet
+  const chunks: Uint8Array[] = [new Uint8Array(global.buffer)];
+  for (const { at, rtp } of packets) {
+    const frame = new Uint8Array(14 + 20 + 8 + rtp.length);
+    const f = new DataView(frame.buffer);
+    f.setUint16(12, 0x0800);
+    frame[14] = 0x45;
+    f.setUint16(16, 20 + 8 + rtp.length);
+    frame[22] = 64;
+    frame[23] = 17;
+    frame.set([127, 0, 0, 1], 26);
+    frame.set([127, 0, 0, 1], 30);
+    f.setUint16(34, 6000);
+    f.setUint16(36, 6000);
+    f.setUint16(38, 8 + rtp.length);
+    frame.set(rtp, 42);
+    const rec = new DataView(new ArrayBuffer(16));
+    rec.setUint32(0, Math.floor(at / 1e6), true);
+    rec.setUint32(4, at % 1e6, true);
+    rec.setUint32(8, frame.length, true);
+    rec.setUint32(12, frame.length, true);
+    chunks.push(new Uint8Array(rec.buffer), frame);
+  }
+  writeFileSync(path, Buffer.concat(chunks));
+}
+
+function sipp(earPort: number, timeoutMs: number): Promise<{ code: number | null; out: string }> {
+  return new Promise((ok) => {
+    const args = ['127.0.0.1:' + sipPort, '-sf', join(HERE, 'uac-agent-call.xml'), '-m', '1', '-i', '127.0.0.1', '-timeout', `${Math.ceil(timeoutMs / 1000)}s`, '-timeout_error', '-key', 'rtp_port', String(earPort), '-key', 'caller', '+8613900139000', '-mi', '127.0.0.1'];
+    const p = spawn('sipp', args, { cwd: dir });
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (out += d));
+    p.on('close', (code) => ok({ code, out }));
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+
+test('a caller reaches an agent who answers in the browser: audio both ways, mute, hold, hang-up', { skip, timeout: 90_000 }, async (t) => {
+  const admin = await apiSession('admin', adminPassword);
+  for (const id of ['ann', 'bob']) assert.equal((await admin('/api/users', { id, name: id, role: 'agent', password: `${id}-password-1`, queues: ['support'] })).status, 201);
+
+  // What the caller hears, by SSRC (prompts, music and the agent each arrive as their own stream).
+  const ear = createSocket('udp4');
+  await new Promise<void>((ok) => ear.bind(0, '127.0.0.1', ok));
+  let heard = 0;
+  ear.on('message', (b) => {
+    if (parseRtp(new Uint8Array(b))) heard++;
+  });
+  const heardIn = async (ms: number) => {
+    const from = heard;
+    await sleep(ms);
+    return heard - from;
+  };
+
+  const ann = await (await browser.newContext({ locale: 'en-US' })).newPage();
+  await ann.goto(base);
+  await ann.fill('#login-user', 'ann');
+  await ann.fill('#login-password', 'ann-password-1');
+  await ann.click('button[type=submit]');
+  await ann.waitForSelector('header nav');
+  await ann.selectOption('#presence', 'available');
+  await waitFor('ann available', async () => (await ann.getAttribute('[data-presence]', 'data-presence')) === 'available', 10_000, 100);
+
+  callPcap(join(dir, 'call.pcap'), 45);
+  const started = Date.now();
+  const run = sipp(ear.address().port, 80_000);
+
+  // IVR → queue → offer; Ann accepts and opens the conversation: the call panel is there.
+  await ann.waitForSelector('[data-offer]', { timeout: 25_000 });
+  await ann.keyboard.press('a');
+  const item = await ann.waitForSelector('li[data-conversation]', { timeout: 15_000 });
+  const conversationId = (await item.getAttribute('data-conversation'))!;
+  await item.click();
+  await ann.click('#call-answer', { timeout: 15_000 });
+  await ann.waitForSelector('[data-call=live]', { timeout: 15_000 });
+  t.diagnostic(`answered ${Date.now() - started} ms after the INVITE`);
+
+  // The browser's own counters: the caller's voice arrives (inbound-rtp), the microphone leaves.
+  await ann.waitForFunction(() => Number(document.querySelector('[data-rtp-in]')?.getAttribute('data-rtp-in')) > 25 && Number(document.querySelector('[data-rtp-out]')?.getAttribute('data-rtp-out')) > 25, undefined, { timeout: 15_000 });
+  const annApi = await apiSession('ann', 'ann-password-1');
+  const stats = await waitFor('mediasoup counts both ways', async () => {
+    const s = (await annApi(`/api/calls/${conversationId}/stats`)).data as { fromAgent: number; toAgent: number };
+    return s.fromAgent > 25 && s.toAgent > 25 ? s : undefined;
+  }, 10_000, 200);
+  const browserFig = await ann.evaluate(() => ({ in: Number(document.querySelector('[data-rtp-in]')!.getAttribute('data-rtp-in')), out: Number(document.querySelector('[data-rtp-out]')!.getAttribute('data-rtp-out')) }));
+  t.diagnostic(`mediasoup: agent producer received ${stats.fromAgent} packets, consumer sent ${stats.toAgent} towards the browser; browser getStats: inbound-rtp ${browserFig.in}, outbound-rtp ${browserFig.out}`);
+  // The agent reaches the caller: a steady 20 ms stream at the trunk (the hold music stopped when the agent joined).
+  const talking = await heardIn(1000);
+  t.diagnostic(`caller heard ${talking} packets in 1 s while the agent talked`);
+  assert.ok(talking >= 35 && talking <= 70, `one 50 pps stream towards the caller, got ${talking}`);
+  await ann.screenshot({ path: join(SHOTS, 'call.png') });
+
+  // Nobody else reaches the call's media.
+  const bob = await apiSession('bob', 'bob-password-1');
+  const refused = await bob(`/api/calls/${conversationId}/join`, {});
+  assert.equal(refused.status, 403);
+  assert.match(String(refused.data.error), /not assigned to you/);
+  assert.equal((await fetch(`${base}/api/calls/${conversationId}/join`, { method: 'POST' })).status, 401);
+  assert.equal((await annApi(`/api/calls/${conversationId}/mute`, { muted: 'yes' })).status, 400);
+
+  // Mute: nothing of the agent reaches the caller; unmute brings it back.
+  await ann.click('#call-mute');
+  await ann.waitForSelector('#call-mute[aria-pressed=true]');
+  await sleep(300);
+  const muted = await heardIn(1000);
+  await ann.click('#call-mute');
+  await ann.waitForSelector('#call-mute[aria-pressed=false]');
+  await sleep(300);
+  const unmuted = await heardIn(1000);
+  t.diagnostic(`caller heard ${muted} packets in 1 s muted, ${unmuted} after unmuting`);
+  assert.ok(muted <= 2, `muted: the caller hears nothing of the agent (${muted})`);
+  assert.ok(unmuted >= 35, `unmuted: the agent is back (${unmuted})`);
+
+  // Hold: the conversation is on hold, the caller hears music, the agent's side is paused; resume.
+  await ann.click('#call-hold');
+  await ann.waitForSelector('[data-held=true]', { timeout: 10_000 });
+  const view = await actors.ask<{ value: string }>(`conversation/${conversationId}`, { type: 'get' });
+  assert.equal(view.value, 'onHold');
+  await sleep(300);
+  const music = await heardIn(1000);
+  t.diagnostic(`caller heard ${music} packets of music in 1 s on hold`);
+  assert.ok(music >= 35, `music on hold reaches the caller (${music})`);
+  const callId = (await actors.ask<{ context: { task: { attrs: { callId: string } } } }>(`conversation/${conversationId}`, { type: 'get' })).context.task.attrs.callId;
+  const info = await media.call<{ producers: { source: string; paused: boolean }[] }>('call.info', { conversationId: mediaId({ callId }) });
+  assert.equal(info.producers.find((p) => p.source === 'agent')?.paused, true, "the agent's producer is paused on hold");
+  await ann.click('#call-hold');
+  await ann.waitForSelector('[data-held=false]', { timeout: 10_000 });
+
+  // Hang up: the trunk gets a BYE (sipp answers 200 and ends cleanly), the router closes, wrap-up.
+  await ann.click('#call-hangup');
+  const r = await run;
+  assert.equal(r.code, 0, `sipp failed:\n${r.out.slice(-2000)}`);
+  await waitFor('wrap-up', async () => (await actors.ask<{ value: string }>(`conversation/${conversationId}`, { type: 'get' })).value === 'wrapup', 10_000, 100);
+  const gone = await media.call('call.info', { conversationId: mediaId({ callId }) }).catch((e: unknown) => e);
+  assert.ok(gone instanceof MediaError && gone.code === 404, 'the router is closed');
+  await waitFor('the call panel is gone', async () => (await ann.$('[data-call]')) === null, 10_000, 100);
+  assert.equal(ws.calls.legs.size, 0, 'no agent leg left on the web node');
+  t.diagnostic(`whole call ${Date.now() - started} ms`);
+  ear.close();
+});
