@@ -62,7 +62,8 @@ export async function provision(nc: NatsConnection, jsm: JetStreamManager, repli
   };
 }
 
-async function ensureStream(jsm: JetStreamManager, cfg: Parameters<JetStreamManager['streams']['add']>[0]): Promise<void> {
+/** Creates a stream, or keeps the one another node created. */
+export async function ensureStream(jsm: JetStreamManager, cfg: Parameters<JetStreamManager['streams']['add']>[0]): Promise<void> {
   try {
     await jsm.streams.add(cfg);
   } catch (e) {

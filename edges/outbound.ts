@@ -5,6 +5,7 @@ import { AckPolicy, DeliverPolicy, RetentionPolicy, StorageType, type ConsumerMe
 import { nanos } from '@nats-io/nats-core';
 import type { Logger } from 'pino';
 import * as v from 'valibot';
+import { ensureStream } from '../actors/provision.ts';
 import { OutboundMessageSchema, type DeliveryUpdate, type Edge, type InboundSink } from './message.ts';
 
 export const OUT_STREAM = 'CC_OUT';
@@ -15,21 +16,14 @@ const backoffMs = (tries: number) => Math.min(60_000, 1_000 * 2 ** (tries - 1));
 
 /** Created idempotently by every node: conversations publish replies here even before an edge runs. */
 export async function ensureOutboundStream(jsm: JetStreamManager, replicas: number): Promise<void> {
-  const cfg = {
+  await ensureStream(jsm, {
     name: OUT_STREAM,
     subjects: ['cc.out.>'],
     retention: RetentionPolicy.Workqueue,
     storage: StorageType.File,
     num_replicas: replicas,
     duplicate_window: nanos(10 * 60_000),
-  };
-  try {
-    await jsm.streams.add(cfg);
-  } catch (e) {
-    await jsm.streams.info(OUT_STREAM).catch(() => {
-      throw e;
-    });
-  }
+  });
 }
 
 export interface OutboundDeps {

@@ -18,6 +18,8 @@ import { StoreError, reasonOf, type ReplyOf, type RequestOf } from './api.ts';
 import type { StoreLog } from './context.ts';
 import { conversationStatusSubject } from '../machines/conversation.ts';
 
+import { ensureStream } from '../actors/provision.ts';
+
 export const EVENTS_STREAM = 'CC_EVENTS';
 export const EVENTS_SUBJECTS = 'cc.events.>';
 export const CONVERSATION_SYNC_CONSUMER = 'store_conversation_status';
@@ -31,7 +33,7 @@ const backoffMs = (tries: number) => Math.min(60_000, 500 * 2 ** (tries - 1));
  * others later), deduplicated by the outbox's message ids over 10 minutes like the actors' mail.
  */
 export async function ensureEventsStream(jsm: JetStreamManager, replicas = 1): Promise<void> {
-  const cfg = {
+  await ensureStream(jsm, {
     name: EVENTS_STREAM,
     subjects: [EVENTS_SUBJECTS],
     retention: RetentionPolicy.Limits,
@@ -39,14 +41,7 @@ export async function ensureEventsStream(jsm: JetStreamManager, replicas = 1): P
     num_replicas: replicas,
     max_age: nanos(EVENTS_MAX_AGE_MS),
     duplicate_window: nanos(10 * 60_000),
-  };
-  try {
-    await jsm.streams.add(cfg);
-  } catch (e) {
-    await jsm.streams.info(EVENTS_STREAM).catch(() => {
-      throw e;
-    });
-  }
+  });
 }
 
 /** The event as conversation actors publish it (ConversationStatusEvent in machines/conversation.ts). */

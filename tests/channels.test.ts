@@ -7,27 +7,15 @@ import assert from 'node:assert/strict';
 import { SMTPServer } from 'smtp-server';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import nodemailer from 'nodemailer';
-import WebSocket from 'ws';
-import pino from 'pino';
-import { loadConfig } from '../engine/config.ts';
 import { freePort } from '../engine/nats-server.ts';
-import { startEngine, type Engine } from '../engine/start.ts';
-import { ActorClient } from '../actors/client.ts';
-import { StoreClient } from '../storage/client.ts';
-import type { ConversationContext } from '../machines/conversation.ts';
-import { startTestNats, tempDir, waitFor, type TestNats } from './support/nats.ts';
+import { agentOnDuty, answer as answerBy, chatSocket, conversationOf, startTestEngine, type TestEngine } from './support/engine.ts';
+import { waitFor } from './support/nats.ts';
 
-let nats: TestNats;
-let engine: Engine;
+let t: TestEngine;
 let relay: SMTPServer;
 const relayed: ParsedMail[] = [];
-let smtpPort: number;
-let httpPort: number;
-let actors: ActorClient;
-let store: StoreClient;
 
 before(async () => {
-  nats = await startTestNats();
   const relayPort = await freePort();
   relay = new SMTPServer({
     authOptional: true,
@@ -40,66 +28,36 @@ before(async () => {
     },
   });
   await new Promise<void>((ok) => relay.listen(relayPort, '127.0.0.1', ok));
-  smtpPort = await freePort();
-  httpPort = await freePort();
-  const env = {
-    NATS_URL: nats.urls[0],
-    DATA_DIR: tempDir('channels'),
-    SURREAL_URL: 'mem://',
-    PORT: String(httpPort),
-    SMTP_PORT: String(smtpPort),
-    SIP_PORT: String(await freePort()),
-    MEDIA_WORKERS: '1',
-    ACTOR_SHARDS: '4',
-    EMAIL_ACCOUNTS: 'support@shop.test',
-    SMTP_RELAY_URL: `smtp://127.0.0.1:${relayPort}`,
-    WEBCHAT_SITES: 'shop:Shop',
-  };
-  engine = await startEngine(loadConfig(env), pino({ level: 'warn' }), env);
-  const nc = await nats.connect();
-  actors = new ActorClient(nc, 4);
-  store = new StoreClient(nc);
+  t = await startTestEngine('channels', { EMAIL_ACCOUNTS: 'support@shop.test', SMTP_RELAY_URL: `smtp://127.0.0.1:${relayPort}`, WEBCHAT_SITES: 'shop:Shop' });
   // One agent who speaks both languages, on the default queue.
-  await actors.tell('agent/ann', { type: 'profile.set', skills: { en: 1, zh: 1 }, queues: ['support'] });
-  await actors.tell('agent/ann', { type: 'login' });
+  await agentOnDuty(t.actors, 'ann');
 });
 
 after(async () => {
-  await engine?.stop();
+  await t?.stop();
   await new Promise<void>((ok) => relay?.close(() => ok()));
-  await nats?.stop();
 });
 
-const conversation = (id: string) => actors.ask<{ value: string; context: ConversationContext }>(`conversation/${id}`, { type: 'get' });
-
-/** The agent accepts whatever it is offered for this conversation. */
-async function answer(conversationId: string): Promise<void> {
-  await waitFor('offer to ann', async () => (await conversation(conversationId)).value === 'offered', 20_000, 100);
-  const ann = await actors.ask<{ context?: { offers: Record<string, { task: { id: string } }> }; offers?: Record<string, { task: { id: string } }> }>('agent/ann', { type: 'get' });
-  const offers = ann.offers ?? ann.context?.offers ?? {};
-  const rid = Object.keys(offers).find((k) => offers[k].task.id === conversationId);
-  assert.ok(rid, `ann holds an offer for ${conversationId}`);
-  await actors.tell('agent/ann', { type: 'offer.accept', reservationId: rid });
-  await waitFor('active', async () => (await conversation(conversationId)).value === 'active', 10_000, 100);
-}
+const conversation = (id: string) => conversationOf(t.actors, id);
+const answer = (id: string) => answerBy(t.actors, 'ann', id);
 
 test('an email becomes a conversation; the reply goes out threaded through the relay and is marked sent', { timeout: 60_000 }, async () => {
-  const mailer = nodemailer.createTransport({ host: '127.0.0.1', port: smtpPort, secure: false, ignoreTLS: true });
+  const mailer = nodemailer.createTransport({ host: '127.0.0.1', port: t.smtpPort, secure: false, ignoreTLS: true });
   const sent = await mailer.sendMail({ from: 'Alice <alice@example.test>', to: 'support@shop.test', subject: 'Where is my parcel?', text: 'Order 1042 has not arrived.', messageId: '<m1@example.test>' });
   assert.match(sent.response, /^250/);
   // The same mail delivered again (an MTA retry) is stored once.
   await mailer.sendMail({ from: 'Alice <alice@example.test>', to: 'support@shop.test', subject: 'Where is my parcel?', text: 'Order 1042 has not arrived.', messageId: '<m1@example.test>' });
 
-  const found = await waitFor('customer by email', async () => (await store.search({ email: 'alice@example.test', viewer: 'system' })).customers[0]);
+  const found = await waitFor('customer by email', async () => (await t.store.search({ email: 'alice@example.test', viewer: 'system' })).customers[0]);
   const view = await waitFor('message stored', async () => {
-    const v = await store.view({ customerId: found.id, viewer: 'system' });
+    const v = await t.store.view({ customerId: found.id, viewer: 'system' });
     return v.messages.length ? v : undefined;
   });
   assert.equal(view.messages.length, 1, 'the duplicate was stored once');
   const conversationId = view.messages[0].conversationId.split(':')[1];
   await answer(conversationId);
 
-  await actors.tell(`conversation/${conversationId}`, { type: 'agent.reply', messageId: 'reply1', agent: 'ann', text: 'It ships tomorrow.' });
+  await t.actors.tell(`conversation/${conversationId}`, { type: 'agent.reply', messageId: 'reply1', agent: 'ann', text: 'It ships tomorrow.' });
   const mail = await waitFor('reply at the relay', () => relayed.find((m) => m.text?.includes('It ships tomorrow.')), 20_000, 100);
   assert.equal(mail.inReplyTo, '<m1@example.test>');
   assert.equal(mail.subject, 'Re: Where is my parcel?');
@@ -109,22 +67,14 @@ test('an email becomes a conversation; the reply goes out threaded through the r
 });
 
 test('a web chat visitor is answered on the same socket', { timeout: 60_000 }, async () => {
-  const ws = new WebSocket(`ws://127.0.0.1:${httpPort}/webchat/v1/ws?site=shop`);
-  const frames: Record<string, unknown>[] = [];
-  ws.on('message', (d) => frames.push(JSON.parse(String(d))));
-  await new Promise((ok, fail) => {
-    ws.once('open', ok);
-    ws.once('error', fail);
-  });
-  ws.send(JSON.stringify({ type: 'hello', v: 1 }));
-  await waitFor('welcome', () => frames.find((f) => f.type === 'welcome'));
+  const { ws, frames } = await chatSocket(`ws://127.0.0.1:${t.httpPort}/webchat/v1/ws?site=shop`);
   ws.send(JSON.stringify({ type: 'message', clientMessageId: 'c1', text: '你好，我想退货' }));
   const ack = await waitFor('ack', () => frames.find((f) => f.type === 'ack'), 20_000);
   const conversationId = String(ack.conversationId);
   await answer(conversationId);
   const c = (await conversation(conversationId)).context;
   assert.equal(c.task?.language, 'zh', 'Chinese text asks for a Chinese-speaking agent');
-  await actors.tell(`conversation/${conversationId}`, { type: 'agent.reply', messageId: 'reply2', agent: 'ann', text: '好的，请提供订单号。' });
+  await t.actors.tell(`conversation/${conversationId}`, { type: 'agent.reply', messageId: 'reply2', agent: 'ann', text: '好的，请提供订单号。' });
   const reply = await waitFor('reply on the socket', () => frames.find((f) => f.type === 'message' && f.from === 'agent'), 20_000, 100);
   assert.equal(reply.text, '好的，请提供订单号。');
   await waitFor('sent', async () => (await conversation(conversationId)).context.deliveries?.reply2?.state === 'sent', 10_000, 100);

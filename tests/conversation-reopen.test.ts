@@ -7,71 +7,38 @@
 // the code every edge delivers through) with sentAt a day ahead, instead of waiting a day.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import WebSocket from 'ws';
 import pino from 'pino';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { loadConfig } from '../engine/config.ts';
-import { freePort } from '../engine/nats-server.ts';
-import { startEngine, type Engine } from '../engine/start.ts';
-import { ActorClient } from '../actors/client.ts';
-import { StoreClient } from '../storage/client.ts';
+import type { ActorClient } from '../actors/client.ts';
+import type { StoreClient } from '../storage/client.ts';
 import { engineSink } from '../edges/inbound.ts';
 import type { InboundSink } from '../edges/message.ts';
-import type { ConversationContext } from '../machines/conversation.ts';
-import { startTestNats, tempDir, waitFor, type TestNats } from './support/nats.ts';
+import { agentOnDuty, answer as answerBy, chatSocket, conversationOf, startTestEngine, type TestEngine } from './support/engine.ts';
+import { waitFor } from './support/nats.ts';
 import { exitWhenDone } from './support/store.ts';
 
 exitWhenDone();
 
 const HOUR = 3_600_000;
-let nats: TestNats;
-let engine: Engine;
+let t: TestEngine;
 let httpPort: number;
 let actors: ActorClient;
 let store: StoreClient;
 let sink: InboundSink;
 
 before(async () => {
-  nats = await startTestNats();
-  httpPort = await freePort();
-  const env = {
-    NATS_URL: nats.urls[0],
-    DATA_DIR: tempDir('reopen'),
-    SURREAL_URL: 'mem://',
-    PORT: String(httpPort),
-    SMTP_PORT: String(await freePort()),
-    SIP_PORT: String(await freePort()),
-    MEDIA_WORKERS: '1',
-    ACTOR_SHARDS: '4',
-    WEBCHAT_SITES: 'shop:Shop',
-  };
-  const log = pino({ level: 'warn' });
-  engine = await startEngine(loadConfig(env), log, env);
-  const nc = await nats.connect();
-  actors = new ActorClient(nc, 4);
-  store = new StoreClient(nc);
-  sink = engineSink({ store, actors, log });
-  await actors.tell('agent/ann', { type: 'profile.set', skills: { en: 1, zh: 1 }, queues: ['support'] });
-  await actors.tell('agent/ann', { type: 'login' });
+  t = await startTestEngine('reopen', { WEBCHAT_SITES: 'shop:Shop' });
+  ({ actors, store, httpPort } = t);
+  sink = engineSink({ store, actors, log: pino({ level: 'warn' }) });
+  await agentOnDuty(actors, 'ann');
 });
 
 after(async () => {
-  await engine?.stop();
-  await nats?.stop();
+  await t?.stop();
 });
 
-const conversation = (id: string) => actors.ask<{ value: string; context: ConversationContext }>(`conversation/${id}`, { type: 'get' });
+const conversation = (id: string) => conversationOf(actors, id);
+const answer = (id: string) => answerBy(actors, 'ann', id);
 const key = (id: string) => id.slice(id.indexOf(':') + 1);
-
-async function answer(conversationId: string): Promise<void> {
-  await waitFor(`offer of ${conversationId} to ann`, async () => (await conversation(conversationId)).value === 'offered', 20_000, 100);
-  const ann = await actors.ask<{ context?: { offers: Record<string, { task: { id: string } }> }; offers?: Record<string, { task: { id: string } }> }>('agent/ann', { type: 'get' });
-  const offers = ann.offers ?? ann.context?.offers ?? {};
-  const rid = Object.keys(offers).find((k) => offers[k].task.id === conversationId);
-  assert.ok(rid, `ann holds an offer for ${conversationId}`);
-  await actors.tell('agent/ann', { type: 'offer.accept', reservationId: rid });
-  await waitFor('active', async () => (await conversation(conversationId)).value === 'active', 10_000, 100);
-}
 
 /** Wrap-up and close, as the workspace does; then wait until the identity graph says closed. */
 async function closeConversation(customerId: string, conversationId: string, at?: number): Promise<void> {
@@ -87,15 +54,7 @@ async function graphStatus(customerId: string, conversationId: string) {
 
 test('after the reopen window a web chat visitor gets a new conversation; within it the old one reopens', { timeout: 90_000 }, async () => {
   // 1. The visitor writes on the socket; the conversation is answered and closed.
-  const ws = new WebSocket(`ws://127.0.0.1:${httpPort}/webchat/v1/ws?site=shop`);
-  const frames: Record<string, unknown>[] = [];
-  ws.on('message', (d) => frames.push(JSON.parse(String(d))));
-  await new Promise((ok, fail) => {
-    ws.once('open', ok);
-    ws.once('error', fail);
-  });
-  ws.send(JSON.stringify({ type: 'hello', v: 1 }));
-  const welcome = await waitFor('welcome', () => frames.find((f) => f.type === 'welcome'));
+  const { ws, frames, welcome } = await chatSocket(`ws://127.0.0.1:${httpPort}/webchat/v1/ws?site=shop`);
   ws.send(JSON.stringify({ type: 'message', clientMessageId: 'c1', text: 'My order is late' }));
   const ack = await waitFor('ack', () => frames.find((f) => f.type === 'ack'), 20_000);
   ws.close();

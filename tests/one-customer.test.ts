@@ -9,35 +9,23 @@ import { SMTPServer } from 'smtp-server';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import nodemailer from 'nodemailer';
 import smpp from 'smpp';
-import WebSocket from 'ws';
-import pino from 'pino';
-import { loadConfig } from '../engine/config.ts';
 import { freePort } from '../engine/nats-server.ts';
-import { startEngine, type Engine } from '../engine/start.ts';
-import { ActorClient } from '../actors/client.ts';
-import { StoreClient } from '../storage/client.ts';
 import { signUserToken } from '../edges/webchat/token.ts';
-import type { ConversationContext } from '../machines/conversation.ts';
-import { startTestNats, tempDir, waitFor, type TestNats } from './support/nats.ts';
+import { agentOnDuty, answer as answerBy, chatSocket, conversationOf, startTestEngine, type TestEngine } from './support/engine.ts';
+import { waitFor } from './support/nats.ts';
 
 const APP_SECRET = randomBytes(32).toString('base64url');
 const PHONE = '+8613812345678';
 const EMAIL = 'alice@example.test';
 
-let nats: TestNats;
-let engine: Engine;
+let t: TestEngine;
 let relay: SMTPServer;
 let smsc: ReturnType<typeof smpp.createServer>;
 let bound: smpp.Session | undefined;
 const relayed: ParsedMail[] = [];
 const submits: smpp.PDU[] = [];
-let smtpPort: number;
-let httpPort: number;
-let actors: ActorClient;
-let store: StoreClient;
 
 before(async () => {
-  nats = await startTestNats();
   const relayPort = await freePort();
   relay = new SMTPServer({
     authOptional: true,
@@ -61,17 +49,7 @@ before(async () => {
   });
   const smscPort = await freePort();
   await new Promise<void>((ok) => smsc.listen(smscPort, '127.0.0.1', () => ok()));
-  smtpPort = await freePort();
-  httpPort = await freePort();
-  const env = {
-    NATS_URL: nats.urls[0],
-    DATA_DIR: tempDir('one-customer'),
-    SURREAL_URL: 'mem://',
-    PORT: String(httpPort),
-    SMTP_PORT: String(smtpPort),
-    SIP_PORT: String(await freePort()),
-    MEDIA_WORKERS: '1',
-    ACTOR_SHARDS: '4',
+  t = await startTestEngine('one-customer', {
     EMAIL_ACCOUNTS: 'support@shop.test',
     SMTP_RELAY_URL: `smtp://127.0.0.1:${relayPort}`,
     SMS_ACCOUNTS: '10690001',
@@ -79,51 +57,32 @@ before(async () => {
     SMSC_SYSTEM_ID: 'cc',
     SMSC_PASSWORD: randomBytes(6).toString('hex'),
     APP_KEYS: `shopapp:${APP_SECRET}`,
-  };
-  engine = await startEngine(loadConfig(env), pino({ level: 'warn' }), env);
-  const nc = await nats.connect();
-  actors = new ActorClient(nc, 4);
-  store = new StoreClient(nc);
-  await actors.tell('agent/ann', { type: 'profile.set', skills: { en: 1, zh: 1 }, queues: ['support'] });
-  await actors.tell('agent/ann', { type: 'login' });
+  });
+  await agentOnDuty(t.actors, 'ann');
   await waitFor('SMSC bound', () => bound, 20_000);
 });
 
 after(async () => {
-  await engine?.stop();
+  await t?.stop();
   await new Promise<void>((ok) => relay?.close(() => ok()));
   await new Promise<void>((ok) => {
     for (const s of [...smsc.sessions]) s.destroy();
     smsc.close(() => ok());
   });
-  await nats?.stop();
 });
 
-const conversation = (id: string) => actors.ask<{ value: string; context: ConversationContext }>(`conversation/${id}`, { type: 'get' });
-
-async function answer(conversationId: string): Promise<void> {
-  await waitFor(`offer of ${conversationId}`, async () => (await conversation(conversationId)).value === 'offered', 20_000, 100);
-  const ann = await actors.ask<{ offers?: Record<string, { task: { id: string } }> }>('agent/ann', { type: 'get' });
-  const rid = Object.keys(ann.offers ?? {}).find((k) => ann.offers![k].task.id === conversationId);
-  assert.ok(rid, `ann holds an offer for ${conversationId}`);
-  await actors.tell('agent/ann', { type: 'offer.accept', reservationId: rid });
-  await waitFor('active', async () => (await conversation(conversationId)).value === 'active', 10_000, 100);
-}
+const conversation = (id: string) => conversationOf(t.actors, id);
+const answer = (id: string) => answerBy(t.actors, 'ann', id);
 
 test('an app user, a mail and an SMS from the same person are one customer; each reply leaves on its own channel', { timeout: 90_000 }, async () => {
   // 1. In the app: a user the app vouches for, with their phone and email.
-  const ws = new WebSocket(`ws://127.0.0.1:${httpPort}/webchat/v1/ws?app=shopapp`);
-  const frames: Record<string, unknown>[] = [];
-  ws.on('message', (d) => frames.push(JSON.parse(String(d))));
-  await new Promise((ok, fail) => (ws.once('open', ok), ws.once('error', fail)));
   const user = { id: 'u-1', name: 'Alice', phone: PHONE, email: EMAIL };
-  ws.send(JSON.stringify({ type: 'hello', v: 1, user, token: await signUserToken(APP_SECRET, user, Math.floor(Date.now() / 1000) + 600) }));
-  await waitFor('welcome', () => frames.find((f) => f.type === 'welcome'));
+  const { ws, frames } = await chatSocket(`ws://127.0.0.1:${t.httpPort}/webchat/v1/ws?app=shopapp`, { user, token: await signUserToken(APP_SECRET, user, Math.floor(Date.now() / 1000) + 600) });
   ws.send(JSON.stringify({ type: 'message', clientMessageId: 'a1', text: 'My order 1042 is late' }));
   const appConversation = String((await waitFor('ack', () => frames.find((f) => f.type === 'ack'), 20_000)).conversationId);
 
   // 2. By email, from the same address, DKIM-checked by the receiving mail server.
-  const mailer = nodemailer.createTransport({ host: '127.0.0.1', port: smtpPort, secure: false, ignoreTLS: true });
+  const mailer = nodemailer.createTransport({ host: '127.0.0.1', port: t.smtpPort, secure: false, ignoreTLS: true });
   await mailer.sendMail({
     from: `Alice <${EMAIL}>`,
     to: 'support@shop.test',
@@ -137,21 +96,21 @@ test('an app user, a mail and an SMS from the same person are one customer; each
   assert.equal(await new Promise((ok) => bound!.send(new smpp.PDU('deliver_sm', { source_addr: '8613812345678', destination_addr: '10690001', short_message: 'Please call me' }), (r) => ok(r.command_status))), 0);
 
   // One customer, one history across the three channels.
-  const found = await store.search({ phone: PHONE, viewer: 'system' });
+  const found = await t.store.search({ phone: PHONE, viewer: 'system' });
   assert.equal(found.customers.length, 1);
   const view = await waitFor('three channels in one history', async () => {
-    const v = await store.view({ customerId: found.customers[0].id, viewer: 'system' });
+    const v = await t.store.view({ customerId: found.customers[0].id, viewer: 'system' });
     return new Set(v.messages.map((m) => m.channel)).size === 3 ? v : undefined;
   }, 20_000, 200);
   assert.deepEqual(new Set(view.messages.map((m) => m.channel)), new Set(['app', 'email', 'sms']));
-  assert.equal((await store.search({ email: EMAIL, viewer: 'system' })).customers[0].id, found.customers[0].id);
+  assert.equal((await t.store.search({ email: EMAIL, viewer: 'system' })).customers[0].id, found.customers[0].id);
   const byChannel = (ch: string) => view.messages.find((m) => m.channel === ch)!.conversationId.split(':')[1];
   assert.equal(byChannel('app'), appConversation);
 
   // The agent answers each; each reply goes back where the customer wrote.
   for (const ch of ['app', 'email', 'sms']) {
     await answer(byChannel(ch));
-    await actors.tell(`conversation/${byChannel(ch)}`, { type: 'agent.reply', messageId: `r-${ch}`, agent: 'ann', text: `Reply on ${ch}: it ships today.` });
+    await t.actors.tell(`conversation/${byChannel(ch)}`, { type: 'agent.reply', messageId: `r-${ch}`, agent: 'ann', text: `Reply on ${ch}: it ships today.` });
   }
   await waitFor('app reply on the socket', () => frames.find((f) => f.type === 'message' && f.from === 'agent' && String(f.text).includes('on app')), 20_000, 100);
   const mail = await waitFor('email reply at the relay', () => relayed.find((m) => m.text?.includes('on email')), 20_000, 100);
