@@ -3,12 +3,14 @@ import { benchActors } from './actors.ts';
 import { benchRouting } from './routing.ts';
 import { benchIdentity } from './identity.ts';
 import { benchWebchat } from './webchat.ts';
+import { benchMedia } from './media.ts';
 
 const benches: Record<string, () => Promise<void>> = {
   actors: benchActors,
   routing: benchRouting,
   identity: benchIdentity,
   webchat: benchWebchat,
+  media: benchMedia,
 };
 
 const names = process.argv.slice(2).filter((a) => a !== '--');
