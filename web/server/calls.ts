@@ -21,7 +21,7 @@ import { MediaClient, MediaError } from '../../media/service.ts';
 import { DtlsParameters, RtpCapabilities, RtpParameters } from '../../media/webrtc.ts';
 import type { Session } from './accounts.ts';
 import type { ConversationIndex } from './conversations.ts';
-import { reasonOf } from './schemas.ts';
+import { isResponse, jsonBody, reasonOf } from './schemas.ts';
 
 
 export const ConnectBody = v.object({ direction: v.picklist(['send', 'recv'], 'must be send or recv'), dtlsParameters: DtlsParameters });
@@ -62,17 +62,7 @@ export function callRoutes(deps: { nc: NatsConnection; actors: ActorClient; inde
   const app = new Hono<Env>();
   const fail = (c: Ctx, status: 400 | 403 | 404 | 409 | 502, error: string) => c.json({ error }, status);
 
-  async function body<T extends v.GenericSchema>(c: Ctx, schema: T): Promise<v.InferOutput<T> | Response> {
-    let raw: unknown;
-    try {
-      raw = await c.req.json();
-    } catch {
-      return fail(c, 400, 'the body must be JSON');
-    }
-    const r = v.safeParse(schema, raw);
-    return r.success ? r.output : fail(c, 400, reasonOf(r.issues));
-  }
-  const isResponse = (x: unknown): x is Response => x instanceof Response;
+  const body = jsonBody;
 
   /** The call when it is this user's live voice conversation; its media key on the media node. */
   async function callOf(c: Ctx): Promise<{ id: string; media: string; state: string } | Response> {

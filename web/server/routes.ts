@@ -25,7 +25,7 @@ import { ConversationIndex, reportOf, type Entry } from './conversations.ts';
 import { LiveHub } from './live.ts';
 import { page } from './page.ts';
 import { FailureLimiter } from './ratelimit.ts';
-import { CannedBody, LoginBody, OutreachBody, PresenceBody, reasonOf, RejectBody, ReplyBody, ReportQuery, TransferBody, UserBody, WrapupBody } from './schemas.ts';
+import { CannedBody, LoginBody, OutreachBody, PresenceBody, reasonOf, RejectBody, ReplyBody, ReportQuery, TransferBody, UserBody, WrapupBody, isResponse, jsonBody } from './schemas.ts';
 
 export interface WorkspaceDeps {
   nc: NatsConnection;
@@ -74,17 +74,7 @@ export async function workspace(deps: WorkspaceDeps): Promise<Workspace> {
 
   const app = new Hono<Env>();
   const fail = (c: Ctx, status: 400 | 401 | 403 | 404 | 409 | 413 | 429 | 502 | 503, error: string, headers?: Record<string, string>) => c.json({ error }, status, headers);
-  async function body<T extends v.GenericSchema>(c: Ctx, schema: T): Promise<v.InferOutput<T> | Response> {
-    let raw: unknown;
-    try {
-      raw = await c.req.json();
-    } catch {
-      return fail(c, 400, 'the body must be JSON');
-    }
-    const r = v.safeParse(schema, raw);
-    return r.success ? r.output : fail(c, 400, reasonOf(r.issues));
-  }
-  const isResponse = (x: unknown): x is Response => x instanceof Response;
+  const body = jsonBody;
 
   app.onError((err, c) => {
     if (err instanceof StoreError) return c.json({ error: err.reason }, err.code === 404 ? 404 : err.code === 400 ? 400 : 502);

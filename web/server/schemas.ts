@@ -1,4 +1,5 @@
 // Request bodies of the workspace API, each checked with valibot before anything acts on it.
+import type { Context } from 'hono';
 import * as v from 'valibot';
 import { CHANNELS } from '../../machines/routing.ts';
 import { Password, ROLES, UserId } from './accounts.ts';
@@ -36,3 +37,17 @@ export function reasonOf(issues: readonly v.BaseIssue<unknown>[]): string {
   const path = v.getDotPath(issues[0]);
   return path ? `${path}: ${issues[0].message}` : issues[0].message;
 }
+
+/** A request's JSON body checked against its schema, or the 400 answer that says why not. */
+export async function jsonBody<T extends v.GenericSchema>(c: Context, schema: T): Promise<v.InferOutput<T> | Response> {
+  let raw: unknown;
+  try {
+    raw = await c.req.json();
+  } catch {
+    return c.json({ error: 'the body must be JSON' }, 400);
+  }
+  const r = v.safeParse(schema, raw);
+  return r.success ? r.output : c.json({ error: reasonOf(r.issues) }, 400);
+}
+
+export const isResponse = (x: unknown): x is Response => x instanceof Response;
