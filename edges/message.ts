@@ -114,6 +114,22 @@ export function parseOutbound(input: unknown, channel: v.InferOutput<typeof Chan
   return r.output;
 }
 
+/**
+ * Sends each reply once: a second send of the same message id answers with the first one's outcome
+ * (the latest 10,000 are remembered), so a redelivered reply never reaches the customer twice.
+ */
+export function oncePerMessage(send: (msg: OutboundMessage) => Promise<DeliveryUpdate>, remember = 10_000): (msg: OutboundMessage) => Promise<DeliveryUpdate> {
+  const sent = new Map<string, Promise<DeliveryUpdate>>();
+  return (msg) => {
+    const known = sent.get(msg.messageId);
+    if (known) return known;
+    const p = send(msg);
+    sent.set(msg.messageId, p);
+    if (sent.size > remember) sent.delete(sent.keys().next().value as string);
+    return p;
+  };
+}
+
 /** A clear, typed rejection of bad input at an edge: the HTTP status or protocol code and the reason. */
 export class EdgeRejection extends Error {
   constructor(

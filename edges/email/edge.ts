@@ -7,7 +7,7 @@ import * as v from 'valibot';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import type { Registry } from 'prom-client';
 import type { BlobStore } from '../../storage/blobs/store.ts';
-import { EdgeRejection, parseOutbound, type DeliveryUpdate, type Edge, type InboundSink, type OutboundMessage } from '../message.ts';
+import { EdgeRejection, parseOutbound, oncePerMessage, type DeliveryUpdate, type Edge, type InboundSink, type OutboundMessage } from '../message.ts';
 import { edgeCounters, silentEdgeLog, type EdgeCounters, type EdgeLog } from '../edge-metrics.ts';
 import { EmailAccountsSchema, domainOf, parseRecipient, type EmailAccount } from './address.ts';
 import { DEFAULT_ATTACHMENT_POLICY, mailToInbound, type AttachmentPolicy } from './inbound.ts';
@@ -158,8 +158,7 @@ export async function startEmailEdge(o: EmailEdgeOptions): Promise<EmailEdge> {
     retry: { ...DEFAULT_RETRY, ...o.retry },
     now,
   });
-  // messageId is the idempotency key: a second send of the same reply returns the first outcome.
-  const inFlight = new Map<string, Promise<DeliveryUpdate>>();
+  const sendOnce = oncePerMessage(send);
 
   return {
     channel: 'email',
@@ -174,12 +173,7 @@ export async function startEmailEdge(o: EmailEdgeOptions): Promise<EmailEdge> {
       }
       if (!/^[^@\s<>]+@[^@\s<>]+$/.test(msg.to.handle)) return Promise.reject(new EdgeRejection(400, `outbound email: ${JSON.stringify(msg.to.handle)} is not an email address`));
       if (!msg.text && !msg.html && msg.attachments.length === 0) return Promise.reject(new EdgeRejection(400, 'outbound email: needs text, html or attachments'));
-      const known = inFlight.get(msg.messageId);
-      if (known) return known;
-      const p = send(msg);
-      inFlight.set(msg.messageId, p);
-      if (inFlight.size > 10_000) inFlight.delete(inFlight.keys().next().value as string);
-      return p;
+      return sendOnce(msg);
     },
     async close() {
       await new Promise<void>((ok) => server.close(() => ok()));

@@ -8,7 +8,7 @@
 import * as v from 'valibot';
 import type smpp from 'smpp';
 import type { Registry } from 'prom-client';
-import { EdgeRejection, InboundMessageSchema, parseOutbound, type DeliveryUpdate, type Edge, type InboundMessage, type InboundSink, type OutboundMessage } from '../message.ts';
+import { EdgeRejection, InboundMessageSchema, parseOutbound, oncePerMessage, type DeliveryUpdate, type Edge, type InboundMessage, type InboundSink, type OutboundMessage } from '../message.ts';
 import type { BlobStore } from '../../storage/blobs/store.ts';
 import { backoffMs, edgeCounters, silentEdgeLog, type EdgeCounters, type EdgeLog } from '../edge-metrics.ts';
 import { EsmeLink, SmppError, type SmscConfig } from './esme.ts';
@@ -326,7 +326,8 @@ export async function startSmsEdge(o: SmsEdgeOptions): Promise<SmsEdge> {
     return u;
   }
 
-  const inFlight = new Map<string, Promise<DeliveryUpdate>>();
+
+  const sendOnce = oncePerMessage(send);
 
   async function send(msg: OutboundMessage): Promise<DeliveryUpdate> {
     const base = { messageId: msg.messageId, conversationId: msg.conversationId, channel: 'sms' as const };
@@ -370,12 +371,7 @@ export async function startSmsEdge(o: SmsEdgeOptions): Promise<SmsEdge> {
       }
       if (!/^\+?\d{3,20}$/.test(smppAddress(msg.to.handle))) return Promise.reject(new EdgeRejection(400, `outbound sms: ${JSON.stringify(msg.to.handle)} is not a phone number`));
       if (!msg.text) return Promise.reject(new EdgeRejection(400, 'outbound sms: text is required'));
-      const known = inFlight.get(msg.messageId);
-      if (known) return known;
-      const p = send(msg);
-      inFlight.set(msg.messageId, p);
-      if (inFlight.size > 10_000) inFlight.delete(inFlight.keys().next().value as string);
-      return p;
+      return sendOnce(msg);
     },
     async close() {
       clearInterval(sweep);
