@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pino from 'pino';
@@ -23,6 +23,7 @@ import { buildRtp, buildTelephoneEvent, parseRtp } from '../media/rtp.ts';
 import { MediaClient, MediaError } from '../media/service.ts';
 import { serve, type HttpServer } from '../platform/serve.ts';
 import { StoreClient } from '../storage/client.ts';
+import { writeRtpPcap } from '../tests/support/pcap.ts';
 import { startTestNats, tempDir, waitFor, type TestNats } from '../tests/support/nats.ts';
 import { workspace, type Workspace } from './server/routes.ts';
 
@@ -113,35 +114,7 @@ function callPcap(path: string, seconds: number): void {
     for (let k = 0; k < 160; k++) payload[k] = ulaw(Math.round(8000 * Math.sin((2 * Math.PI * 440 * (i * 160 + k)) / 8000)));
     packets.push({ at: 1_000_000 + i * 20_000, rtp: buildRtp({ payloadType: 0, seq: 200 + i, timestamp: 16000 + i * 160, ssrc: 0x1234abcd, marker: i === 0, payload }) });
   }
-  const global = new DataView(new ArrayBuffer(24));
-  global.setUint32(0, 0xa1b2c3d4, true);
-  global.setUint16(4, 2, true);
-  global.setUint16(6, 4, true);
-  global.setUint32(16, 65535, true);
-  global.setUint32(20, 1, true); // Ethernet
-  const chunks: Uint8Array[] = [new Uint8Array(global.buffer)];
-  for (const { at, rtp } of packets) {
-    const frame = new Uint8Array(14 + 20 + 8 + rtp.length);
-    const f = new DataView(frame.buffer);
-    f.setUint16(12, 0x0800);
-    frame[14] = 0x45;
-    f.setUint16(16, 20 + 8 + rtp.length);
-    frame[22] = 64;
-    frame[23] = 17;
-    frame.set([127, 0, 0, 1], 26);
-    frame.set([127, 0, 0, 1], 30);
-    f.setUint16(34, 6000);
-    f.setUint16(36, 6000);
-    f.setUint16(38, 8 + rtp.length);
-    frame.set(rtp, 42);
-    const rec = new DataView(new ArrayBuffer(16));
-    rec.setUint32(0, Math.floor(at / 1e6), true);
-    rec.setUint32(4, at % 1e6, true);
-    rec.setUint32(8, frame.length, true);
-    rec.setUint32(12, frame.length, true);
-    chunks.push(new Uint8Array(rec.buffer), frame);
-  }
-  writeFileSync(path, Buffer.concat(chunks));
+  writeRtpPcap(path, packets);
 }
 
 function sipp(earPort: number, timeoutMs: number): Promise<{ code: number | null; out: string }> {

@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -18,6 +18,7 @@ import { startEngine, type Engine } from '../../engine/start.ts';
 import type { ConversationContext } from '../../machines/conversation.ts';
 import { parseMenu } from '../../machines/ivr.ts';
 import { DEFAULT_MENU } from '../../engine/voice.ts';
+import { writeRtpPcap } from '../../tests/support/pcap.ts';
 import { buildRtp, buildTelephoneEvent, parseRtp } from '../../media/rtp.ts';
 import { startMediaService, type MediaService } from '../../media/service.ts';
 import { StoreClient } from '../../storage/client.ts';
@@ -87,36 +88,7 @@ function dtmfPcap(path: string): void {
     const duration = Math.min(i + 1, 6) * 160;
     packets.push(buildRtp({ payloadType: 101, seq: 100 + i, timestamp: ts, ssrc: 0x1234abcd, marker: i === 0, payload: buildTelephoneEvent({ digit: '1', end, volume: 10, duration }) }));
   }
-  const chunks: Uint8Array[] = [];
-  const global = new DataView(new ArrayBuffer(24));
-  global.setUint32(0, 0xa1b2c3d4, true);
-  global.setUint16(4, 2, true);
-  global.setUint16(6, 4, true);
-  global.setUint32(16, 65535, true);
-  global.setUint32(20, 1, true); // Ethernet
-  chunks.push(new Uint8Array(global.buffer));
-  packets.forEach((rtp, i) => {
-    const frame = new Uint8Array(14 + 20 + 8 + rtp.length);
-    const f = new DataView(frame.buffer);
-    f.setUint16(12, 0x0800);
-    frame[14] = 0x45;
-    f.setUint16(16, 20 + 8 + rtp.length);
-    frame[22] = 64;
-    frame[23] = 17;
-    frame.set([127, 0, 0, 1], 26);
-    frame.set([127, 0, 0, 1], 30);
-    f.setUint16(34, 6000);
-    f.setUint16(36, 6000);
-    f.setUint16(38, 8 + rtp.length);
-    frame.set(rtp, 42);
-    const rec = new DataView(new ArrayBuffer(16));
-    rec.setUint32(0, 1, true);
-    rec.setUint32(4, i * 20_000, true);
-    rec.setUint32(8, frame.length, true);
-    rec.setUint32(12, frame.length, true);
-    chunks.push(new Uint8Array(rec.buffer), frame);
-  });
-  writeFileSync(path, Buffer.concat(chunks));
+  writeRtpPcap(path, packets.map((rtp, i) => ({ at: 1_000_000 + i * 20_000, rtp })));
 }
 
 const conversation = (id: string) => actors.ask<{ value: string; context: ConversationContext }>(`conversation/${id}`, { type: 'get' });
