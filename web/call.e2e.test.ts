@@ -13,7 +13,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pino from 'pino';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { CHROMIUM, launchChromium, loginCookie } from './browser.testing.ts';
 import { ActorClient } from '../actors/client.ts';
 import { loadConfig } from '../engine/config.ts';
 import { freePort } from '../engine/nats-server.ts';
@@ -27,7 +28,6 @@ import { writeRtpPcap } from '../tests/support/pcap.ts';
 import { startTestNats, tempDir, waitFor, type TestNats } from '../tests/support/nats.ts';
 import { workspace, type Workspace } from './server/routes.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const HERE = import.meta.dirname;
 const SHOTS = resolve('.test-data/screenshots');
 const PROMPTS = process.env.PROMPTS_DIR || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'cc', 'prompts');
@@ -63,14 +63,8 @@ before(async () => {
   ws = await workspace({ nc, actors, store: new StoreClient(nc), log: pino({ level: 'warn' }), dataDir: dir, env: { ADMIN_PASSWORD: adminPassword }, blobs: engine.blobs!.store });
   http = await serve(ws.app.fetch, await freePort(), '127.0.0.1');
   base = `http://127.0.0.1:${http.port}`;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      // A microphone without a person: Chromium's fake device (a beep) and no permission prompt.
-      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', '--autoplay-policy=no-user-gesture-required',
-    ],
-  });
+  // A microphone without a person: Chromium's fake device (a beep) and no permission prompt.
+  browser = await launchChromium(['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', '--autoplay-policy=no-user-gesture-required']);
   mkdirSync(SHOTS, { recursive: true });
 });
 
@@ -83,9 +77,7 @@ after(async () => {
 });
 
 async function apiSession(user: string, password: string) {
-  const r = await fetch(`${base}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user, password }) });
-  assert.equal(r.status, 200, await r.clone().text());
-  const cookie = (r.headers.get('set-cookie') ?? '').split(';')[0];
+  const cookie = await loginCookie(base, user, password);
   return async (path: string, body?: unknown) => {
     const res = await fetch(`${base}${path}`, { method: body === undefined ? 'GET' : 'POST', headers: { cookie, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
     return { status: res.status, data: (await res.json()) as Record<string, unknown> };

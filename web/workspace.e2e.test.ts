@@ -8,7 +8,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pino from 'pino';
 import { Hono } from 'hono';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { CHROMIUM, launchChromium, loginCookie } from './browser.testing.ts';
 import { loadConfig } from '../engine/config.ts';
 import { freePort } from '../engine/nats-server.ts';
 import { startEngine, type Engine } from '../engine/start.ts';
@@ -18,7 +19,6 @@ import { serve, type HttpServer } from '../platform/serve.ts';
 import { startTestNats, tempDir, waitFor, type TestNats } from '../tests/support/nats.ts';
 import { workspace, type Workspace } from './server/routes.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = resolve('.test-data/screenshots');
 const skip = existsSync(CHROMIUM) ? false : `no ${CHROMIUM}: run scripts/setup-browser.sh as root`;
 
@@ -44,11 +44,7 @@ before(async () => {
   site.route('/', ws.app);
   http = await serve(site.fetch, await freePort(), '127.0.0.1');
   base = `http://127.0.0.1:${http.port}`;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    // playwright-core gives each launch a fresh temporary profile (its own --user-data-dir).
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
   mkdirSync(SHOTS, { recursive: true });
 });
 
@@ -62,9 +58,7 @@ after(async () => {
 
 /** A session for API calls outside the browser (the admin, the second agent). */
 async function apiSession(user: string, password: string) {
-  const r = await fetch(`${base}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user, password }) });
-  assert.equal(r.status, 200, await r.clone().text());
-  const cookie = (r.headers.get('set-cookie') ?? '').split(';')[0];
+  const cookie = await loginCookie(base, user, password);
   return async <T = Record<string, unknown>>(path: string, body?: unknown): Promise<T> => {
     const res = await fetch(`${base}${path}`, { method: body === undefined ? 'GET' : 'POST', headers: { cookie, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
     const data = (await res.json()) as T;
