@@ -411,7 +411,15 @@ test('widget.js is served as JavaScript, and its protocol client resumes after a
   // The widget's own code, without a DOM: its client over a real socket, with a page's localStorage.
   const ctx = vm.createContext({ WebSocket, setTimeout, clearTimeout, crypto: globalThis.crypto, JSON, Math, Date });
   vm.runInContext(source, ctx);
-  const api = (ctx as { CCWebchat: { createClient(o: object): any; pickStrings(l: string): { send: string } } }).CCWebchat;
+  /** The widget's protocol client, as much of it as this test drives. */
+  interface WidgetClient {
+    on(listener: (f: Frame) => void): void;
+    send(text: string): void;
+    drop(): void;
+    close(): void;
+    state: { visitorId: string; history: Frame[]; pending: unknown[] };
+  }
+  const api = (ctx as { CCWebchat: { createClient(o: object): WidgetClient; pickStrings(l: string): { send: string } } }).CCWebchat;
   assert.equal(api.pickStrings('zh-CN').send, '发送');
   assert.equal(api.pickStrings('en-GB').send, 'Send');
   const kept = new Map<string, string>();
