@@ -37,7 +37,13 @@ if [ -n "${MEDIASOUP_WORKER_BIN:-}" ]; then
   exit 1
 fi
 
-if [ "$FORCE" = 0 ] && runs "$BIN"; then
+# The build recipe's revision, recorded in build-info.txt: a cached worker built by an older recipe (one
+# without a fix below) is rebuilt. 2: the DTLS BIO callback fix.
+RECIPE=2
+INFO="$CACHE/build-info.txt"
+current() { runs "$BIN" && [ -f "$INFO" ] && { grep -q '^source=prebuilt' "$INFO" || grep -q " recipe=$RECIPE\b" "$INFO"; }; }
+
+if [ "$FORCE" = 0 ] && current; then
   say "mediasoup-worker $VERSION cached at $BIN"
   exit 0
 fi
@@ -49,7 +55,7 @@ if command -v flock >/dev/null 2>&1; then
   if ! flock -n 9; then
     say "another set-up is preparing mediasoup-worker $VERSION; waiting for it"
     flock 9
-    if [ "$FORCE" = 0 ] && runs "$BIN"; then say "mediasoup-worker $VERSION cached at $BIN"; exit 0; fi
+    if [ "$FORCE" = 0 ] && current; then say "mediasoup-worker $VERSION cached at $BIN"; exit 0; fi
   fi
 fi
 
@@ -77,7 +83,7 @@ if [ -z "${MEDIASOUP_SKIP_WORKER_PREBUILT_DOWNLOAD:-}" ] && command -v curl >/de
     && mkdir "$TMP/prebuilt" && tar -xzf "$TMP/prebuilt.tgz" -C "$TMP/prebuilt" 2>/dev/null \
     && runs "$TMP/prebuilt/mediasoup-worker"; then
     install_bin "$TMP/prebuilt/mediasoup-worker"
-    echo "source=prebuilt url=$URL" >"$CACHE/build-info.txt"
+    echo "source=prebuilt url=$URL" >"$INFO"
     say "mediasoup-worker $VERSION downloaded (prebuilt) to $BIN in $(($(date +%s) - START)) s"
     exit 0
   fi
@@ -123,6 +129,21 @@ if [ "$FORCE" = 1 ] || [ ! -f "$WORK/.prepared" ]; then
   for w in libuv openssl libsrtp3 flatbuffers abseil-cpp unordered-dense catch2; do rm -f "$SRC/subprojects/$w.wrap"; done
   cp -R "$ROOT/scripts/mediasoup/shims/subprojects/." "$SRC/subprojects/"
 
+  # DTLS fix. The worker's BIO callback on its outgoing memory BIO answers 1 to every BIO_CB_RETURN call
+  # other than a plain return, so BIO_ctrl(BIO_CTRL_GET_KTLS_SEND) reads 1 ("kernel TLS on") and
+  # OpenSSL leaves the record write buffer unallocated: the server's first flight (answer to a browser's
+  # ClientHello) then writes through a NULL pointer and the worker dies with SIGSEGV. mediasoup's bundled
+  # OpenSSL is built without kTLS, which hides it; Debian's libssl3 has kTLS. The callback must return
+  # `ret` for any operation flagged BIO_CB_RETURN.
+  DTLS_CPP="$SRC/src/RTC/DtlsTransport.cpp"
+  if grep -q '(operationType == BIO_CB_RETURN) ? static_cast<long>(ret) : 1' "$DTLS_CPP"; then
+    sed -i 's/(operationType == BIO_CB_RETURN) ? static_cast<long>(ret) : 1/(operationType \& BIO_CB_RETURN) ? static_cast<long>(ret) : 1/' "$DTLS_CPP"
+    grep -q '(operationType & BIO_CB_RETURN) ? static_cast<long>(ret) : 1' "$DTLS_CPP" || { say "patching DtlsTransport.cpp failed"; exit 1; }
+  elif ! grep -q 'operationType & BIO_CB_RETURN' "$DTLS_CPP"; then
+    say "mediasoup $VERSION: DtlsTransport.cpp's BIO callback changed; check the DTLS fix in this script still applies"
+    exit 1
+  fi
+
   MESON_WANT=$(sed -n "s/.*meson_version: *'>= *\([0-9.]*\)'.*/\1/p" "$SRC/meson.build" | head -n 1)
   older() { [ "$1" != "$2" ] && [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n 1)" = "$1" ]; }
   if [ -n "$MESON_WANT" ] && older "$MESON_HAVE" "$MESON_WANT"; then
@@ -151,5 +172,5 @@ runs "$OUT" || fail "checking the built worker (it must exit with code 41 withou
 install_bin "$OUT"
 rm -rf "$WORK"
 SECS=$(($(date +%s) - START))
-echo "source=built meson=$MESON_HAVE seconds=$SECS" >"$CACHE/build-info.txt"
+echo "source=built meson=$MESON_HAVE seconds=$SECS recipe=$RECIPE" >"$INFO"
 say "mediasoup-worker $VERSION built in ${SECS} s ($((SECS / 60)) min $((SECS % 60)) s): $BIN"

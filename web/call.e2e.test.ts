@@ -31,12 +31,8 @@ import { workspace, type Workspace } from './server/routes.ts';
 const HERE = import.meta.dirname;
 const SHOTS = resolve('.test-data/screenshots');
 const PROMPTS = process.env.PROMPTS_DIR || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'cc', 'prompts');
-// Blocked: the Debian-built mediasoup-worker (scripts/setup-media.sh) dies with SIGSEGV inside libssl's
-// SSL_read when Chromium starts the DTLS handshake (core: SSL_read ← uv_run), so the call never goes live.
-// Everything before it ran (IVR, queue, offer, accept, join, transports, ICE). Remove this once the
-// worker's DTLS works with a browser.
-const DTLS_CRASH = 'blocked: the Debian-built mediasoup-worker segfaults in SSL_read on a browser DTLS handshake';
-const skip = DTLS_CRASH || (!existsSync(CHROMIUM) ? `no ${CHROMIUM}: run scripts/setup-browser.sh as root` : !existsSync(join(PROMPTS, 'welcome.en.ul')) ? `prompts missing in ${PROMPTS}: run sh scripts/setup-voice.sh` : false);
+
+const skip = !existsSync(CHROMIUM) ? `no ${CHROMIUM}: run scripts/setup-browser.sh as root` : !existsSync(join(PROMPTS, 'welcome.en.ul')) ? `prompts missing in ${PROMPTS}: run sh scripts/setup-voice.sh` : false;
 
 let nats: TestNats;
 let engine: Engine;
