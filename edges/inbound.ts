@@ -11,7 +11,7 @@ import type { IdentityChannel } from '../storage/schema.ts';
 import { DeliveryUpdateSchema, EdgeRejection, InboundMessageSchema, type DeliveryUpdate, type InboundMessage, type InboundSink } from './message.ts';
 
 /** Which kind of identity a channel's sender handle is, in the identity graph. */
-const IDENTITY_OF: Record<Channel, IdentityChannel> = {
+export const IDENTITY_OF: Record<Channel, IdentityChannel> = {
   voice: 'phone',
   sms: 'phone',
   email: 'email',

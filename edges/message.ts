@@ -67,7 +67,15 @@ export const OutboundMessageSchema = v.object({
   text: v.optional(v.string()),
   html: v.optional(v.string()),
   attachments: v.optional(v.array(AttachmentSchema), []),
-  thread: v.optional(v.object({ inReplyTo: v.optional(v.string()), references: v.optional(v.array(v.string())), subject: v.optional(v.string()) })),
+  thread: v.optional(
+    v.object({
+      inReplyTo: v.optional(v.string()),
+      references: v.optional(v.array(v.string())),
+      subject: v.optional(v.string()),
+      /** The first message of a conversation we open (outreach): its subject is not a reply's. */
+      opens: v.optional(v.boolean()),
+    }),
+  ),
 });
 export type OutboundMessage = v.InferOutput<typeof OutboundMessageSchema>;
 

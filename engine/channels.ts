@@ -1,6 +1,7 @@
 // The channel edges an edge node runs, from the environment: web chat and in-app IM (always), email
 // (SMTP listener always; sending once a relay is configured), SMS (once an SMSC is configured).
 // They share one inbound sink (identity graph → conversation actors) and one outbound dispatcher.
+import { hostname } from 'node:os';
 import type { JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { Hono } from 'hono';
@@ -9,11 +10,15 @@ import { Counter, type Registry } from 'prom-client';
 import * as v from 'valibot';
 import type { ActorClient } from '../actors/client.ts';
 import { startEmailEdge } from '../edges/email/edge.ts';
+import { smtpTls } from '../edges/email/tls.ts';
 import { engineSink } from '../edges/inbound.ts';
 import type { Edge } from '../edges/message.ts';
 import { ensureOutboundStream, startOutbound } from '../edges/outbound.ts';
+import { startOutreachService } from '../edges/outreach.ts';
 import { startSmsEdge } from '../edges/sms/edge.ts';
+import { kvReceipts } from '../edges/sms/receipts.ts';
 import { webchatRoutes } from '../edges/webchat/routes.ts';
+import { voiceConfig } from './voice.ts';
 import { bridgeNotices } from '../edges/webchat/edge.ts';
 import type { BlobStore } from '../storage/blobs/store.ts';
 import { StoreClient } from '../storage/client.ts';
@@ -43,6 +48,12 @@ const ChannelEnv = v.object({
   SMTP_RELAY_PASSWORD: v.optional(v.string()),
   SMTP_MAX_BYTES: v.optional(bytes),
   EMAIL_ATTACHMENT_MAX_BYTES: v.optional(bytes),
+  /** PEM files for STARTTLS on the listener; unset: a self-signed certificate made at start-up. */
+  SMTP_TLS_CERT: v.optional(v.string()),
+  SMTP_TLS_KEY: v.optional(v.string()),
+  SMTP_REQUIRE_TLS: v.optional(v.pipe(v.picklist(['0', '1', 'false', 'true'], 'must be 1 or 0'), v.transform((x) => x === '1' || x === 'true'))),
+  /** Our name in the SMTP greeting and the self-signed certificate. */
+  SMTP_HOSTNAME: v.optional(v.pipe(v.string(), v.regex(/^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/, 'must be a host name such as mx.example.com'))),
   SMS_ACCOUNTS: v.optional(list('number')),
   SMSC_URL: v.optional(smppUrl),
   SMSC_SYSTEM_ID: v.optional(v.string()),
@@ -64,6 +75,7 @@ export function channelConfig(env: Record<string, string | undefined>) {
   }
   const e = r.output;
   if (Boolean(e.SMTP_RELAY_USER) !== Boolean(e.SMTP_RELAY_PASSWORD)) throw new ConfigError('config: SMTP_RELAY_USER and SMTP_RELAY_PASSWORD go together');
+  if (Boolean(e.SMTP_TLS_CERT) !== Boolean(e.SMTP_TLS_KEY)) throw new ConfigError('config: SMTP_TLS_CERT and SMTP_TLS_KEY go together');
   if (e.SMSC_URL && (!e.SMSC_SYSTEM_ID || !e.SMSC_PASSWORD || !e.SMS_ACCOUNTS)) throw new ConfigError('config: SMSC_URL needs SMSC_SYSTEM_ID, SMSC_PASSWORD and SMS_ACCOUNTS');
   return { ...e, APP_KEYS: e.APP_KEYS ?? {}, CHANNEL_QUEUES: e.CHANNEL_QUEUES ?? {} };
 }
@@ -111,15 +123,25 @@ export async function startChannels(deps: {
       metrics: deps.registry,
       log: log.child({ part: 'webchat' }),
       replicas: deps.replicas,
+      // Visitors may call from the widget (protocol v2): the conversation goes to voice on the media node.
+      voice: { actors: deps.actors },
+      chatLinkSecret: voiceConfig(deps.env).chatLink?.secret,
     });
     undo.push(() => webchat.close());
     const notices = bridgeNotices(deps.nc, webchat.log, log.child({ part: 'webchat' }));
     undo.push(async () => notices.stop());
     edges.push(webchat.edges.webchat, webchat.edges.app);
 
+    const smtpHost = cfg.SMTP_HOSTNAME ?? hostname();
+    const tls = await smtpTls({ certFile: cfg.SMTP_TLS_CERT, keyFile: cfg.SMTP_TLS_KEY, hostname: smtpHost }).catch((e: Error) => {
+      throw new ConfigError(`config: ${e.message}`);
+    });
     const email = await startEmailEdge({
       smtpPort: deps.smtpPort,
       host: '0.0.0.0',
+      serverName: smtpHost,
+      tls,
+      requireTLS: cfg.SMTP_REQUIRE_TLS,
       accounts: cfg.EMAIL_ACCOUNTS,
       relay: relayOf(cfg),
       sink,
@@ -141,6 +163,8 @@ export async function startChannels(deps: {
         accounts: cfg.SMS_ACCOUNTS!,
         sink,
         blobs: deps.blobs,
+        // Receipts find their message after a restart, or on another edge node.
+        receipts: await kvReceipts(deps.nc, { replicas: deps.replicas }),
         metrics: deps.registry,
         log: log.child({ part: 'sms' }),
       });
@@ -150,7 +174,17 @@ export async function startChannels(deps: {
 
     const outbound = await startOutbound(edges, { jsm: deps.jsm, sink, log: log.child({ part: 'outbound' }), onResult: (channel, outcome) => outcomes.inc({ channel, outcome }) });
     undo.push(() => outbound.stop());
-    log.info({ channels: edges.map((e) => e.channel), smtpPort: email.port }, 'channel edges started');
+    // Conversations we open (an agent's outreach, campaigns), from our first account on each channel.
+    const outreach = await startOutreachService({
+      nc: deps.nc,
+      store: new StoreClient(deps.nc),
+      actors: deps.actors,
+      accounts: { email: cfg.EMAIL_ACCOUNTS[0], sms: cfg.SMSC_URL ? cfg.SMS_ACCOUNTS?.[0] : undefined, webchat: Object.keys(cfg.WEBCHAT_SITES)[0], app: Object.keys(cfg.APP_KEYS)[0] },
+      log: log.child({ part: 'outreach' }),
+      replicas: deps.replicas,
+    });
+    undo.push(() => outreach.stop());
+    log.info({ channels: edges.map((e) => e.channel), smtpPort: email.port, smtpTls: tls.source, smtpRequireTls: cfg.SMTP_REQUIRE_TLS ?? false }, 'channel edges started');
     return {
       routes: { '/webchat': webchat.routes },
       edges,

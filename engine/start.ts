@@ -117,9 +117,9 @@ export async function startEngine(config: Config, log: Logger, env: Record<strin
     // Media: mediasoup workers answering cc.media.v1.* for voice conversations.
     let media: Awaited<ReturnType<typeof startMediaNode>> | undefined;
     if (config.roles.includes('media')) {
-      media = await startMediaNode(nc, env, log.child({ part: 'media' }));
+      media = await startMediaNode(nc, env, log.child({ part: 'media' }), { node: config.nodeId, replicas: config.jsReplicas });
       undo.push(() => media!.stop());
-      log.info('media service answering on cc.media.v1.*');
+      log.info({ media: media.node }, 'media service: places calls on cc.media.v1.router.open, holds them on cc.media.v1.node.<node>.*');
     }
 
     const components = async (): Promise<Record<string, ComponentState>> => {
@@ -148,7 +148,7 @@ export async function startEngine(config: Config, log: Logger, env: Record<strin
         replicas: config.jsReplicas,
       });
       undo.push(() => channels.stop());
-      const sip = await startVoiceEdge({ nc, actors: new ActorClient(nc, config.actorShards), env, port: config.sipPort, log: log.child({ part: 'sip' }) });
+      const sip = await startVoiceEdge({ nc, actors: new ActorClient(nc, config.actorShards), env, port: config.sipPort, log: log.child({ part: 'sip' }), blobs: blobs?.store });
       undo.push(() => sip.stop());
       for (const [path, routes] of Object.entries(channels.routes)) app.route(path, routes);
       // The agent workspace at `/` (its own routes never shadow /healthz, /metrics or /webchat).

@@ -77,7 +77,7 @@ export function presenceOf(value: unknown, c: AgentContext): Presence {
 
 /** What queues need to know to route to this agent. */
 export function workerView(c: AgentContext, presence: Presence): Worker {
-  return { id: c.id, available: presence === 'available', skills: c.skills, capacity: c.capacity, load: c.load, idleSince: c.idleSince, held: Object.keys(c.offers) };
+  return { id: c.id, available: presence === 'available', skills: c.skills, capacity: c.capacity, load: c.load, idleSince: c.idleSince, held: Object.keys(c.offers), presence };
 }
 
 const evAt = (e: { at?: number }, c: AgentContext) => e.at ?? c.since;

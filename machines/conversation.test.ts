@@ -1,5 +1,6 @@
 // A conversation's replies: they leave for the edge of the customer's channel with the thread to keep,
-// and delivery states come back in order; a reply with nowhere to go fails visibly.
+// and delivery states come back in order; a reply with nowhere to go fails visibly. An outbound call's
+// progress: a chat escalated to a call stays one conversation.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { agentKind } from './agent.ts';
@@ -118,4 +119,53 @@ test('a reopen is published no earlier than 1 ms after the close, even for a mes
   sim.send('conversation/c2', { type: 'customer.message', channel: 'sms', at: closedAt - 500 });
   const reopened = sim.notices.filter((n) => n.subject === 'cc.events.conversation.c2').map((n) => n.data as Record<string, unknown>)[1];
   assert.deepEqual([reopened.status, reopened.at], ['open', closedAt + 1]);
+});
+
+test('a chat escalated to an outbound call stays one conversation: voice while the call lasts, back to the chat after', () => {
+  const sim = new Sim({ agent: agentKind, conversation: conversationKind, queue: queueKind });
+  assignedConversation(sim);
+  const c = () => sim.state('conversation/c1').context as ConversationContext;
+  const agentTold = (channel: string) => sim.log.filter((m) => m.to === 'agent/a1' && m.event.type === 'task.channel' && (m.event as unknown as { channel: string }).channel === channel).length;
+  sim.send('conversation/c1', { type: 'call.progress', callId: 'k1', state: 'dialing' });
+  assert.equal(c().channel, 'voice');
+  assert.equal(agentTold('voice'), 1, "the agent's load moves to voice");
+  sim.send('conversation/c1', { type: 'call.progress', callId: 'k1', state: 'ringing' });
+  sim.send('conversation/c1', { type: 'call.progress', callId: 'k1', state: 'answered' });
+  assert.equal(c().call?.state, 'answered');
+  sim.send('conversation/c1', { type: 'call.progress', callId: 'old', state: 'ended', reason: 'an earlier call' });
+  assert.equal(c().call?.state, 'answered', "an older call's news is ignored");
+  sim.send('conversation/c1', { type: 'call.progress', callId: 'k1', state: 'ended', reason: 'callee hung up' });
+  assert.equal(sim.state('conversation/c1').value, 'active', 'the conversation goes on');
+  assert.deepEqual({ channel: c().channel, channels: c().channels.map((x) => x.channel), call: { ...c().call, at: 0 } }, {
+    channel: 'email',
+    channels: ['email', 'voice', 'email'],
+    call: { callId: 'k1', state: 'ended', at: 0, reason: 'callee hung up', from: 'email' },
+  });
+  assert.equal(agentTold('email'), 1);
+  const states = sim.notices.filter((n) => n.subject === 'cc.conversation.c1.call').map((n) => (n.data as { state: string }).state);
+  assert.deepEqual(states, ['dialing', 'ringing', 'answered', 'ended'], 'the workspace sees each step');
+});
+
+test('a voice-only outbound call that fails abandons its conversation; one answered by an agent ends in wrap-up', () => {
+  const sim = new Sim({ agent: agentKind, conversation: conversationKind, queue: queueKind });
+  sim.send('queue/q', { type: 'configure', config: {} });
+  sim.send('conversation/o1', { type: 'open', customer: 'u1', channel: 'voice', queue: 'q', attrs: { outbound: true } });
+  sim.send('conversation/o1', { type: 'call.progress', callId: 'k1', state: 'dialing' });
+  sim.send('conversation/o1', { type: 'call.progress', callId: 'k1', state: 'failed', reason: '486 Busy Here' });
+  const o1 = sim.state('conversation/o1');
+  assert.equal(o1.value, 'closed');
+  assert.equal((o1.context as ConversationContext).outcome, 'abandoned');
+  assert.equal((o1.context as ConversationContext).call?.reason, '486 Busy Here');
+
+  sim.send('agent/a1', { type: 'profile.set', skills: { en: 1 }, queues: ['q'] });
+  sim.send('agent/a1', { type: 'login' });
+  sim.send('conversation/o2', { type: 'open', customer: 'u2', channel: 'voice', queue: 'q', attrs: { outbound: true } });
+  sim.send('conversation/o2', { type: 'call.progress', callId: 'k2', state: 'dialing' });
+  sim.send('conversation/o2', { type: 'call.progress', callId: 'k2', state: 'answered' });
+  const offered = sim.log.find((m) => m.to === 'agent/a1' && m.event.type === 'reserve');
+  sim.send('agent/a1', { type: 'offer.accept', reservationId: (offered!.event as unknown as { reservationId: string }).reservationId });
+  assert.equal(sim.state('conversation/o2').value, 'active');
+  sim.send('conversation/o2', { type: 'call.progress', callId: 'k2', state: 'ended', reason: 'callee hung up' });
+  assert.equal(sim.state('conversation/o2').value, 'wrapup');
+  assert.equal((sim.state('conversation/o2').context as ConversationContext).channels.length, 1, 'it never left voice');
 });

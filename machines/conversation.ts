@@ -20,6 +20,8 @@ const ReplyToSchema = v.object({
 export type ReplyTo = v.InferOutput<typeof ReplyToSchema>;
 const ReplyAttachmentSchema = v.object({ key: v.string(), name: v.string(), contentType: v.string(), size: v.number(), sha256: v.optional(v.string()) });
 const DeliveryStateSchema = v.picklist(['queued', 'sent', 'delivered', 'read', 'failed']);
+const CallStateSchema = v.picklist(['dialing', 'ringing', 'answered', 'failed', 'ended']);
+export type CallState = v.InferOutput<typeof CallStateSchema>;
 
 export const ConversationEventSchema = v.variant('type', [
   v.object({
@@ -56,12 +58,26 @@ export const ConversationEventSchema = v.variant('type', [
     html: v.optional(v.string()),
     attachments: v.optional(v.array(ReplyAttachmentSchema), []),
   }),
+  // A message the engine sends the customer itself, in any state (e.g. the chat link after a voice failover): same path as a reply.
+  v.object({
+    type: v.literal('system.reply'),
+    at,
+    messageId: v.pipe(v.string(), v.minLength(1)),
+    channel: v.optional(ChannelSchema),
+    text: v.optional(v.string()),
+    html: v.optional(v.string()),
+    attachments: v.optional(v.array(ReplyAttachmentSchema), []),
+  }),
   v.object({ type: v.literal('delivery'), at, messageId: v.string(), state: DeliveryStateSchema, reason: v.optional(v.string()), permanent: v.optional(v.boolean()) }),
   v.object({ type: v.literal('agent.message'), at }),
   v.object({ type: v.literal('hold'), at }),
   v.object({ type: v.literal('resume'), at }),
   v.object({ type: v.literal('transfer'), at, to: v.pipe(v.string(), v.regex(/^(agent|queue)\/[A-Za-z0-9_=-]+$/, 'transfer target must be agent/<id> or queue/<id>')), note: v.optional(v.string(), '') }),
   v.object({ type: v.literal('channel.switch'), at, channel: ChannelSchema }),
+  // The customer calls from the chat (the web chat widget's Call button, edges/webchat/call.ts).
+  v.object({ type: v.literal('call.request'), at, callId: v.pipe(v.string(), v.minLength(1)) }),
+  // An outbound call's progress, told by the SIP edge placing it (edges/sip/outbound.ts).
+  v.object({ type: v.literal('call.progress'), at, callId: v.pipe(v.string(), v.minLength(1)), state: CallStateSchema, reason: v.optional(v.string()) }),
   v.object({ type: v.literal('wrapup'), at }),
   v.object({ type: v.literal('close'), at, disposition: v.optional(v.string(), '') }),
   v.object({ type: v.literal('customer.left'), at }),
@@ -102,6 +118,8 @@ export interface ConversationContext {
   replyTo?: Partial<Record<Channel, ReplyTo>>;
   /** Delivery states of the latest replies (at most MAX_DELIVERIES), by message id. */
   deliveries?: Record<string, { state: v.InferOutput<typeof DeliveryStateSchema>; at: number; reason?: string; permanent?: boolean }>;
+  /** The latest outbound call and how far it got; `from` is the channel it was escalated from. */
+  call?: { callId: string; state: CallState; at: number; reason?: string; from?: Channel };
 }
 
 const MAX_DELIVERIES = 100;
@@ -157,7 +175,7 @@ export const conversationMachine = setup({
     }),
     /** The reply goes to the channel's edge through the outbox; without an address it fails at once, visibly. */
     sendReply: enqueueActions(({ context, event, enqueue }) => {
-      if (event.type !== 'agent.reply') return;
+      if (event.type !== 'agent.reply' && event.type !== 'system.reply') return;
       const channel = event.channel ?? context.channel;
       const to = context.replyTo?.[channel];
       if (!to) {
@@ -182,6 +200,33 @@ export const conversationMachine = setup({
     // Before the reopen clears closedAt. Never earlier than 1 ms after the close it undoes: the store
     // orders status changes by time.
     publishReopened: emit(({ context, event }) => statusEvent(context, 'open', Math.max(event.at ?? 0, (context.closedAt ?? 0) + 1), { by: 'customer' })),
+    /**
+     * An outbound call's progress. Dialing switches the conversation to voice (a chat escalated to a call
+     * stays one conversation); when that call fails or ends it goes back to the channel it came from, and
+     * a conversation that was only ever this call ends as an inbound call does: wrap-up once answered by
+     * an agent, abandoned while still waiting. News of an older call is ignored.
+     */
+    callProgress: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'call.progress') return;
+      const now = context.call;
+      if (event.state !== 'dialing' && now?.callId !== event.callId) return;
+      const switchTo = (channel: Channel) => {
+        enqueue.assign({ channel, channels: [...context.channels, { channel, at: event.at }] });
+        if (context.agent) enqueue.emit(tell(`agent/${context.agent}`, { type: 'task.channel', conversation: context.id, channel }));
+      };
+      const from = event.state === 'dialing' ? (context.channel !== 'voice' ? context.channel : undefined) : now?.from;
+      enqueue.assign({ call: { callId: event.callId, state: event.state, at: event.at, reason: event.reason, from } });
+      enqueue.emit(notify(`cc.conversation.${context.id}.call`, { callId: event.callId, state: event.state, reason: event.reason, agent: context.agent }));
+      if (event.state === 'dialing' && context.channel !== 'voice') switchTo('voice');
+      if (event.state !== 'failed' && event.state !== 'ended') return;
+      if (from) {
+        if (context.channel === 'voice') switchTo(from);
+        return;
+      }
+      // Each is taken only where it means something: wrap-up in active/onHold, customer.left while waiting.
+      enqueue.raise({ type: 'wrapup', at: event.at });
+      enqueue.raise({ type: 'customer.left', at: event.at });
+    }),
     agentSpoke: enqueueActions(({ context, event, enqueue }) => {
       if (context.firstResponseAt === undefined) {
         enqueue.assign({ firstResponseAt: event.at });
@@ -215,6 +260,8 @@ export const conversationMachine = setup({
     // `get` has no handler on purpose: an ask without a reply effect answers with { value, context, status }.
     'queue.position': { actions: [assign({ position: ({ event }) => ({ position: event.position, estimatedWaitSec: event.estimatedWaitSec }) }), emit(({ context, event }) => notify(`cc.conversation.${context.id}.notice`, { kind: 'queue.position', position: event.position, estimatedWaitSec: event.estimatedWaitSec >= 0 ? event.estimatedWaitSec : undefined }))] },
     'customer.message': { actions: 'customerSpoke' },
+    'system.reply': { actions: 'sendReply' },
+    'call.progress': { actions: 'callProgress' },
     delivery: {
       actions: [
         assign({
@@ -284,6 +331,9 @@ export const conversationMachine = setup({
         assigned: { target: 'active', actions: assign({ assignedAt: ({ event }) => event.at, outcome: 'assigned', agent: ({ event }) => event.agent }) },
         // Back in line: the queue already has the task and offers it again.
         requeued: { target: 'waiting', actions: assign({ agent: undefined, reservation: undefined }) },
+        // A reservation this conversation made itself (a call from the chat) was declined: to the queue.
+        // (Queue reservations answer the queue; the `requeued` that follows is then ignored in `queued`.)
+        'reservation.rejected': { target: 'queued', actions: assign({ agent: undefined, reservation: undefined }) },
         'customer.left': { target: 'closed', actions: [assign({ outcome: 'abandoned', closedAt: ({ event }) => event.at }), emit(({ context }) => tell(`queue/${context.queue}`, { type: 'task.cancel', taskId: context.id }))] },
       },
     },
@@ -311,6 +361,23 @@ export const conversationMachine = setup({
           ],
         },
         wrapup: { target: 'wrapup', actions: [cancel('sla.first'), cancel('sla.next'), emit(({ context }) => tell(`agent/${context.agent}`, { type: 'task.wrapup', conversation: context.id }))] },
+        /**
+         * A call from the chat: the same conversation goes on as a voice task. The chat's agent is offered it
+         * first (a direct reservation, as a direct transfer makes: the chat slot is given back first, then a
+         * voice slot is held); an agent who cannot or does not take it sends it to the queue, voice first.
+         */
+        'call.request': {
+          guard: ({ context }) => context.channel !== 'voice',
+          target: 'transferring',
+          actions: enqueueActions(({ context, event, enqueue }) => {
+            if (event.type !== 'call.request' || !context.task) return;
+            const task: Task = { ...context.task, channel: 'voice', excluded: [] };
+            enqueue.assign({ channel: 'voice', channels: [...context.channels, { channel: 'voice', at: event.at }], task, agent: undefined, reservation: undefined });
+            if (!context.agent) return;
+            enqueue.emit(tell(`agent/${context.agent}`, { type: 'task.released', conversation: context.id, at: event.at }));
+            enqueue.emit(tell(`agent/${context.agent}`, { type: 'reserve', reservationId: `${context.id}-${event.callId}`, task, replyTo: `conversation/${context.id}`, explanation: { rule: 'call from the chat', note: 'the customer called from the chat you hold' } }));
+          }),
+        },
       },
     },
     onHold: {

@@ -419,3 +419,78 @@ describe('IVR machine', () => {
     assert.equal(r3.snapshot.status, 'done');
   });
 });
+
+describe('IVR failover offer (nobody can take the call)', () => {
+  const offer = { prompts: { zh: 'failover.offer.zh', en: 'failover.offer.en' }, dtmf: '1', channel: 'sms', timeoutMs: 4000, retries: 1 };
+  const withOffer: IvrMenu = parseMenu({ ...rawMenu, failover: offer });
+  const OFFER_TIMER = 'xstate.after.offerTimeout.ivr.offering';
+  const asks = (actions: readonly Action[]) => tells(actions).filter((t) => t.to === 'call/c1' && (t.event as { type: string }).type === 'ivr.staffing').map((t) => t.event);
+  const billing = { queue: 'billing', attributes: { topic: 'billing' } };
+
+  test('the menu must have an offer prompt in its language', () => {
+    assert.throws(() => parseMenu({ ...rawMenu, failover: { ...offer, prompts: { en: 'failover.offer.en' } } }), /failover.prompts: no prompt for the menu's language 'zh'/);
+    assert.throws(() => parseMenu({ ...rawMenu, failover: { ...offer, channel: 'fax' } }), /failover.channel/);
+  });
+
+  test('a queue exit asks the edge first; staffed queues the caller as before', () => {
+    const [s1] = started({ menu: withOffer });
+    const [checking, a] = dtmf(s1, '2');
+    assert.equal(checking.value, 'checking');
+    assert.deepEqual(asks(a), [{ type: 'ivr.staffing', queue: 'billing' }]);
+    assert.deepEqual(done(a), [], 'not routed yet');
+    assert.deepEqual(timers(a).map((t) => t.delay), [5000], 'the edge has 5 s to answer');
+    const [routed, a2] = send(checking, { type: 'staffed' });
+    assert.equal(routed.value, 'done');
+    assert.deepEqual(done(a2), [{ type: 'ivr.done', exit: billing, path: [{ node: 'main', via: 'dtmf', input: '2' }], language: 'zh' }]);
+    // No answer in time: queued anyway.
+    const [late, a3] = send(checking, timers(a)[0].event as unknown as IvrEvent);
+    assert.equal(late.value, 'done');
+    assert.deepEqual(late.output?.exit, billing);
+    assert.equal(done(a3).length, 1);
+  });
+
+  test('unstaffed plays the offer in the session language; its key exits to the failover channel', () => {
+    const [s1] = started({ menu: withOffer });
+    const [sub] = dtmf(s1, '1');
+    const [checking] = dtmf(sub, '2'); // English after-sales
+    const [offering, a] = send(checking, { type: 'unstaffed', reason: 'no voice agent on duty' });
+    assert.equal(offering.value, 'offering');
+    assert.deepEqual(plays(a), [{ type: 'ivr.play', prompt: 'failover.offer.en', language: 'en' }]);
+    assert.deepEqual(timers(a).map((t) => [t.id, t.delay]), [[OFFER_TIMER, 4000]]);
+    const [moved, a2] = dtmf(offering, '1');
+    const path = [
+      { node: 'main', via: 'dtmf', input: '1' },
+      { node: 'aftersales', via: 'dtmf', input: '2' },
+      { node: 'failover-offer', via: 'dtmf', input: '1' },
+    ];
+    assert.equal(moved.value, 'done');
+    assert.deepEqual(done(a2), [{ type: 'ivr.done', exit: { failover: 'sms' }, path, language: 'en' }]);
+  });
+
+  test('another key or silence replays the offer `retries` times, then keeps the queue exit; hangup ends it', () => {
+    const [s1] = started({ menu: withOffer });
+    const [checking] = dtmf(s1, '2');
+    const [offering, a] = send(checking, { type: 'unstaffed' });
+    assert.deepEqual(plays(a), [{ type: 'ivr.play', prompt: 'failover.offer.zh', language: 'zh' }]);
+    const [again, a2] = dtmf(offering, '5');
+    assert.equal(again.value, 'offering');
+    assert.equal(plays(a2).length, 1, 'replayed');
+    const [stays, a3] = send(again, timers(a2)[0].event as unknown as IvrEvent);
+    assert.equal(stays.value, 'done');
+    assert.deepEqual(done(a3), [{ type: 'ivr.done', exit: billing, path: [{ node: 'main', via: 'dtmf', input: '2' }], language: 'zh' }]);
+    for (const s of [checking, offering]) assert.equal(send(s, { type: 'hangup' })[0].value, 'hungup');
+  });
+
+  test('VIP and fallback exits are checked too; failover exits and menus without an offer are not', () => {
+    const vipExit = { queue: 'vip', attributes: {} };
+    const [vip, a] = started({ menu: withOffer, vip: true, vipExit });
+    assert.equal(vip.value, 'checking');
+    assert.deepEqual(asks(a), [{ type: 'ivr.staffing', queue: 'vip' }]);
+    const [s1] = started({ menu: withOffer });
+    const [chat, a2] = dtmf(s1, '8');
+    assert.equal(chat.value, 'done');
+    assert.deepEqual(asks(a2), []);
+    const [plainMenu] = started();
+    assert.equal(dtmf(plainMenu, '2')[0].value, 'done');
+  });
+});

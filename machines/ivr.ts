@@ -47,6 +47,20 @@ export const IvrNodeSchema = v.strictObject({
   invalidPrompt: v.optional(NonEmpty),
 });
 
+/**
+ * Channel failover: when the caller would be queued but nobody can take the call (the edge asks the queue:
+ * no voice agent on duty), the IVR offers to continue on another channel; the key accepts, anything else
+ * (or silence, after `retries` replays) keeps the caller in the queue.
+ */
+export const FailoverOfferSchema = v.strictObject({
+  /** The offer's prompt per session language; the menu's language must have one. */
+  prompts: v.record(NonEmpty, NonEmpty),
+  dtmf: DtmfSchema,
+  channel: v.picklist(['webchat', 'sms']),
+  timeoutMs: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  retries: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 0),
+});
+
 const MenuShapeSchema = v.strictObject({
   start: NonEmpty,
   /** The session language until a choice switches it. */
@@ -54,6 +68,8 @@ const MenuShapeSchema = v.strictObject({
   nodes: v.record(NonEmpty, IvrNodeSchema),
   /** Where the caller goes when retries run out (default: queue 'default', reason 'ivr-retries-exhausted'). */
   fallback: v.optional(IvrExitSchema),
+  /** Offered before queueing when nobody can take the call (see FailoverOfferSchema); absent: always queue. */
+  failover: v.optional(FailoverOfferSchema),
 });
 
 export type QueueExit = v.InferOutput<typeof QueueExitSchema>;
@@ -62,6 +78,10 @@ export type IvrExit = v.InferOutput<typeof IvrExitSchema>;
 export type IvrChoice = v.InferOutput<typeof IvrChoiceSchema>;
 export type IvrNode = v.InferOutput<typeof IvrNodeSchema>;
 export type IvrMenu = v.InferOutput<typeof MenuShapeSchema>;
+export type FailoverOffer = v.InferOutput<typeof FailoverOfferSchema>;
+
+/** The path step of a caller who accepted the failover offer. */
+export const FAILOVER_NODE = 'failover-offer';
 
 const hasNode = (menu: IvrMenu, id: string): boolean => Object.hasOwn(menu.nodes, id);
 
@@ -69,6 +89,7 @@ const hasNode = (menu: IvrMenu, id: string): boolean => Object.hasOwn(menu.nodes
 function menuProblems(menu: IvrMenu): string[] {
   const problems: string[] = [];
   if (!hasNode(menu, menu.start)) problems.push(`start: '${menu.start}' is not a node`);
+  if (menu.failover && !Object.hasOwn(menu.failover.prompts, menu.language)) problems.push(`failover.prompts: no prompt for the menu's language '${menu.language}'`);
   for (const [id, node] of Object.entries(menu.nodes)) {
     const keys = new Set<string>();
     node.choices.forEach((c, i) => {
@@ -116,6 +137,9 @@ export const IvrEventSchema = v.variant('type', [
   v.object({ type: v.literal('speech'), text: v.pipe(v.string(), v.maxLength(2000)) }),
   v.object({ type: v.literal('hangup') }),
   v.object({ type: v.literal('get') }),
+  /** The edge's answer to `ivr.staffing`: someone can take the call (queue it), or nobody (offer failover). */
+  v.object({ type: v.literal('staffed') }),
+  v.object({ type: v.literal('unstaffed'), reason: v.optional(v.pipe(v.string(), v.maxLength(500))) }),
 ]);
 export type IvrEvent = v.InferOutput<typeof IvrEventSchema>;
 
@@ -229,7 +253,17 @@ function startSettings(context: IvrContext, event: IvrEvent): { menu: IvrMenu | 
   return { menu: e?.menu ?? context.menu, vip: e?.vip ?? context.vip, vipExit: e?.vipExit ?? context.vipExit };
 }
 
-const view = (value: 'idle' | 'menu', context: IvrContext) => ({ value, status: 'active', node: context.node, context });
+/** The failover offer's prompt in the session language, else the menu's. */
+function offerPrompt(context: IvrContext): string {
+  const offer = context.menu?.failover;
+  if (!offer || !context.menu) throw new Error(`ivr ${context.callId}: no failover offer in the menu`);
+  return (context.language !== null && Object.hasOwn(offer.prompts, context.language) ? offer.prompts[context.language] : undefined) ?? offer.prompts[context.menu.language];
+}
+
+/** How long the edge has to answer `ivr.staffing` before the caller is queued anyway. */
+export const STAFFING_TIMEOUT_MS = 5000;
+
+const view = (value: 'idle' | 'menu' | 'checking' | 'offering', context: IvrContext) => ({ value, status: 'active', node: context.node, context });
 
 // ---------------------------------------------------------------------------------------------------------
 // The machine
@@ -239,6 +273,8 @@ export const ivrMachine = setup({
   delays: {
     /** The current node's no-input timeout. */
     nodeTimeout: ({ context }) => currentNode(context).node.timeoutMs,
+    offerTimeout: ({ context }) => context.menu?.failover?.timeoutMs ?? 1,
+    staffingTimeout: STAFFING_TIMEOUT_MS,
   },
   guards: {
     vipSkip: ({ context, event }) => {
@@ -250,9 +286,20 @@ export const ivrMachine = setup({
     choiceExits: ({ context, event }) => matchInput(context, event)?.choice.exit !== undefined,
     blankSpeech: ({ event }) => isBlankSpeech(event),
     canRetry: ({ context }) => context.attempts < currentNode(context).node.retries,
+    /** A queue exit with a failover offer in the menu: ask the edge whether anyone can take the call first. */
+    checksStaffing: ({ context }) => Boolean(context.menu?.failover) && context.exit !== null && 'queue' in context.exit,
+    acceptsFailover: ({ context, event }) => event.type === 'dtmf' && event.digit === context.menu?.failover?.dtmf,
+    canRetryOffer: ({ context }) => context.attempts < (context.menu?.failover?.retries ?? 0),
   },
   actions: {
     play: emit(({ context }) => tell(`call/${context.callId}`, { type: 'ivr.play', prompt: context.prompt, language: context.language })),
+    askStaffing: emit(({ context }) => tell(`call/${context.callId}`, { type: 'ivr.staffing', queue: context.exit && 'queue' in context.exit ? context.exit.queue : null })),
+    offer: assign(({ context }) => ({ node: null, prompt: offerPrompt(context), attempts: 0 })),
+    retryOffer: assign(({ context }) => ({ attempts: context.attempts + 1 })),
+    takeFailover: assign(({ context, event }) => ({
+      exit: { failover: context.menu!.failover!.channel },
+      path: [...context.path, { node: FAILOVER_NODE, via: 'dtmf' as const, input: event.type === 'dtmf' ? event.digit : '' }],
+    })),
     routed: emit(({ context }) =>
       tell(`conversation/${context.callId}`, { type: 'ivr.done', exit: context.exit, path: context.path, language: context.language }),
     ),
@@ -314,7 +361,7 @@ export const ivrMachine = setup({
     idle: {
       on: {
         start: [
-          { guard: 'vipSkip', target: 'done', actions: 'vipExit' },
+          { guard: 'vipSkip', target: 'routing', actions: 'vipExit' },
           { guard: 'hasMenu', target: 'menu', actions: 'begin' },
           { target: 'done', actions: 'noMenu' },
         ],
@@ -327,26 +374,57 @@ export const ivrMachine = setup({
       after: {
         nodeTimeout: [
           { guard: 'canRetry', target: 'menu', reenter: true, actions: 'retryNoInput' },
-          { target: 'done', actions: 'fallback' },
+          { target: 'routing', actions: 'fallback' },
         ],
       },
       on: {
         dtmf: [
           { guard: 'choiceGoesOn', target: 'menu', reenter: true, actions: 'goNext' },
-          { guard: 'choiceExits', target: 'done', actions: 'takeExit' },
+          { guard: 'choiceExits', target: 'routing', actions: 'takeExit' },
           { guard: 'canRetry', target: 'menu', reenter: true, actions: 'retryInvalid' },
-          { target: 'done', actions: 'fallback' },
+          { target: 'routing', actions: 'fallback' },
         ],
         speech: [
           { guard: and(['blankSpeech', 'canRetry']), target: 'menu', reenter: true, actions: 'retryNoInput' },
-          { guard: 'blankSpeech', target: 'done', actions: 'fallback' },
+          { guard: 'blankSpeech', target: 'routing', actions: 'fallback' },
           { guard: 'choiceGoesOn', target: 'menu', reenter: true, actions: 'goNext' },
-          { guard: 'choiceExits', target: 'done', actions: 'takeExit' },
+          { guard: 'choiceExits', target: 'routing', actions: 'takeExit' },
           { guard: 'canRetry', target: 'menu', reenter: true, actions: 'retryInvalid' },
-          { target: 'done', actions: 'fallback' },
+          { target: 'routing', actions: 'fallback' },
         ],
         hangup: 'hungup',
         get: { actions: emit(({ context }) => reply(view('menu', context))) },
+      },
+    },
+    /** An exit was chosen (transient): a queue exit asks first whether anyone can take the call, when the menu offers failover. */
+    routing: {
+      always: [{ guard: 'checksStaffing', target: 'checking' }, { target: 'done' }],
+    },
+    /** Waiting for the edge's `staffed` / `unstaffed`; no answer in time queues the caller anyway. */
+    checking: {
+      entry: 'askStaffing',
+      after: { staffingTimeout: 'done' },
+      on: {
+        staffed: 'done',
+        unstaffed: { target: 'offering', actions: 'offer' },
+        hangup: 'hungup',
+        get: { actions: emit(({ context }) => reply(view('checking', context))) },
+      },
+    },
+    /** The failover offer plays; its key moves the caller to the other channel, anything else keeps the queue exit. */
+    offering: {
+      entry: 'play',
+      after: {
+        offerTimeout: [{ guard: 'canRetryOffer', target: 'offering', reenter: true, actions: 'retryOffer' }, { target: 'done' }],
+      },
+      on: {
+        dtmf: [
+          { guard: 'acceptsFailover', target: 'done', actions: 'takeFailover' },
+          { guard: 'canRetryOffer', target: 'offering', reenter: true, actions: 'retryOffer' },
+          { target: 'done' },
+        ],
+        hangup: 'hungup',
+        get: { actions: emit(({ context }) => reply(view('offering', context))) },
       },
     },
     /** Routed: `exit` says where to (a queue with attributes, or a failover channel). */

@@ -26,3 +26,31 @@ test('a customer is told again between reminders only when their place moved up 
   sim.advance(600_000);
   assert.equal(new Set(positions()).size, 8);
 });
+
+test('staffing: agents on duty for voice are the available (busy ones too) and those in wrap-up; away, offline and chat-only are not', () => {
+  const sim = new Sim({ queue: queueKind });
+  const worker = (id: string, presence: 'available' | 'busy' | 'wrapup' | 'away' | 'offline', voice = 1) => ({
+    id,
+    available: presence === 'available' || presence === 'busy',
+    presence,
+    skills: {},
+    capacity: { voice, chat: 3, email: 5 },
+    load: { voice: presence === 'busy' ? voice : 0, chat: 0, email: 0 },
+    idleSince: 0,
+  });
+  const ask = () => {
+    sim.replies.length = 0;
+    sim.send('queue/s', { type: 'staffing', channel: 'voice' });
+    return sim.replies.at(-1);
+  };
+  assert.deepEqual(ask(), { queue: 's', work: 'voice', onDuty: 0, free: 0 }, 'a queue nobody joined');
+  sim.send('queue/s', { type: 'worker.update', worker: worker('away', 'away') });
+  sim.send('queue/s', { type: 'worker.update', worker: worker('gone', 'offline') });
+  sim.send('queue/s', { type: 'worker.update', worker: worker('chat', 'available', 0) });
+  assert.deepEqual(ask(), { queue: 's', work: 'voice', onDuty: 0, free: 0 });
+  sim.send('queue/s', { type: 'worker.update', worker: worker('wrap', 'wrapup') });
+  sim.send('queue/s', { type: 'worker.update', worker: worker('busy', 'busy') });
+  assert.deepEqual(ask(), { queue: 's', work: 'voice', onDuty: 2, free: 0 });
+  sim.send('queue/s', { type: 'worker.update', worker: worker('free', 'available') });
+  assert.deepEqual(ask(), { queue: 's', work: 'voice', onDuty: 3, free: 1 });
+});

@@ -7,6 +7,7 @@ import { listPart, mapPart } from '../actors/parts.ts';
 import { groupKey, taskIndex } from './task-index.ts';
 import { notify, reply, tell, type Effect } from './effects.ts';
 import {
+  ChannelSchema,
   QueueConfigSchema,
   ReservationAnswerSchemas,
   TaskSchema,
@@ -37,6 +38,8 @@ export const QueueEventSchema = v.variant('type', [
   ...ReservationAnswerSchemas,
   v.object({ type: v.literal('tick'), at: v.optional(v.number()) }),
   v.object({ type: v.literal('get'), at: v.optional(v.number()) }),
+  /** Asked before a caller is queued: can anyone here take this kind of work now or soon? (channel failover) */
+  v.object({ type: v.literal('staffing'), at: v.optional(v.number()), channel: v.optional(ChannelSchema, 'voice') }),
 ]);
 export type QueueEvent = v.InferOutput<typeof QueueEventSchema>;
 
@@ -221,6 +224,15 @@ function movedNotices(c: QueueContext): { effects: Effect[]; tasks: Task[] } {
   return { effects, tasks };
 }
 
+/**
+ * Agents of this queue on duty for a kind of work: with capacity for it, and available (a busy agent is
+ * available and full) or in wrap-up (back in moments). Away and offline agents are not taking calls.
+ */
+export function staffing(c: QueueContext, cls: WorkClass) {
+  const able = Object.values(c.workers).filter((w) => w.capacity[cls] > 0 && (w.available || w.presence === 'wrapup'));
+  return { queue: c.id, work: cls, onDuty: able.length, free: able.filter((w) => w.available && w.load[cls] < w.capacity[cls]).length };
+}
+
 export function liveView(c: QueueContext, now: number) {
   const longest = c.tasks.reduce((m, t) => Math.max(m, now - t.enqueuedAt), 0);
   const avg = (tier: string) => (c.stats.count[tier] ? Math.round(c.stats.waitMs[tier] / c.stats.count[tier]) : 0);
@@ -318,6 +330,7 @@ export const queueMachine = setup({
   on: {
     configure: { actions: [assign({ config: ({ event }) => event.config }), 'route'] },
     get: { actions: emit(({ context, event }) => reply({ ...liveView(context, event.at ?? context.lastAssignAt), tasks: context.tasks.map((t) => t.id), last: context.last })) },
+    staffing: { actions: emit(({ context, event }) => reply(staffing(context, workClass(event.channel)))) },
     'task.add': [
       {
         // A task the queue's target does not select is refused with the reason, never silently kept.

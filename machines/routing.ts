@@ -59,6 +59,8 @@ export const WorkerSchema = v.object({
   idleSince: v.number(),
   /** Reservations the agent already counts in its load. */
   held: v.optional(v.array(v.string()), []),
+  /** The agent's presence (absent in updates from before it was sent): tells wrap-up (back soon) from away or offline. */
+  presence: v.optional(v.picklist(['offline', 'available', 'busy', 'away', 'wrapup'])),
 });
 export type Worker = v.InferOutput<typeof WorkerSchema>;
 

@@ -48,8 +48,21 @@ export class PromptPlayer {
     return audio;
   }
 
-  async play(o: { prompt: string; codec: 'PCMU' | 'PCMA'; ssrc: number; payloadType: number; to: { ip: string; port: number }; loop?: boolean }): Promise<Playback> {
-    const audio = await this.load(o.prompt, o.codec);
+  /** Pieces one after another, each padded with silence to whole packets (so each piece's packets are its own). */
+  private async joined(prompts: string[], codec: 'PCMU' | 'PCMA'): Promise<Uint8Array> {
+    const parts = await Promise.all(prompts.map((p) => this.load(p, codec)));
+    const out = new Uint8Array(parts.reduce((n, p) => n + Math.ceil(p.length / FRAME) * FRAME, 0)).fill(codec === 'PCMU' ? 0xff : 0xd5);
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += Math.ceil(p.length / FRAME) * FRAME;
+    }
+    return out;
+  }
+
+  /** One prompt, or several played back to back as one (`next`: a sentence composed of pieces). */
+  async play(o: { prompt: string; next?: string[]; codec: 'PCMU' | 'PCMA'; ssrc: number; payloadType: number; to: { ip: string; port: number }; loop?: boolean }): Promise<Playback> {
+    const audio = o.next?.length ? await this.joined([o.prompt, ...o.next], o.codec) : await this.load(o.prompt, o.codec);
     const frames = Math.floor(audio.length / FRAME);
     const socket = createSocket(o.to.ip.includes(':') ? 'udp6' : 'udp4');
     let seq = Math.floor(Math.random() * 0xffff);

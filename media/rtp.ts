@@ -82,3 +82,19 @@ export class DtmfDetector {
     return e.digit;
   }
 }
+
+/**
+ * One key press as RFC 4733 §2.5 sends it: a packet every `stepMs` carrying the duration so far (the
+ * first with the marker), then the end packet three times (it is what a receiver must not miss). All
+ * share the RTP timestamp of the key's start; the sender numbers them in sequence.
+ */
+export function keyPressEvents(digit: string, o: { clockRate: number; ms?: number; stepMs?: number; volume?: number }): { payload: Uint8Array; marker: boolean }[] {
+  const ms = o.ms ?? 100;
+  const step = o.stepMs ?? 20;
+  const volume = o.volume ?? 10;
+  const ticks = (t: number) => Math.round((t * o.clockRate) / 1000);
+  const out: { payload: Uint8Array; marker: boolean }[] = [];
+  for (let t = step; t < ms; t += step) out.push({ payload: buildTelephoneEvent({ digit, end: false, volume, duration: ticks(t) }), marker: out.length === 0 });
+  for (let i = 0; i < 3; i++) out.push({ payload: buildTelephoneEvent({ digit, end: true, volume, duration: ticks(ms) }), marker: out.length === 0 });
+  return out;
+}

@@ -3,12 +3,14 @@
 // commands) can ask a media node. Requests are JSON validated with valibot; bad input is answered with a
 // 400 and the reason, an unknown call or transport 404, and the service keeps serving. A worker death
 // is published on `cc.media.call.failed` ({ conversationId, reason }) for every call it took.
-// One media node per call: the node that opened the router owns it. The subjects carry no node id yet,
-// so with several media nodes the caller must pin one (MEDIA_NODE_ID subject prefix) — see README.
-import type { NatsConnection } from '@nats-io/nats-core';
+// One media node per call: `router.open` goes to any node (the queue group places the call); that node
+// records itself in `cc_media_calls` and answers every other command of the call on its own subjects
+// (`cc.media.v1.node.<node>.<op>`, media/placement.ts). MediaClient finds the node by itself.
+import { RequestError, type NatsConnection } from '@nats-io/nats-core';
 import { Svcm, type Service, type ServiceMsg } from '@nats-io/services';
 import type { Consumer, PlainTransport, Producer, Router, RtpCapabilities as MsRtpCapabilities, RtpParameters as MsRtpParameters, WebRtcTransport } from 'mediasoup/types';
 import * as v from 'valibot';
+import { callKey, nodeToken, placementsForNode, Placements } from './placement.ts';
 import { PromptError, PromptPlayer, type Playback } from './player.ts';
 import { DtlsParameters, RtpCapabilities, RtpParameters } from './webrtc.ts';
 import { WorkerPool, type PoolHooks, type PoolSettings } from './workers.ts';
@@ -39,6 +41,8 @@ export const MediaRequests = {
     conversationId: Id,
     transportId: Id,
     prompt: v.pipe(v.string(), v.regex(/^[\w.-]{1,100}$/, 'a prompt id is letters, digits, _ . - only')),
+    /** Prompts played right after `prompt`, as one playback: a sentence composed of pieces (edges/sip/announce.ts). */
+    next: v.optional(v.pipe(v.array(v.pipe(v.string(), v.regex(/^[\w.-]{1,100}$/, 'a prompt id is letters, digits, _ . - only'))), v.maxLength(40, 'at most 40 pieces'))),
     codec: G711,
     loop: v.optional(v.boolean(), false),
   }),
@@ -51,7 +55,15 @@ export const MediaRequests = {
    * caller hears the agent; what was playing there stops). No transcoding in mediasoup: a bridged producer
    * must use the caller's codec (G.711 for SIP trunks), so a mismatch is refused with the codec to use.
    */
-  'webrtc.produce': v.object({ conversationId: Id, transportId: Id, kind: v.literal('audio'), rtpParameters: RtpParameters, bridge: v.optional(v.boolean(), true) }),
+  'webrtc.produce': v.object({
+    conversationId: Id,
+    transportId: Id,
+    kind: v.literal('audio'),
+    rtpParameters: RtpParameters,
+    bridge: v.optional(v.boolean(), true),
+    /** 'caller' when the browser is the customer (a call from the web chat widget): agents' consumers then find it. */
+    source: v.optional(v.picklist(['agent', 'caller']), 'agent'),
+  }),
   /** Sends a producer (default: the caller's) to the agent's browser. */
   'webrtc.consume': v.object({ conversationId: Id, transportId: Id, rtpCapabilities: RtpCapabilities, producerId: v.optional(Id) }),
   'webrtc.close': v.object({ conversationId: Id, transportId: Id }),
@@ -65,6 +77,19 @@ export const MediaRequests = {
 } as const;
 export type MediaOp = keyof typeof MediaRequests;
 export type MediaRequest<O extends MediaOp> = v.InferInput<(typeof MediaRequests)[O]>;
+
+/** Where a node answers one op of the calls it holds. */
+export const nodeSubject = (node: string, op: MediaOp): string => `${MEDIA_PREFIX}.node.${node}.${op}`;
+
+/** A request checked against its schema: both ends check, so a bad one fails before it travels. */
+function parseRequest<O extends MediaOp>(op: O, input: unknown): v.InferOutput<(typeof MediaRequests)[O]> {
+  const parsed = v.safeParse(MediaRequests[op], input);
+  if (!parsed.success) {
+    const i = parsed.issues[0];
+    throw new MediaError(400, `${op}: ${v.getDotPath(i) ?? 'request'}: ${i.message}`);
+  }
+  return parsed.output as v.InferOutput<(typeof MediaRequests)[O]>;
+}
 
 export class MediaError extends Error {
   constructor(
@@ -94,10 +119,18 @@ export interface MediaServiceOptions {
   /** Where prompt audio is (scripts/setup-voice.sh output). */
   promptsDir: string;
   hooks?: PoolHooks;
+  /** Prompt looped to a caller whose agent left the call (a transfer): `music.hold` by default. */
+  music?: string;
+  /** This node's id in subjects and in `cc_media_calls` (letters, digits, _ -); a random one by default. */
+  nodeId?: string;
+  /** JetStream replicas of `cc_media_calls`. */
+  replicas?: number;
   log?: { info(o: object, m: string): void; warn(o: object, m: string): void; error(o: object, m: string): void };
 }
 
 export interface MediaService {
+  /** This node's id (its subjects: cc.media.v1.node.<id>.*). */
+  node: string;
   pool: WorkerPool;
   service: Service;
   /** Live calls on this node (for tests and stats). */
@@ -112,12 +145,45 @@ export async function startMediaService(nc: NatsConnection, opts: MediaServiceOp
   const calls = new Map<string, CallMedia>();
   const listenIp = opts.listenIp ?? '127.0.0.1';
   const player = new PromptPlayer(opts.promptsDir);
+  const node = nodeToken(opts.nodeId ?? `media-${crypto.randomUUID().slice(0, 8)}`);
+  const music = opts.music ?? 'music.hold';
+  const placements = await placementsForNode(nc, opts.replicas);
 
   const forget = (conversationId: string) => {
     const call = calls.get(conversationId);
     if (!call) return;
     for (const p of call.playing.values()) p.stop();
     calls.delete(conversationId);
+    void release(conversationId);
+  };
+  /** Drops this node's claim on a call it no longer holds (left alone if another node took it since). */
+  const release = async (conversationId: string) => {
+    const key = callKey(conversationId);
+    const e = await placements.get(key).catch(() => null);
+    if (e?.operation === 'PUT' && e.string() === node) await placements.delete(key, { previousSeq: e.revision }).catch(() => undefined);
+  };
+  /** True when `owner` answers that it holds the call; a silent node or one without the router has lost it. */
+  const holds = async (owner: string, conversationId: string) => {
+    const m = await nc.request(nodeSubject(owner, 'call.info'), enc.encode(JSON.stringify({ conversationId })), { timeout: 1000 }).catch(() => undefined);
+    return m !== undefined && !m.headers?.get('Nats-Service-Error-Code');
+  };
+  /** Which node holds the call: this one when nobody (alive) does, settled by the bucket's compare-and-set. */
+  const claim = async (conversationId: string): Promise<string> => {
+    const key = callKey(conversationId);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const e = await placements.get(key);
+      const owner = e?.operation === 'PUT' && e.length > 0 ? e.string() : undefined;
+      try {
+        if (!e || !owner) await placements.create(key, node);
+        else if (owner === node) return node;
+        else if (await holds(owner, conversationId)) return owner;
+        else await placements.update(key, node, e.revision); // its node is gone or closed it: take the call over
+        return node;
+      } catch {
+        // another node claimed it between our read and write: read again
+      }
+    }
+    throw new MediaError(503, `router.open: could not settle which media node holds ${conversationId}`);
   };
 
   const pool = await WorkerPool.start(opts.pool, {
@@ -145,11 +211,18 @@ export async function startMediaService(nc: NatsConnection, opts: MediaServiceOp
   const handlers: { [O in MediaOp]: (r: v.InferOutput<(typeof MediaRequests)[O]>) => Promise<unknown> } = {
     async 'router.open'({ conversationId }) {
       const known = calls.get(conversationId);
-      if (known && !known.router.closed) return { conversationId, workerPid: pool.workerOf(conversationId) };
+      if (known && !known.router.closed) return { conversationId, workerPid: pool.workerOf(conversationId), node };
+      const owner = await claim(conversationId);
+      if (owner !== node) {
+        // Already open on another node: that node answers (the caller learns where the call is).
+        const m = await nc.request(nodeSubject(owner, 'router.open'), enc.encode(JSON.stringify({ conversationId })), { timeout: 5000 });
+        if (m.headers?.get('Nats-Service-Error-Code')) throw new MediaError(Number(m.headers.get('Nats-Service-Error-Code')), m.headers.get('Nats-Service-Error') ?? 'router.open failed');
+        return m.json();
+      }
       const router = await pool.router(conversationId);
       calls.set(conversationId, { router, transports: new Map(), producers: new Map(), consumers: new Map(), webrtc: new Map(), playing: new Map() });
       router.observer.once('close', () => forget(conversationId));
-      return { conversationId, workerPid: pool.workerOf(conversationId) };
+      return { conversationId, workerPid: pool.workerOf(conversationId), node };
     },
     async 'router.close'({ conversationId }) {
       forget(conversationId);
@@ -201,7 +274,7 @@ export async function startMediaService(nc: NatsConnection, opts: MediaServiceOp
       c.observer.once('close', () => call.consumers.delete(c.id));
       return { consumerId: c.id, payloadType: c.rtpParameters.codecs[0].payloadType, ssrc: c.rtpParameters.encodings?.[0]?.ssrc };
     },
-    async play({ conversationId, transportId, prompt, codec, loop }) {
+    async play({ conversationId, transportId, prompt, next, codec, loop }) {
       const call = callOf(conversationId);
       const out = transportOf(call, transportId);
       call.playing.get(transportId)?.stop();
@@ -215,7 +288,7 @@ export async function startMediaService(nc: NatsConnection, opts: MediaServiceOp
       const consumer = await out.consume({ producerId: producer.id, rtpCapabilities: call.router.rtpCapabilities });
       let playback: Playback;
       try {
-        playback = await player.play({ prompt, codec, ssrc, payloadType, to: { ip: feed.tuple.localAddress, port: feed.tuple.localPort }, loop });
+        playback = await player.play({ prompt, next, codec, ssrc, payloadType, to: { ip: feed.tuple.localAddress, port: feed.tuple.localPort }, loop });
       } catch (e) {
         feed.close();
         throw e;
@@ -252,14 +325,15 @@ export async function startMediaService(nc: NatsConnection, opts: MediaServiceOp
       await webrtcOf(callOf(conversationId), transportId).connect({ dtlsParameters });
       return { connected: true };
     },
-    async 'webrtc.produce'({ conversationId, transportId, kind, rtpParameters, bridge }) {
+    async 'webrtc.produce'({ conversationId, transportId, kind, rtpParameters, bridge, source }) {
       const call = callOf(conversationId);
       const t = webrtcOf(call, transportId);
       const caller = callerOf(call);
+      if (source === 'caller' && caller) throw new MediaError(409, 'webrtc.produce: the call already has a caller');
       const mime = rtpParameters.codecs[0].mimeType.toLowerCase();
       const legMime = caller?.rtpParameters.codecs[0].mimeType.toLowerCase();
       if (bridge && legMime && mime !== legMime) throw new MediaError(400, `webrtc.produce: the caller's leg is ${legMime}: produce that codec (mediasoup does not transcode), not ${mime}`);
-      const p = await t.produce({ kind, rtpParameters: rtpParameters as MsRtpParameters, appData: { source: 'agent' } });
+      const p = await t.produce({ kind, rtpParameters: rtpParameters as MsRtpParameters, appData: { source } });
       call.producers.set(p.id, p);
       p.observer.once('close', () => call.producers.delete(p.id));
       let bridged = 0;
@@ -267,9 +341,11 @@ export async function startMediaService(nc: NatsConnection, opts: MediaServiceOp
         for (const [legId, leg] of call.transports) {
           call.playing.get(legId)?.stop();
           call.playing.delete(legId);
-          const c = await leg.consume({ producerId: p.id, rtpCapabilities: call.router.rtpCapabilities });
+          const c = await leg.consume({ producerId: p.id, rtpCapabilities: call.router.rtpCapabilities, appData: { leg: legId, bridged: true } });
           call.consumers.set(c.id, c);
           c.observer.once('close', () => call.consumers.delete(c.id));
+          // The agent left (transfer, page closed) while the caller stays: music until the next one joins.
+          c.once('producerclose', () => void musicWhenAlone(conversationId, legId));
           bridged++;
         }
       }
@@ -319,6 +395,18 @@ export async function startMediaService(nc: NatsConnection, opts: MediaServiceOp
     },
   };
 
+  /** Loops the music out of a caller's leg that no agent is bridged to any more (nothing if the call ended). */
+  const musicWhenAlone = async (conversationId: string, legId: string) => {
+    const call = calls.get(conversationId);
+    const leg = call?.transports.get(legId);
+    if (!call || call.router.closed || !leg || leg.closed || call.playing.has(legId)) return;
+    if ([...call.consumers.values()].some((x) => !x.closed && x.appData.leg === legId && x.appData.bridged)) return;
+    const mime = callerOf(call)?.rtpParameters.codecs[0].mimeType.toUpperCase();
+    const codec = mime === 'AUDIO/PCMU' ? 'PCMU' : mime === 'AUDIO/PCMA' ? 'PCMA' : undefined;
+    if (!codec) return;
+    await handlers.play({ conversationId, transportId: legId, prompt: music, codec, loop: true }).catch((e: Error) => opts.log?.warn({ conversationId, err: e.message }, 'no music for a caller left alone'));
+  };
+
   const webrtcOf = (call: CallMedia, id: string): WebRtcTransport => {
     const t = call.webrtc.get(id);
     if (!t || t.closed) throw new MediaError(404, `WebRTC transport ${id} is not open in this call`);
@@ -333,9 +421,16 @@ export async function startMediaService(nc: NatsConnection, opts: MediaServiceOp
   };
 
   const service = await new Svcm(nc).add({ name: 'cc-media', version: '1.0.0', description: 'cc media node: mediasoup routers, plain RTP, prompts', queue: 'cc-media' });
-  const group = service.addGroup(MEDIA_PREFIX);
+  // Placement: any node may open a call. Everything else: the node holding it, on its own subjects.
+  service.addGroup(MEDIA_PREFIX).addEndpoint('router_open', {
+    subject: 'router.open',
+    handler: (err, msg) => {
+      if (!err) void answer('router.open', msg);
+    },
+  });
+  const own = service.addGroup(`${MEDIA_PREFIX}.node.${node}`);
   for (const op of Object.keys(MediaRequests) as MediaOp[]) {
-    group.addEndpoint(op.replace(/\./g, '_'), {
+    own.addEndpoint(`node_${op.replace(/\./g, '_')}`, {
       subject: op,
       handler: (err, msg) => {
         if (!err) void answer(op, msg);
@@ -351,12 +446,7 @@ export async function startMediaService(nc: NatsConnection, opts: MediaServiceOp
       } catch {
         throw new MediaError(400, `${op}: request is not JSON`);
       }
-      const parsed = v.safeParse(MediaRequests[op], input);
-      if (!parsed.success) {
-        const i = parsed.issues[0];
-        throw new MediaError(400, `${op}: ${v.getDotPath(i) ?? 'request'}: ${i.message}`);
-      }
-      const reply = await (handlers[op] as (r: unknown) => Promise<unknown>)(parsed.output);
+      const reply = await (handlers[op] as (r: unknown) => Promise<unknown>)(parseRequest(op, input));
       msg.respond(enc.encode(JSON.stringify(reply)));
     } catch (e) {
       const known = e instanceof MediaError || e instanceof PromptError;
@@ -368,6 +458,7 @@ export async function startMediaService(nc: NatsConnection, opts: MediaServiceOp
   }
 
   return {
+    node,
     pool,
     service,
     calls: () => [...calls.keys()],
@@ -384,15 +475,45 @@ function codecParameters(codec: 'PCMU' | 'PCMA' | 'opus', payloadType: number) {
   return { mimeType: `audio/${codec}`, clockRate: 8000, payloadType };
 }
 
-/** A typed client of the media service: one request per call, errors as MediaError with the service's code and reason. */
+/**
+ * A typed client of the media service: one request per call, sent to the node holding the call; errors as
+ * MediaError with the service's code and reason (400 bad request, 404 no such call, 503 its node is gone).
+ */
 export class MediaClient {
+  private readonly placements: Placements;
+
   constructor(
     private readonly nc: NatsConnection,
     private readonly timeoutMs = 5000,
-  ) {}
+  ) {
+    this.placements = new Placements(nc);
+  }
 
   async call<R = Record<string, unknown>, O extends MediaOp = MediaOp>(op: O, req: MediaRequest<O>): Promise<R> {
-    const m = await this.nc.request(`${MEDIA_PREFIX}.${op}`, enc.encode(JSON.stringify(req)), { timeout: this.timeoutMs });
+    const { conversationId } = parseRequest(op, req);
+    if (op === 'router.open') {
+      const r = await this.request<R & { node?: unknown }>(`${MEDIA_PREFIX}.router.open`, req, 'no media node is running');
+      if (typeof r.node === 'string') this.placements.remember(conversationId, r.node);
+      return r;
+    }
+    const node = this.placements.cached(conversationId) ?? (await this.placements.lookup(conversationId));
+    if (!node) throw new MediaError(404, `${op}: conversation ${conversationId} has no open router on any media node`);
+    try {
+      return await this.request<R>(nodeSubject(node, op), req, `media node ${node} holding conversation ${conversationId} is not answering`);
+    } catch (e) {
+      // What this client remembered may be stale (the call reopened on another node): ask the bucket once.
+      if (!(e instanceof MediaError) || (e.code !== 404 && e.code !== 503)) throw e;
+      const now = await this.placements.lookup(conversationId);
+      if (!now || now === node) throw e;
+      return this.request<R>(nodeSubject(now, op), req, `media node ${now} holding conversation ${conversationId} is not answering`);
+    }
+  }
+
+  private async request<R>(subject: string, req: unknown, silent: string): Promise<R> {
+    const m = await this.nc.request(subject, enc.encode(JSON.stringify(req)), { timeout: this.timeoutMs }).catch((e: unknown) => {
+      if (e instanceof RequestError && e.isNoResponders()) throw new MediaError(503, silent);
+      throw e;
+    });
     const code = m.headers?.get('Nats-Service-Error-Code');
     if (code) throw new MediaError(Number(code), m.headers?.get('Nats-Service-Error') ?? 'media error');
     return JSON.parse(dec.decode(m.data)) as R;

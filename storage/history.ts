@@ -169,7 +169,7 @@ const ViewRow = v.object({
       id: v.instance(RecordId),
       conversation: v.instance(RecordId),
       channel: v.string(),
-      direction: v.picklist(['in', 'out']),
+      direction: v.picklist(['in', 'out', 'system']),
       author: v.optional(v.string()),
       text: v.optional(v.string()),
       text_sealed: v.optional(v.string()),

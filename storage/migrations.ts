@@ -8,7 +8,7 @@
 // never edited once released; a change is a new version.
 import type { Surreal } from 'surrealdb';
 import * as v from 'valibot';
-import { SCHEMA_V1, SCHEMA_V2 } from './schema.ts';
+import { SCHEMA_V1, SCHEMA_V2, SCHEMA_V3 } from './schema.ts';
 
 export interface Migration {
   version: number;
@@ -19,6 +19,7 @@ export interface Migration {
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'identity graph, history, tickets, tags, merges', up: SCHEMA_V1 },
   { version: 2, name: 'conversation status: status_at, closed_at, closed_by, disposition', up: SCHEMA_V2 },
+  { version: 3, name: "message direction 'system' (recordings, transcripts)", up: SCHEMA_V3 },
 ];
 
 const BOOKKEEPING = `

@@ -178,3 +178,12 @@ DEFINE FIELD IF NOT EXISTS disposition ON conversation TYPE option<string>;
 DEFINE INDEX IF NOT EXISTS conversation_channel_status ON conversation FIELDS customer, channel, status;
 UPDATE conversation SET status_at = started_at WHERE status_at IS NONE RETURN NONE;
 `;
+
+/**
+ * Version 3: messages the engine writes itself into a conversation's history (direction 'system'): a
+ * call's recording (an attachment) and its transcript. They are neither the customer's nor an agent's,
+ * so they never reopen a closed conversation nor count as a reply.
+ */
+export const SCHEMA_V3 = `
+DEFINE FIELD OVERWRITE direction ON message TYPE string ASSERT $value IN ['in', 'out', 'system'];
+`;

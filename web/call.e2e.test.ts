@@ -20,7 +20,7 @@ import { loadConfig } from '../engine/config.ts';
 import { freePort } from '../engine/nats-server.ts';
 import { startEngine, type Engine } from '../engine/start.ts';
 import { mediaId } from '../edges/sip/edge.ts';
-import { buildRtp, buildTelephoneEvent, parseRtp } from '../media/rtp.ts';
+import { DtmfDetector, buildRtp, buildTelephoneEvent, parseRtp, parseTelephoneEvent } from '../media/rtp.ts';
 import { MediaClient, MediaError } from '../media/service.ts';
 import { serve, type HttpServer } from '../platform/serve.ts';
 import { StoreClient } from '../storage/client.ts';
@@ -119,7 +119,7 @@ function sipp(earPort: number, timeoutMs: number): Promise<{ code: number | null
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 
-test('a caller reaches an agent who answers in the browser: audio both ways, mute, hold, hang-up', { skip, timeout: 90_000 }, async (t) => {
+test('a caller reaches an agent who answers in the browser: audio both ways, mute, keys, hold, transfer, hang-up', { skip, timeout: 90_000 }, async (t) => {
   const admin = await apiSession('admin', adminPassword);
   for (const id of ['ann', 'bob']) assert.equal((await admin('/api/users', { id, name: id, role: 'agent', password: `${id}-password-1`, queues: ['support'] })).status, 201);
 
@@ -127,8 +127,20 @@ test('a caller reaches an agent who answers in the browser: audio both ways, mut
   const ear = createSocket('udp4');
   await new Promise<void>((ok) => ear.bind(0, '127.0.0.1', ok));
   let heard = 0;
+  // The agent's keys as the trunk sees them: RFC 4733 events (PT 101), one digit per key press.
+  const keys = new DtmfDetector();
+  const keysHeard: string[] = [];
+  const keySeqs: { ssrc: number; seq: number; end: boolean }[] = [];
+  const audioSeqs: { ssrc: number; seq: number }[] = [];
   ear.on('message', (b) => {
-    if (parseRtp(new Uint8Array(b))) heard++;
+    const p = parseRtp(new Uint8Array(b));
+    if (!p) return;
+    heard++;
+    if (p.payloadType === 101) {
+      const digit = keys.push(p);
+      if (digit) keysHeard.push(digit);
+      keySeqs.push({ ssrc: p.ssrc, seq: p.seq, end: parseTelephoneEvent(p.payload)?.end ?? false });
+    } else audioSeqs.push({ ssrc: p.ssrc, seq: p.seq });
   });
   const heardIn = async (ms: number) => {
     const from = heard;
@@ -195,6 +207,22 @@ test('a caller reaches an agent who answers in the browser: audio both ways, mut
   assert.ok(muted <= 2, `muted: the caller hears nothing of the agent (${muted})`);
   assert.ok(unmuted >= 35, `unmuted: the agent is back (${unmuted})`);
 
+  // Keys from the keypad reach the trunk as RFC 4733 events inside the agent's stream: same SSRC, and the
+  // sequence numbers run on without a gap around them.
+  const before = audioSeqs.length;
+  for (const k of ['4', '2', '#']) await ann.click(`.keypad [data-key="${k}"]`);
+  await waitFor('three keys at the trunk', async () => (keysHeard.length >= 3 && keySeqs.filter((k) => k.end).length >= 9 ? true : undefined), 10_000, 50);
+  assert.deepEqual(keysHeard, ['4', '2', '#']);
+  await sleep(300);
+  const agentSsrc = audioSeqs[audioSeqs.length - 1].ssrc;
+  assert.ok(keySeqs.every((k) => k.ssrc === agentSsrc), "the keys travel in the agent's stream");
+  const stream = [...audioSeqs.slice(before), ...keySeqs].filter((x) => x.ssrc === agentSsrc).map((x) => x.seq).sort((a, b) => a - b);
+  const gaps = stream.slice(1).filter((q, i) => q - stream[i] !== 1).length;
+  t.diagnostic(`keys heard at the trunk: ${keysHeard.join('')} in ${keySeqs.length} event packets; ${gaps} sequence gaps`);
+  assert.ok(gaps <= 1, `the agent's stream numbering stays continuous around the keys (${gaps} gaps)`);
+  assert.equal((await annApi(`/api/calls/${conversationId}/dtmf`, { digits: '12x' })).status, 400);
+  assert.equal((await bob(`/api/calls/${conversationId}/dtmf`, { digits: '1' })).status, 403);
+
   // Hold: the conversation is on hold, the caller hears music, the agent's side is paused; resume.
   await ann.click('#call-hold');
   await ann.waitForSelector('[data-held=true]', { timeout: 10_000 });
@@ -210,14 +238,52 @@ test('a caller reaches an agent who answers in the browser: audio both ways, mut
   await ann.click('#call-hold');
   await ann.waitForSelector('[data-held=false]', { timeout: 10_000 });
 
+  // Blind transfer to Bob with a note: Ann's leg closes at once, the caller hears music meanwhile, Bob
+  // accepts and answers in his own page, and the caller hears him.
+  const bobPage = await (await browser.newContext({ locale: 'en-US' })).newPage();
+  await bobPage.goto(base);
+  await bobPage.fill('#login-user', 'bob');
+  await bobPage.fill('#login-password', 'bob-password-1');
+  await bobPage.click('button[type=submit]');
+  await bobPage.waitForSelector('header nav');
+  await bobPage.selectOption('#presence', 'available');
+  await waitFor('bob available', async () => (await bobPage.getAttribute('[data-presence]', 'data-presence')) === 'available', 10_000, 100);
+  await ann.focus('.history');
+  await ann.keyboard.press('t');
+  await ann.waitForSelector('dialog[open] #transfer-to option[value="agent/bob"]', { state: 'attached' });
+  await ann.selectOption('#transfer-to', 'agent/bob');
+  await ann.fill('#transfer-note', 'Caller wants a refund for order 1042');
+  await ann.click('dialog button[type=submit]');
+  await waitFor("Ann's leg closed", async () => ![...ws.calls.legs.values()].some((l) => l.user === 'ann'), 10_000, 100);
+  await waitFor("Ann's call panel is gone", async () => (await ann.$('[data-call]')) === null, 10_000, 100);
+  await sleep(400);
+  const meanwhile = await heardIn(1000);
+  t.diagnostic(`caller heard ${meanwhile} packets of music in 1 s while being transferred`);
+  assert.ok(meanwhile >= 35, `music while the call is transferred (${meanwhile})`);
+  await bobPage.waitForSelector('[data-offer]', { timeout: 15_000 });
+  await bobPage.keyboard.press('a');
+  await (await bobPage.waitForSelector(`li[data-conversation="${conversationId}"]`, { timeout: 15_000 })).click();
+  await bobPage.click('#call-answer', { timeout: 15_000 });
+  await bobPage.waitForSelector('[data-call=live]', { timeout: 15_000 });
+  await sleep(400);
+  const withBob = await heardIn(1000);
+  t.diagnostic(`caller heard ${withBob} packets in 1 s from Bob`);
+  assert.ok(withBob >= 35 && withBob <= 70, `one stream (Bob's) towards the caller, got ${withBob}`);
+  const afterTransfer = await media.call<{ producers: { source: string; paused: boolean }[] }>('call.info', { conversationId: mediaId({ callId }) });
+  assert.deepEqual(afterTransfer.producers.filter((p) => p.source === 'agent').map((p) => p.paused), [false], "one agent's voice in the call: Bob's");
+  const transferred = await actors.ask<{ value: string; context: { agent: string; transfers: { to: string; note: string }[] } }>(`conversation/${conversationId}`, { type: 'get' });
+  assert.equal(transferred.context.agent, 'bob');
+  assert.deepEqual(transferred.context.transfers.map((x) => [x.to, x.note]), [['agent/bob', 'Caller wants a refund for order 1042']]);
+  assert.equal((await annApi(`/api/calls/${conversationId}/join`, {})).status, 403, 'Ann no longer reaches the call');
+
   // Hang up: the trunk gets a BYE (sipp answers 200 and ends cleanly), the router closes, wrap-up.
-  await ann.click('#call-hangup');
+  await bobPage.click('#call-hangup');
   const r = await run;
   assert.equal(r.code, 0, `sipp failed:\n${r.out.slice(-2000)}`);
   await waitFor('wrap-up', async () => (await actors.ask<{ value: string }>(`conversation/${conversationId}`, { type: 'get' })).value === 'wrapup', 10_000, 100);
   const gone = await media.call('call.info', { conversationId: mediaId({ callId }) }).catch((e: unknown) => e);
   assert.ok(gone instanceof MediaError && gone.code === 404, 'the router is closed');
-  await waitFor('the call panel is gone', async () => (await ann.$('[data-call]')) === null, 10_000, 100);
+  await waitFor('the call panel is gone', async () => (await bobPage.$('[data-call]')) === null, 10_000, 100);
   assert.equal(ws.calls.legs.size, 0, 'no agent leg left on the web node');
   t.diagnostic(`whole call ${Date.now() - started} ms`);
   ear.close();

@@ -6,123 +6,30 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import pino from 'pino';
-import { Hono } from 'hono';
-import type { Browser, Page } from 'playwright-core';
-import { CHROMIUM, launchChromium, loginCookie } from './browser.testing.ts';
-import { loadConfig } from '../engine/config.ts';
-import { freePort } from '../engine/nats-server.ts';
-import { startEngine, type Engine } from '../engine/start.ts';
-import { ActorClient } from '../actors/client.ts';
-import { StoreClient } from '../storage/client.ts';
-import { serve, type HttpServer } from '../platform/serve.ts';
-import { startTestNats, tempDir, waitFor, type TestNats } from '../tests/support/nats.ts';
-import { workspace, type Workspace } from './server/routes.ts';
+import { accessibility, apiSession as session, NO_CHROMIUM, signIn as signInAt, startWorkspaceStack, tabOrder, type WorkspaceStack } from './browser.testing.ts';
+import { waitFor } from '../tests/support/nats.ts';
 
 const SHOTS = resolve('.test-data/screenshots');
-const skip = existsSync(CHROMIUM) ? false : `no ${CHROMIUM}: run scripts/setup-browser.sh as root`;
+const skip = NO_CHROMIUM;
 
-let nats: TestNats;
-let engine: Engine;
-let ws: Workspace;
-let http: HttpServer;
-let browser: Browser;
+let stack: WorkspaceStack;
 let base = '';
-const adminPassword = crypto.randomUUID();
+let adminPassword = '';
 
 before(async () => {
   if (skip) return;
-  nats = await startTestNats();
-  const enginePort = await freePort();
-  const env = { NATS_URL: nats.urls[0], DATA_DIR: tempDir('web-e2e'), SURREAL_URL: 'mem://', PORT: String(enginePort), SMTP_PORT: String(await freePort()), SIP_PORT: String(await freePort()), MEDIA_WORKERS: '1', ACTOR_SHARDS: '4', WEBCHAT_SITES: 'shop:Shop', LOG_LEVEL: 'warn', ADMIN_PASSWORD: adminPassword };
-  engine = await startEngine(loadConfig(env), pino({ level: 'warn' }), env);
-  const nc = await nats.connect();
-  ws = await workspace({ nc, actors: new ActorClient(nc, 4), store: new StoreClient(nc), log: pino({ level: 'warn' }), dataDir: env.DATA_DIR, env: { ADMIN_PASSWORD: adminPassword }, blobs: engine.blobs!.store });
-  // The shop's own page with the widget from the engine; the workspace beside it, as the lead mounts it at `/`.
-  const site = new Hono();
-  site.get('/shop', (c) => c.html(`<!doctype html><html lang="zh-CN"><body><h1>Shop</h1><script src="http://127.0.0.1:${enginePort}/webchat/v1/widget.js" data-site="shop" data-lang="zh-CN"></script></body></html>`));
-  site.route('/', ws.app);
-  http = await serve(site.fetch, await freePort(), '127.0.0.1');
-  base = `http://127.0.0.1:${http.port}`;
-  browser = await launchChromium();
+  stack = await startWorkspaceStack('web-e2e');
+  ({ base, adminPassword } = stack);
   mkdirSync(SHOTS, { recursive: true });
 });
 
 after(async () => {
-  await browser?.close();
-  await http?.close();
-  await ws?.stop();
-  await engine?.stop();
-  await nats?.stop();
+  await stack?.stop();
 });
 
-/** A session for API calls outside the browser (the admin, the second agent). */
-async function apiSession(user: string, password: string) {
-  const cookie = await loginCookie(base, user, password);
-  return async <T = Record<string, unknown>>(path: string, body?: unknown): Promise<T> => {
-    const res = await fetch(`${base}${path}`, { method: body === undefined ? 'GET' : 'POST', headers: { cookie, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-    const data = (await res.json()) as T;
-    assert.ok(res.ok, `${path}: ${res.status} ${JSON.stringify(data)}`);
-    return data;
-  };
-}
-
-async function signIn(page: Page, user: string, password: string) {
-  await page.goto(base);
-  await page.fill('#login-user', user);
-  await page.fill('#login-password', password);
-  await page.click('button[type=submit]');
-  await page.waitForSelector('header nav');
-}
-
-// Plain JavaScript in a string: tsx's helpers (__name) do not exist inside the page.
-const CONTRAST = `(() => {
-    const rgb = (s) => (s.match(/[\d.]+/g) ?? []).map(Number);
-    const lum = ([r, g, b]) => {
-      const f = (c) => ((c /= 255) <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4);
-      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
-    };
-    const bgOf = (e) => {
-      for (; e; e = e.parentElement) {
-        const c = rgb(getComputedStyle(e).backgroundColor);
-        if (c.length === 3 || (c.length === 4 && c[3] > 0)) return c.slice(0, 3);
-      }
-      return [255, 255, 255];
-    };
-    const out = [];
-    let checked = 0;
-    for (const e of Array.from(document.querySelectorAll('body *'))) {
-      const own = Array.from(e.childNodes).some((n) => n.nodeType === 3 && n.textContent.trim());
-      if (!own || !e.offsetParent) continue;
-      checked++;
-      const a = lum(rgb(getComputedStyle(e).color).slice(0, 3));
-      const b = lum(bgOf(e));
-      const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
-      if (ratio < 4.5) out.push(e.tagName + ' "' + e.textContent.trim().slice(0, 30) + '" ' + ratio.toFixed(2));
-    }
-    return { out, checked };
-  })()`;
-
-/** Inputs without a label, text below 4.5:1 contrast against its effective background. */
-async function accessibility(page: Page, view: string) {
-  const unlabelled = await page.$$eval('input:not([type=hidden]),select,textarea', (els) =>
-    els.filter((e) => !(e as HTMLInputElement).labels?.length && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby')).map((e) => e.outerHTML.slice(0, 80)),
-  );
-  assert.deepEqual(unlabelled, [], `${view}: every input has a label`);
-  const low = (await page.evaluate(CONTRAST)) as { out: string[]; checked: number };
-  assert.ok(low.checked > 3, `${view}: some text was checked (${low.checked})`);
-  assert.deepEqual(low.out, [], `${view}: body text contrast ≥ 4.5:1`);
-}
-
-/** The ids (or tag names) focus visits from `start` on, pressing Tab. */
-async function tabOrder(page: Page, count: number): Promise<string[]> {
-  const seen: string[] = [];
-  for (let i = 0; i < count; i++) {
-    await page.keyboard.press('Tab');
-    seen.push(await page.evaluate(() => document.activeElement?.id || `${document.activeElement?.tagName.toLowerCase()}:${document.activeElement?.getAttribute('type') ?? ''}`));
-  }
-  return seen;
-}
+const apiSession = (user: string, password: string) => session(base, user, password);
+const signIn = (page: Parameters<typeof signInAt>[0], user: string, password: string) => signInAt(page, base, user, password);
+const newPage = async (locale?: string) => (await stack.browser.newContext(locale ? { locale } : {})).newPage();
 
 test('agent accepts, replies, transfers; the visitor is answered; the wallboard follows', { skip, timeout: 90_000 }, async () => {
   const admin = await apiSession('admin', adminPassword);
@@ -132,7 +39,7 @@ test('agent accepts, replies, transfers; the visitor is answered; the wallboard 
   await admin('/api/canned', { id: 'thanks', title: 'Thanks', text: '感谢您的耐心等待。' }).catch(() => assert.fail('admins add canned responses'));
 
   // Ann signs in: the login form is labelled, focus follows the visual order, text is readable.
-  const ann = await (await browser.newContext({ locale: 'zh-CN' })).newPage();
+  const ann = await newPage('zh-CN');
   await ann.goto(base);
   await ann.waitForSelector('#login-user');
   await accessibility(ann, 'login');
@@ -144,7 +51,7 @@ test('agent accepts, replies, transfers; the visitor is answered; the wallboard 
   await waitFor('ann available', async () => (await ann.getAttribute('[data-presence]', 'data-presence')) === 'available', 10_000, 100);
 
   // The visitor writes from the shop's page through the widget.
-  const visitor = await (await browser.newContext({ locale: 'zh-CN' })).newPage();
+  const visitor = await newPage('zh-CN');
   await visitor.goto(`${base}/shop`);
   await visitor.click('[data-cc-webchat] button.l');
   await visitor.fill('#cc-in', '你好，我的订单还没到');
@@ -160,7 +67,7 @@ test('agent accepts, replies, transfers; the visitor is answered; the wallboard 
   await ann.screenshot({ path: join(SHOTS, 'inbox.png') });
 
   // Sue watches the wallboard: Ann holds one conversation.
-  const sue = await (await browser.newContext()).newPage();
+  const sue = await newPage();
   await signIn(sue, 'sue', 'sue-password-1');
   await sue.click('a[href="#wallboard"]');
   await sue.waitForSelector('tr[data-agent=ann] td[data-tasks="1"]', { timeout: 10_000 });

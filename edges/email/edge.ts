@@ -27,8 +27,13 @@ export interface EmailEdgeOptions {
   maxMessageBytes?: number;
   attachments?: Partial<AttachmentPolicy>;
   retry?: Partial<RetryPolicy>;
-  /** STARTTLS certificate for the listener; without one STARTTLS is not offered. */
+  /** STARTTLS certificate for the listener; without one STARTTLS is not offered (see tls.ts for one). */
   tls?: { key: string | Uint8Array; cert: string | Uint8Array };
+  /**
+   * Refuse MAIL FROM before STARTTLS (530). Off by default: a public MX must not require it (RFC 3207 4);
+   * for a listener that only your own MTAs reach.
+   */
+  requireTLS?: boolean;
   /** Name in the SMTP greeting. */
   serverName?: string;
   metrics?: Registry;
@@ -54,6 +59,7 @@ function reasonLabel(code: number): string {
 export async function startEmailEdge(o: EmailEdgeOptions): Promise<EmailEdge> {
   const parsedAccounts = v.safeParse(EmailAccountsSchema, o.accounts);
   if (!parsedAccounts.success) throw new Error(`email edge: accounts: ${parsedAccounts.issues[0].message}`);
+  if (o.requireTLS && !o.tls) throw new Error('email edge: requireTLS needs a STARTTLS certificate (tls)');
   const accounts = new Map<string, EmailAccount>(parsedAccounts.output.map((a) => [a.address, a]));
   const accountSet = new Set(accounts.keys());
   const domains = new Set([...accountSet].map(domainOf));
@@ -100,6 +106,11 @@ export async function startEmailEdge(o: EmailEdgeOptions): Promise<EmailEdge> {
     ...(o.tls ? { key: Buffer.from(o.tls.key), cert: Buffer.from(o.tls.cert) } : {}),
     logger: false,
     disableReverseLookup: true,
+    onMailFrom(_address, session, cb) {
+      if (!o.requireTLS || session.secure) return cb();
+      counters.rejected.inc({ reason: 'tls_required' });
+      cb(smtpError(530, '5.7.0 Must issue a STARTTLS command first'));
+    },
     onRcptTo(address, _session, cb) {
       if (parseRecipient(address.address, accountSet)) return cb();
       counters.rejected.inc({ reason: 'unknown_account' });

@@ -122,7 +122,8 @@ export function emailSender(d: SenderDeps): (msg: OutboundMessage) => Promise<De
           from: { name: account.name ?? '', address: account.address },
           to: { name: msg.to.displayName ?? '', address: msg.to.handle },
           replyTo: replyAddress(account.address, msg.conversationId),
-          subject: replySubject(msg.thread?.subject),
+          // A message that opens the thread (outreach) answers nothing: its subject stays as given.
+          subject: msg.thread?.opens && msg.thread.subject?.trim() ? msg.thread.subject.trim() : replySubject(msg.thread?.subject),
           text: msg.text,
           html: msg.html,
           messageId: headerId,

@@ -9,17 +9,31 @@
 // and a 200 to INVITE is retransmitted (T1 doubling to T2) until its ACK, as RFC 3261 §13.3.1.4 asks.
 import { createSocket, type Socket } from 'node:dgram';
 import type { NatsConnection } from '@nats-io/nats-core';
+import * as v from 'valibot';
 import { createActor, type Actor } from 'xstate';
 import { ivrMachine, type IvrMenu, type QueueExit } from '../../machines/ivr.ts';
 import type { TellEffect } from '../../machines/effects.ts';
 import { CALL_FAILED_SUBJECT, MediaClient } from '../../media/service.ts';
 import { badRequestFromRaw, isRequest, makeResponse, parseSip, stringifySip, type SipRequest, type SipResponse } from './grammar.ts';
+import { outboundCalls, serveDial, type OutboundCalls, type Trunk } from './outbound.ts';
+import { noticePrompt, type ActiveRecording, type CallRecordings } from './recording.ts';
 import { RtpRelay } from './relay.ts';
 import { buildAnswer, negotiate, parseOffer, SdpError, type Negotiated } from './sdp.ts';
 import type { Caller, VoiceEngine } from './voice.ts';
+import { isPhoneNumber, type FailoverEngine } from './failover.ts';
+import { startWaitingRoom } from './waiting.ts';
 
 /** Core NATS: the agent hung up in the workspace ({ conversationId }); the edge holding the call sends the BYE. */
 export const AGENT_HANGUP_SUBJECT = 'cc.voice.hangup';
+/**
+ * Core NATS request: the agent pressed keys ({ conversationId, digits }). Only the edge holding the call
+ * answers ({ sent } once the keys have sounded, or { error }); no answer means no edge holds it.
+ */
+export const AGENT_DTMF_SUBJECT = 'cc.voice.dtmf';
+export const DtmfRequest = v.object({
+  conversationId: v.pipe(v.string(), v.minLength(1, 'conversationId is required')),
+  digits: v.pipe(v.string(), v.regex(/^[0-9*#A-D]{1,32}$/, 'digits must be 1 to 32 of 0-9 * # A-D')),
+});
 
 const T1 = 500;
 const T2 = 4000;
@@ -44,8 +58,14 @@ export interface SipEdgeOptions {
   vipExit?: QueueExit;
   /** The account calls arrive on (the trunk's number or name), kept as the reply-to account. */
   account?: string;
-  /** Prompt looped while the caller waits in queue (missing file: silence). */
+  /** Prompt looped while the caller waits in queue (missing file: silence), between position announcements. */
   holdPrompt?: string;
+  /** Channel failover (SMS + web chat link) when nobody can take the call; without it callers always queue. */
+  failover?: FailoverEngine;
+  /** Call recording (RECORD_CALLS=on|announce); without it no call is recorded. */
+  recordings?: CallRecordings;
+  /** The trunk outbound calls go to (SIP_TRUNK…); without it this edge places no calls. */
+  trunk?: Trunk;
   log?: SipLog;
 }
 
@@ -66,6 +86,13 @@ interface Call {
   stopRetransmit?: () => void;
   /** Resolves when setup finished (or failed); CANCEL waits on it. */
   digits: string[];
+  /** When the INVITE came (the call's entry in the history). */
+  startedAt: number;
+  /** The conversation went on by SMS / web chat (failover): the hang-up does not end it. */
+  continuedOn?: 'sms' | 'webchat';
+  recording?: ActiveRecording;
+  /** The language the IVR ended in (the transcript's). */
+  language?: string | null;
 }
 
 export interface SipEdge {
@@ -73,6 +100,8 @@ export interface SipEdge {
   /** Live calls by Call-ID (tests and stats). */
   calls: Map<string, Readonly<Call>>;
   stats: { requests: number; malformed: number; callsAnswered: number; callsEnded: number };
+  /** Outbound calls through the trunk, when one is configured. */
+  outbound?: OutboundCalls;
   stop(): Promise<void>;
 }
 
@@ -85,6 +114,8 @@ export async function startSipEdge(o: SipEdgeOptions): Promise<SipEdge> {
   const publicIp = o.publicIp ?? host;
   const media = new MediaClient(o.nc);
   const log = o.log;
+  // Queued callers hear music, and their place whenever the queue tells their conversation.
+  const waiting = startWaitingRoom({ nc: o.nc, media, music: o.holdPrompt, log });
   const calls = new Map<string, Call>();
   const stats = { requests: 0, malformed: 0, callsAnswered: 0, callsEnded: 0 };
   /** Last response per server transaction (branch + method), for retransmitted requests. */
@@ -115,7 +146,7 @@ export async function startSipEdge(o: SipEdgeOptions): Promise<SipEdge> {
         if (call) {
           log?.warn({ callId: call.callId, reason }, 'call media failed');
           void end(call, 'media failed');
-        }
+        } else if (conversationId) outbound?.mediaFailed(conversationId, reason ?? 'media failed');
       } catch {
         /* not ours to judge */
       }
@@ -133,36 +164,73 @@ export async function startSipEdge(o: SipEdgeOptions): Promise<SipEdge> {
       } catch {
         return;
       }
+      if (typeof conversationId === 'string' && outbound?.hangup(conversationId, 'the agent hung up')) return;
       const call = [...calls.values()].find((c) => c.conversationId !== undefined && c.conversationId === conversationId);
       if (!call || call.state !== 'confirmed') return;
-      const bye: SipRequest = {
-        method: 'BYE',
-        uri: call.invite.headers.contact?.[0]?.uri ?? call.invite.headers.from.uri,
-        version: '2.0',
-        headers: {
-          via: [{ version: '2.0', protocol: 'UDP', host: publicIp, port, params: { branch: `z9hG4bK${crypto.randomUUID().replace(/-/g, '').slice(0, 16)}`, rport: null } }],
-          from: { uri: call.invite.headers.to.uri, params: { tag: call.toTag } },
-          to: call.invite.headers.from,
-          'call-id': call.callId,
-          cseq: { seq: 1, method: 'BYE' },
-          'max-forwards': 70,
-          'content-length': 0,
-        },
-        content: '',
-      };
-      const text = stringifySip(bye);
-      let delay = T1;
-      const again = (left: number) => {
-        send(text, call.source);
-        if (left > 0) byes.set(call.callId, setTimeout(() => again(left - 1), (delay = Math.min(delay * 2, T2))));
-        else byes.delete(call.callId);
-      };
-      again(6);
+      sendBye(call);
       void end(call, 'agent hung up');
     },
   });
 
+  /** BYE towards the trunk, retransmitted until its 200 (a non-INVITE client transaction). */
+  function sendBye(call: Call): void {
+    const bye: SipRequest = {
+      method: 'BYE',
+      uri: call.invite.headers.contact?.[0]?.uri ?? call.invite.headers.from.uri,
+      version: '2.0',
+      headers: {
+        via: [{ version: '2.0', protocol: 'UDP', host: publicIp, port, params: { branch: `z9hG4bK${crypto.randomUUID().replace(/-/g, '').slice(0, 16)}`, rport: null } }],
+        from: { uri: call.invite.headers.to.uri, params: { tag: call.toTag } },
+        to: call.invite.headers.from,
+        'call-id': call.callId,
+        cseq: { seq: 1, method: 'BYE' },
+        'max-forwards': 70,
+        'content-length': 0,
+      },
+      content: '',
+    };
+    const text = stringifySip(bye);
+    let delay = T1;
+    const again = (left: number) => {
+      send(text, call.source);
+      if (left > 0) byes.set(call.callId, setTimeout(() => again(left - 1), (delay = Math.min(delay * 2, T2))));
+      else byes.delete(call.callId);
+    };
+    again(6);
+  }
+
+  // The agent's keys toward the trunk, as RFC 4733 events in the stream the relay forwards.
+  const keys = o.nc.subscribe(AGENT_DTMF_SUBJECT, {
+    callback: (_err, msg) => {
+      let raw: unknown;
+      try {
+        raw = JSON.parse(dec.decode(msg.data));
+      } catch {
+        return;
+      }
+      const rq = v.safeParse(DtmfRequest, raw);
+      if (!rq.success) return void msg.respond(enc.encode(JSON.stringify({ error: rq.issues[0].message })));
+      const reply = (o: object) => msg.respond(enc.encode(JSON.stringify(o)));
+      // A call the trunk placed with us, or one we placed through it (outbound.ts).
+      const inbound = [...calls.values()].find((c) => c.conversationId === rq.output.conversationId);
+      const placed = inbound ? undefined : [...(outbound?.calls.values() ?? [])].find((c) => c.conversationId === rq.output.conversationId && c.phase !== 'ended');
+      const call = inbound ? { callId: inbound.callId, state: inbound.state === 'confirmed' ? 'answered' : inbound.state, relay: inbound.relay } : placed ? { callId: placed.callId, state: placed.phase, relay: placed.relay } : undefined;
+      if (!call) return; // another edge's call, or none: the asker times out
+      if (call.state !== 'answered' || !call.relay) return void reply({ error: `the call is ${call.state}` });
+      call.relay.sendDigits(rq.output.digits).then(
+        () => {
+          log?.info({ callId: call.callId, digits: rq.output.digits.length }, 'agent dtmf sent');
+          reply({ sent: rq.output.digits.length });
+        },
+        (e: Error) => reply({ error: e.message }),
+      );
+    },
+  });
+
   const send = (text: string, to: { ip: string; port: number }) => socket.send(enc.encode(text), to.port, to.ip);
+  // Calls we place through the trunk (outbound.ts); their messages are told apart by Call-ID.
+  const outbound = o.trunk ? outboundCalls({ trunk: o.trunk, host, publicIp, port, send, media, holdPrompt: o.holdPrompt, log, progress: (id, p) => o.voice.progress(id, p, nowMs()) }) : undefined;
+  const dialService = outbound ? await serveDial(o.nc, outbound) : undefined;
   const txKey = (rq: SipRequest) => `${String(rq.headers.via[0].params.branch ?? '')}:${rq.headers.cseq.method}:${rq.headers['call-id']}`;
 
   function respond(rq: SipRequest, to: { ip: string; port: number }, status: number, reason: string, extra: { headers?: Record<string, unknown>; content?: string; toTag?: string } = {}): string {
@@ -193,6 +261,7 @@ export async function startSipEdge(o: SipEdgeOptions): Promise<SipEdge> {
       return;
     }
     const m = parsed.message;
+    if (outbound?.take(m, from)) return;
     if (!isRequest(m)) {
       // The only requests we send are BYEs: their answer ends the retransmissions; other responses are dropped.
       if (m.headers.cseq.method === 'BYE') {
@@ -223,7 +292,7 @@ export async function startSipEdge(o: SipEdgeOptions): Promise<SipEdge> {
         if (call && call.state === 'answered') {
           call.state = 'confirmed';
           call.stopRetransmit?.();
-          startIvr(call);
+          void recordingNotice(call).then(() => call.state === 'confirmed' && startIvr(call));
         }
         return;
       case 'BYE':
@@ -255,7 +324,7 @@ export async function startSipEdge(o: SipEdgeOptions): Promise<SipEdge> {
   async function invite(rq: SipRequest, from: { ip: string; port: number }): Promise<void> {
     respond100(rq, from);
     const callId = rq.headers['call-id'];
-    const call: Call = { callId, invite: rq, source: from, toTag: crypto.randomUUID().slice(0, 8), state: 'setup', sdpVersion: 1, sessionId: Math.floor(Math.random() * 1e9), digits: [] };
+    const call: Call = { callId, invite: rq, source: from, toTag: crypto.randomUUID().slice(0, 8), state: 'setup', sdpVersion: 1, sessionId: Math.floor(Math.random() * 1e9), digits: [], startedAt: nowMs() };
     calls.set(callId, call);
     const number = callerNumber(rq);
     let offer;
@@ -299,7 +368,9 @@ export async function startSipEdge(o: SipEdgeOptions): Promise<SipEdge> {
     const relay = await RtpRelay.open(host, { ip: offer.ip, port: offer.port }, {
       payloadType: n.payloadType,
       dtmfPayloadType: n.dtmfPayloadType,
+      clockRate: n.clockRate,
       callerSsrc,
+      tap: (leg, p) => call.recording?.tap(leg, p),
       onDigit: (digit) => {
         call.digits.push(digit);
         log?.info({ callId: call.callId, digit }, 'dtmf');
@@ -308,6 +379,8 @@ export async function startSipEdge(o: SipEdgeOptions): Promise<SipEdge> {
     });
     call.relay = relay;
     if (call.state === 'ended') return relay.close();
+    // Both directions pass the relay, in the trunk's codec: the recorder taps them there.
+    if (n.codec !== 'opus') call.recording = o.recordings?.start(call.callId, n.codec);
     relay.connectMedia({ ip: leg.ip, port: leg.port });
     await media.call('plain.connect', { conversationId, transportId: leg.transportId, ip: relay.local.ip, port: relay.local.port });
     // The caller's voice as a producer, for the agent's side to consume.
@@ -362,12 +435,23 @@ export async function startSipEdge(o: SipEdgeOptions): Promise<SipEdge> {
     log?.info({ callId: call.callId, held: call.relay?.held }, 'call re-INVITE');
   }
 
+  /** RECORD_CALLS=announce: "this call may be recorded" before the menu, which waits for it to end. */
+  async function recordingNotice(call: Call): Promise<void> {
+    if (o.recordings?.mode !== 'announce' || !call.transportId || !call.negotiated || call.negotiated.codec === 'opus') return;
+    const prompt = noticePrompt(o.menu.language);
+    const r = await media
+      .call<{ durationMs: number }>('play', { conversationId: mediaId(call), transportId: call.transportId, prompt, codec: call.negotiated.codec, loop: false })
+      .catch((e: Error) => (log?.warn({ callId: call.callId, prompt, err: e.message }, 'recording notice not played'), { durationMs: 0 }));
+    await new Promise((ok) => setTimeout(ok, r.durationMs));
+  }
+
   function startIvr(call: Call): void {
     const ivr = createActor(ivrMachine, { input: { callId: call.callId } });
     call.ivr = ivr;
     ivr.on('effect.tell', (emitted) => {
-      const e = (emitted as unknown as TellEffect).event as { type: string; prompt?: string | null; exit?: unknown; language?: string | null };
+      const e = (emitted as unknown as TellEffect).event as { type: string; prompt?: string | null; exit?: unknown; language?: string | null; queue?: string | null };
       if (e.type === 'ivr.play' && e.prompt) void play(call, e.prompt, false);
+      if (e.type === 'ivr.staffing') void staffing(call, e.queue ?? null);
       if (e.type === 'ivr.done') void routed(call, e.exit as QueueExit | { failover: string } | null, e.language ?? null);
     });
     ivr.start();
@@ -388,13 +472,52 @@ export async function startSipEdge(o: SipEdgeOptions): Promise<SipEdge> {
     }
   }
 
+  /** The IVR asks before queueing: can anyone take this call? Only callers with a number can be offered SMS. */
+  async function staffing(call: Call, queue: string | null): Promise<void> {
+    if (!o.failover || !queue || !isPhoneNumber(callerNumber(call.invite))) return void call.ivr?.send({ type: 'staffed' });
+    const r = await o.failover.staffing(queue, nowMs()).catch((e: Error) => {
+      log?.warn({ callId: call.callId, queue, err: e.message }, 'staffing unknown: queueing the call');
+      return { staffed: true, reason: undefined };
+    });
+    if (!r.staffed) log?.info({ callId: call.callId, queue, reason: r.reason }, 'nobody can take the call: offering failover');
+    call.ivr?.send(r.staffed ? { type: 'staffed' } : { type: 'unstaffed', reason: r.reason });
+  }
+
+  /** The caller chose SMS / web chat: the conversation moves there with the link, then a goodbye and our BYE. */
+  async function continueOn(call: Call, channel: 'sms' | 'webchat', language: string | null): Promise<void> {
+    if (!o.failover || !call.caller) return;
+    const number = callerNumber(call.invite);
+    try {
+      const moved = await o.failover.continueOn({ callId: call.callId, caller: call.caller, number, language, attrs: { menu: 'failover' }, callAt: call.startedAt, at: nowMs() });
+      call.conversationId = moved.conversationId;
+      call.continuedOn = channel;
+      log?.info({ callId: call.callId, conversation: moved.conversationId, channel }, 'call continued by SMS and web chat');
+    } catch (e) {
+      log?.warn({ callId: call.callId, err: (e as Error).message }, 'failover failed: queueing the call instead');
+      return routed(call, { queue: 'default', attributes: { reason: 'failover failed' } }, language);
+    }
+    const lang = language && /^(zh|cmn)/i.test(language) ? 'zh' : 'en';
+    const bye = await media
+      .call<{ durationMs: number }>('play', { conversationId: mediaId(call), transportId: call.transportId ?? '', prompt: `failover.sent.${lang}`, codec: call.negotiated?.codec === 'PCMA' ? 'PCMA' : 'PCMU' })
+      .then((r) => r.durationMs, () => 0);
+    setTimeout(() => {
+      if (call.state !== 'confirmed') return;
+      sendBye(call);
+      void end(call, `continued by ${channel}`);
+    }, bye + 300);
+  }
+
   async function routed(call: Call, exit: QueueExit | { failover: string } | null, language: string | null): Promise<void> {
     if (call.state === 'ended' || !call.caller) return;
+    call.language = language;
+    if (exit && 'failover' in exit && o.failover && (exit.failover === 'sms' || exit.failover === 'webchat')) return continueOn(call, exit.failover, language);
     const queueExit: QueueExit = exit && 'queue' in exit ? exit : { queue: 'default', attributes: { reason: exit ? `failover ${exit.failover} not offered on voice` : 'ivr-no-exit' } };
     try {
       call.conversationId = await o.voice.open({ callId: call.callId, caller: call.caller, exit: queueExit, language, at: nowMs(), account: o.account ?? 'sip', number: callerNumber(call.invite) });
       log?.info({ callId: call.callId, conversation: call.conversationId, queue: queueExit.queue }, 'call queued');
-      if (o.holdPrompt) await play(call, o.holdPrompt, true);
+      if (call.transportId && call.negotiated && call.negotiated.codec !== 'opus') {
+        await waiting.hold({ conversationId: call.conversationId, mediaId: mediaId(call), transportId: call.transportId, codec: call.negotiated.codec, language });
+      }
     } catch (e) {
       log?.warn({ callId: call.callId, err: (e as Error).message }, 'could not open the voice conversation');
     }
@@ -407,12 +530,14 @@ export async function startSipEdge(o: SipEdgeOptions): Promise<SipEdge> {
     call.stopRetransmit?.();
     stats.callsEnded++;
     call.relay?.close();
+    if (call.recording) void o.recordings?.finish(call.recording, { conversationId: call.conversationId, customerId: call.caller?.customerRecord, identityId: call.caller?.identityId, language: call.language ?? o.menu.language });
     if (call.ivr) {
       call.ivr.send({ type: 'hangup' });
       call.ivr.stop();
     }
+    if (call.conversationId) waiting.release(call.conversationId);
     await media.call('router.close', { conversationId: mediaId(call) }).catch(() => undefined);
-    if (call.conversationId) await o.voice.hangup(call.conversationId, nowMs()).catch((e) => log?.warn({ err: (e as Error).message }, 'hangup not told'));
+    if (call.conversationId && !call.continuedOn) await o.voice.hangup(call.conversationId, nowMs()).catch((e) => log?.warn({ err: (e as Error).message }, 'hangup not told'));
     log?.info({ callId: call.callId, why, relay: call.relay?.stats }, 'call ended');
   }
 
@@ -420,12 +545,18 @@ export async function startSipEdge(o: SipEdgeOptions): Promise<SipEdge> {
     port,
     calls,
     stats,
+    outbound,
     async stop() {
       clearInterval(sweep);
       failures.unsubscribe();
       hangups.unsubscribe();
+      keys.unsubscribe();
+      waiting.stop();
       for (const t of byes.values()) clearTimeout(t);
       await Promise.all([...calls.values()].map((c) => end(c, 'edge stopping')));
+      await o.recordings?.settled();
+      await dialService?.stop().catch(() => undefined);
+      await outbound?.stop();
       await new Promise<void>((ok) => socket.close(() => ok()));
     },
   };

@@ -104,3 +104,28 @@ export function buildAnswer(o: { ip: string; port: number; negotiated: Negotiate
   ];
   return lines.join('\r\n') + '\r\n';
 }
+
+/** Payload types of our outbound offer: what the media node carries, G.711 first (prompts are G.711). */
+export const OFFER_FORMATS = [
+  { payloadType: 0, name: 'PCMU', clockRate: 8000 },
+  { payloadType: 8, name: 'PCMA', clockRate: 8000 },
+  { payloadType: 111, name: 'opus', clockRate: 48000, channels: 2 },
+  { payloadType: 101, name: 'telephone-event', clockRate: 8000 },
+] as const;
+
+/** Our SDP offer for an outbound call (the trunk's answer is read with parseOffer + negotiate). */
+export function buildOffer(o: { ip: string; port: number; sessionId: number; version: number }): string {
+  const family = o.ip.includes(':') ? 'IP6' : 'IP4';
+  return [
+    'v=0',
+    `o=cc ${o.sessionId} ${o.version} IN ${family} ${o.ip}`,
+    's=cc',
+    `c=IN ${family} ${o.ip}`,
+    't=0 0',
+    `m=audio ${o.port} RTP/AVP ${OFFER_FORMATS.map((f) => f.payloadType).join(' ')}`,
+    ...OFFER_FORMATS.map((f) => `a=rtpmap:${f.payloadType} ${f.name}/${f.clockRate}${'channels' in f ? `/${f.channels}` : ''}`),
+    'a=fmtp:101 0-16',
+    'a=ptime:20',
+    'a=sendrecv',
+  ].join('\r\n') + '\r\n';
+}

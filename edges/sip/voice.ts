@@ -6,6 +6,7 @@
 import type { ActorClient } from '../../actors/client.ts';
 import type { StoreClient } from '../../storage/client.ts';
 import type { QueueExit } from '../../machines/ivr.ts';
+import type { CallState } from '../../machines/conversation.ts';
 import { keyOf } from '../inbound.ts';
 
 export interface Caller {
@@ -19,6 +20,8 @@ export interface VoiceEngine {
   caller(number: string, at: number): Promise<Caller>;
   open(o: { callId: string; caller: Caller; exit: QueueExit; language: string | null; at: number; account: string; number: string }): Promise<string>;
   hangup(conversationId: string, at: number): Promise<void>;
+  /** An outbound call's progress, told to its conversation (durable; deduplicated per call and state). */
+  progress(conversationId: string, p: { callId: string; state: CallState; reason?: string }, at: number): Promise<void>;
 }
 
 export function engineVoice(deps: { store: StoreClient; actors: Pick<ActorClient, 'tell' | 'ask'> }): VoiceEngine {
@@ -64,6 +67,9 @@ export function engineVoice(deps: { store: StoreClient; actors: Pick<ActorClient
       // Answered calls end into wrap-up; anything still waiting was abandoned.
       const event = c && (c.value === 'active' || c.value === 'onHold') ? 'wrapup' : 'customer.left';
       await actors.tell(`conversation/${conversationId}`, { type: event, at }, { msgId: `hangup:${conversationId}` });
+    },
+    async progress(conversationId, p, at) {
+      await actors.tell(`conversation/${conversationId}`, { type: 'call.progress', at, ...p }, { msgId: `call:${p.callId}:${p.state}` });
     },
   };
 }

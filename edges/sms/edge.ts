@@ -2,7 +2,8 @@
 // The SMS edge: an ESME bound to an SMSC over SMPP 3.4 (bind_transceiver).
 // Inbound deliver_sm → InboundMessage (GSM 7-bit / UCS-2 decoded, concatenated parts reassembled);
 // deliver_sm that are delivery receipts → DeliveryUpdates for the message whose submit_sm the SMSC
-// answered with that message_id. Outbound submit_sm with UDH concatenation and registered_delivery.
+// answered with that message_id (the map lives in receipts.ts: NATS KV on an engine, so it survives a
+// restart). Outbound submit_sm with UDH concatenation and registered_delivery.
 // A deliver_sm is answered only once the engine has it, so a failure makes the SMSC deliver again;
 // to an unknown number of ours it is answered ESME_RINVDSTADR.
 import * as v from 'valibot';
@@ -14,6 +15,7 @@ import { backoffMs, edgeCounters, silentEdgeLog, type EdgeCounters, type EdgeLog
 import { EsmeLink, SmppError, type SmscConfig } from './esme.ts';
 import { MESSAGE_STATES, SmsTooLong, concatInfo, encodeSms, parseReceipt, receiptOutcome, smppAddress, type SmsPart } from './encoding.ts';
 import { Reassembler, type Assembled } from './reassembly.ts';
+import { memoryReceipts, type PartRef, type Progress, type ReceiptStore } from './receipts.ts';
 
 /** Our sender numbers / short codes; TON/NPI are inferred unless given. */
 export const SmsAccountSchema = v.object({
@@ -46,8 +48,13 @@ export interface SmsEdgeOptions {
   retry?: { tries?: number; baseMs?: number; maxMs?: number };
   /** How long a send waits for a bound link per try; default 10 s. */
   bindWaitMs?: number;
-  /** How long receipts are awaited for a sent message; default 72 h. */
+  /** How long receipts are awaited for a sent message, when receipts live in memory; default 72 h. */
   receiptTtlMs?: number;
+  /**
+   * Where SMSC ids of sent parts and receipt progress are kept (receipts.ts): `kvReceipts` (NATS KV)
+   * survives restarts and is shared by edge nodes; default: this edge's memory.
+   */
+  receipts?: ReceiptStore;
   now?: () => number;
 }
 
@@ -57,15 +64,6 @@ export interface SmsEdge extends Edge {
   readonly binds: number;
   /** Resolves once bound to the SMSC (or rejects after timeoutMs). */
   ready(timeoutMs?: number): Promise<void>;
-}
-
-interface Sent {
-  messageId: string;
-  conversationId: string;
-  total: number;
-  delivered: Set<number>;
-  finished: boolean;
-  at: number;
 }
 
 class Malformed extends Error {}
@@ -98,9 +96,9 @@ export async function startSmsEdge(o: SmsEdgeOptions): Promise<SmsEdge> {
   const counters = edgeCounters('sms', o.metrics);
   const now = o.now ?? Date.now;
   const retry = { tries: 5, baseMs: 1000, maxMs: 30_000, ...o.retry };
-  const receiptTtl = o.receiptTtlMs ?? 72 * 3600_000;
   // SMSC message_id → which part of which message; and each message's receipt progress.
-  const bySmscId = new Map<string, { sent: Sent; part: number }>();
+  const ownReceipts = o.receipts ? undefined : memoryReceipts(o.receiptTtlMs, now);
+  const receipts = o.receipts ?? ownReceipts!;
   // Content keys of inbound messages handed to the engine but not acknowledged to the SMSC: a
   // redelivery reuses the id, so the engine applies it once. (SMPP gives MO messages no id of their own.)
   const unacked = new Map<string, { id: string; at: number }>();
@@ -187,7 +185,7 @@ export async function startSmsEdge(o: SmsEdgeOptions): Promise<SmsEdge> {
     const tlvId = typeof pdu.receipted_message_id === 'string' ? pdu.receipted_message_id : undefined;
     const id = tlvId ?? parsedReceipt?.id;
     const stat = parsedReceipt?.stat ?? (typeof pdu.message_state === 'number' ? MESSAGE_STATES[pdu.message_state] : undefined);
-    const entry = id ? bySmscId.get(normId(id)) : undefined;
+    const entry = id && stat ? await lookupReceipt(id) : undefined;
     if (!id || !stat || !entry) {
       // Answer anyway: refusing would only make the SMSC resend a receipt we cannot place.
       counters.rejected.inc({ reason: id && stat ? 'unknown_receipt' : 'bad_receipt' });
@@ -195,32 +193,60 @@ export async function startSmsEdge(o: SmsEdgeOptions): Promise<SmsEdge> {
       await respond(session, pdu, ESME_ROK);
       return;
     }
+    if (entry === 'unavailable') return void (await respond(session, pdu, ESME_RX_T_APPN)); // the SMSC tries again
     const outcome = receiptOutcome(stat);
-    const { sent, part } = entry;
-    let update: DeliveryUpdate | undefined;
+    const { messageId, conversationId, part, total } = entry;
+    const base = { messageId, conversationId, channel: 'sms' as const, at: now(), channelMessageId: id };
+    // The progress change and the update it calls for; undone when the update cannot be recorded.
+    let step: { change: (p: Progress) => Progress; undo: (p: Progress) => Progress; update: DeliveryUpdate } | undefined;
     if (outcome?.state === 'delivered') {
-      sent.delivered.add(part);
-      if (sent.delivered.size === sent.total && !sent.finished) {
-        sent.finished = true;
-        update = { messageId: sent.messageId, conversationId: sent.conversationId, channel: 'sms', state: 'delivered', at: now(), channelMessageId: id };
-      }
-    } else if (outcome?.state === 'failed' && !sent.finished) {
-      sent.finished = true;
+      step = {
+        change: (p) => {
+          const delivered = p.delivered.includes(part) ? p.delivered : [...p.delivered, part];
+          return { delivered, finished: p.finished || delivered.length === total };
+        },
+        undo: (p) => ({ delivered: p.delivered.filter((x) => x !== part), finished: false }),
+        update: { ...base, state: 'delivered' },
+      };
+    } else if (outcome?.state === 'failed') {
       const err = parsedReceipt?.err ? ` (error ${parsedReceipt.err})` : '';
-      update = { messageId: sent.messageId, conversationId: sent.conversationId, channel: 'sms', state: 'failed', at: now(), channelMessageId: id, permanent: outcome.permanent, reason: `SMSC reports ${stat}${err}` };
-      counters.failed.inc({ permanent: String(outcome.permanent) });
+      step = {
+        change: (p) => ({ ...p, finished: true }),
+        undo: (p) => ({ ...p, finished: false }),
+        update: { ...base, state: 'failed', permanent: outcome.permanent, reason: `SMSC reports ${stat}${err}` },
+      };
     }
-    if (update) {
+    if (step) {
+      let moved: { before: Progress; after: Progress };
       try {
-        await report(update);
-      } catch {
-        sent.finished = false;
-        if (update.state === 'delivered') sent.delivered.delete(part);
-        await respond(session, pdu, ESME_RX_T_APPN);
-        return;
+        moved = await receipts.progress(messageId, step.change);
+      } catch (e) {
+        log.error({ err: (e as Error).message, id }, 'sms: receipt progress not recorded; the smsc will resend the receipt');
+        return void (await respond(session, pdu, ESME_RX_T_APPN));
+      }
+      // Reported once: by whichever receipt finished the message.
+      if (!moved.before.finished && moved.after.finished) {
+        if (step.update.state === 'failed') counters.failed.inc({ permanent: String(step.update.permanent) });
+        try {
+          await report(step.update);
+        } catch {
+          await receipts.progress(messageId, step.undo).catch(() => undefined);
+          await respond(session, pdu, ESME_RX_T_APPN);
+          return;
+        }
       }
     }
     await respond(session, pdu, ESME_ROK);
+  }
+
+  /** The part an SMSC id names; 'unavailable' when the store cannot be read now. */
+  async function lookupReceipt(id: string): Promise<PartRef | 'unavailable' | undefined> {
+    try {
+      return await receipts.lookup(normId(id));
+    } catch (e) {
+      log.error({ err: (e as Error).message, id }, 'sms: receipt store unavailable');
+      return 'unavailable';
+    }
   }
 
   async function onDeliver(session: smpp.Session, pdu: smpp.PDU): Promise<void> {
@@ -266,15 +292,14 @@ export async function startSmsEdge(o: SmsEdgeOptions): Promise<SmsEdge> {
   });
   link.start();
 
-  // Forget receipts never coming and stale redelivery keys.
+  // Forget stale redelivery keys (receipts expire in their store).
   const sweep = setInterval(() => {
     const t = now();
-    for (const [id, e] of bySmscId) if (t - e.sent.at > receiptTtl) bySmscId.delete(id);
     for (const [k, e] of unacked) if (t - e.at > 3600_000) unacked.delete(k);
   }, 60_000);
   sweep.unref?.();
 
-  async function submit(msg: OutboundMessage, account: SmsAccount, list: SmsPart[], sent: Sent): Promise<DeliveryUpdate> {
+  async function submit(msg: OutboundMessage, account: SmsAccount, list: SmsPart[]): Promise<DeliveryUpdate> {
     const base = { messageId: msg.messageId, conversationId: msg.conversationId, channel: 'sms' as const };
     const { ton, npi } = inferTonNpi(account);
     const ids: string[] = [];
@@ -301,7 +326,11 @@ export async function startSmsEdge(o: SmsEdgeOptions): Promise<SmsEdge> {
           });
           const smscId = String(resp.message_id ?? '');
           ids.push(smscId);
-          bySmscId.set(normId(smscId), { sent, part: i });
+          // Not remembered means its receipt cannot be placed later: said loudly, the send still stands.
+          await receipts.remember(normId(smscId), { messageId: msg.messageId, conversationId: msg.conversationId, part: i, total: list.length, at: now() }).catch((e: Error) => {
+            counters.rejected.inc({ reason: 'receipt_not_stored' });
+            log.error({ err: e.message, messageId: msg.messageId, smscId }, 'sms: could not remember the smsc id; its receipt will be unknown');
+          });
         }
       } catch (e) {
         last = e instanceof SmppError ? e : new SmppError((e as Error).message);
@@ -319,7 +348,8 @@ export async function startSmsEdge(o: SmsEdgeOptions): Promise<SmsEdge> {
     const permanent = last.status !== undefined && !TRANSIENT.has(last.status);
     const partial = ids.length ? ` (${ids.length} of ${list.length} parts were accepted)` : '';
     const reason = permanent ? `SMSC refused the message: ${last.message}${partial}` : `gave up after ${attempt} tries: ${last.message}${partial}`;
-    sent.finished = true;
+    // Receipts for parts that did go out must not make a failed message delivered.
+    if (ids.length) await receipts.progress(msg.messageId, (p) => ({ ...p, finished: true })).catch(() => undefined);
     counters.failed.inc({ permanent: String(permanent) });
     const u: DeliveryUpdate = { ...base, state: 'failed', at: now(), permanent, reason };
     await report(u).catch(() => undefined);
@@ -349,8 +379,7 @@ export async function startSmsEdge(o: SmsEdgeOptions): Promise<SmsEdge> {
       throw e;
     }
     await report({ ...base, state: 'queued', at: now() }).catch(() => undefined);
-    const sent: Sent = { messageId: msg.messageId, conversationId: msg.conversationId, total: list.length, delivered: new Set(), finished: false, at: now() };
-    return submit(msg, account, list, sent);
+    return submit(msg, account, list);
   }
 
   return {
@@ -377,6 +406,7 @@ export async function startSmsEdge(o: SmsEdgeOptions): Promise<SmsEdge> {
       clearInterval(sweep);
       parts.clear();
       await link.close();
+      await ownReceipts?.close();
     },
   };
 }

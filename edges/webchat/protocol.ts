@@ -1,9 +1,13 @@
-// Web chat protocol v1 (PROTOCOL.md): the frames a widget or an app sends, the frames the engine answers
-// with, error codes and close codes. Every frame is one JSON object with a `type`.
+// Web chat protocol v2 (PROTOCOL.md): the frames a widget or an app sends, the frames the engine answers
+// with, error codes and close codes. Every frame is one JSON object with a `type`. v2 is v1 plus calls from
+// the widget (call.* frames, `voice` in welcome); a v1 client is served as before.
 import * as v from 'valibot';
+import { DtlsParameters, RtpCapabilities, RtpParameters } from '../../media/webrtc.ts';
 import { AttachmentSchema, type Attachment } from '../message.ts';
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
+/** Versions a client may say hello with; call frames need 2. */
+export const SUPPORTED_VERSIONS: readonly number[] = [1, 2];
 
 export const LIMITS = {
   /** One client frame, in bytes of its JSON text. */
@@ -42,11 +46,16 @@ export type ErrorCode =
   | 'unknown_site'
   | 'unknown_app'
   | 'bad_attachment'
-  | 'unavailable';
+  | 'unavailable'
+  | 'call_unavailable'
+  | 'bad_link'
+  | 'call_failed';
 
 const ClientMessageId = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,64}$/, 'clientMessageId must be 1-64 letters, digits, _ or -'));
 const Seq = v.pipe(v.number(), v.integer(), v.minValue(0));
 const Short = (max: number) => v.pipe(v.string(), v.maxLength(max));
+/** Names a call request; its answer (or error) carries the same ref. */
+const CallRef = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,64}$/, 'ref must be 1-64 letters, digits, _ or -'));
 
 export const AppUserSchema = v.strictObject({
   id: v.pipe(v.string(), v.minLength(1, 'user.id must not be empty'), v.maxLength(128, 'user.id must be at most 128 characters')),
@@ -67,6 +76,8 @@ export const HelloSchema = v.object({
   token: v.optional(Short(200)),
   /** Where the client left off: frames after lastSeq are sent again. */
   resume: v.optional(v.object({ conversationId: v.optional(Short(128)), lastSeq: Seq })),
+  /** Web visitors: a signed chat link (`cc_link` in the page's URL, sent by SMS: link.ts) joining its conversation. */
+  link: v.optional(Short(600)),
 });
 export type Hello = v.InferOutput<typeof HelloSchema>;
 
@@ -82,6 +93,12 @@ export const ClientFrameSchema = v.variant('type', [
   v.object({ type: v.literal('read'), seq: Seq }),
   v.object({ type: v.literal('delivered'), seq: Seq }),
   v.object({ type: v.literal('ping') }),
+  // v2: a call from the widget, signalled on this socket (the media is WebRTC to the engine's media node).
+  v.object({ type: v.literal('call.start'), ref: CallRef }),
+  v.object({ type: v.literal('call.connect'), ref: CallRef, direction: v.picklist(['send', 'recv'], 'direction must be send or recv'), dtlsParameters: DtlsParameters }),
+  v.object({ type: v.literal('call.produce'), ref: CallRef, kind: v.literal('audio', 'only audio'), rtpParameters: RtpParameters }),
+  v.object({ type: v.literal('call.consume'), ref: CallRef, rtpCapabilities: RtpCapabilities }),
+  v.object({ type: v.literal('call.hangup'), ref: v.optional(CallRef) }),
 ]);
 export type ClientFrame = v.InferOutput<typeof ClientFrameSchema>;
 
@@ -94,8 +111,27 @@ export type LoggedFrame =
 export const NOTICE_KINDS = ['queue.position', 'agent.joined', 'conversation.closed', 'info'] as const;
 export type NoticeKind = (typeof NOTICE_KINDS)[number];
 
+/** What mediasoup-client needs to create one WebRTC transport. */
+export interface CallTransport {
+  id: string;
+  iceParameters: unknown;
+  iceCandidates: unknown;
+  dtlsParameters: unknown;
+}
+
+/** Answers to call requests (with the request's ref) and the call's own news (ringing, answered, ended). */
+export type CallServerFrame =
+  | { type: 'call.transport'; ref: string; callId: string; routerRtpCapabilities: unknown; send: CallTransport; recv: CallTransport }
+  | { type: 'call.connected'; ref: string; direction: 'send' | 'recv' }
+  | { type: 'call.produced'; ref: string; producerId: string }
+  | { type: 'call.consumer'; ref: string; consumerId: string; producerId: string; kind: 'audio'; rtpParameters: unknown }
+  | { type: 'call.ringing'; callId: string }
+  | { type: 'call.answered'; callId: string }
+  | { type: 'call.ended'; callId: string; reason: string };
+
 export type ServerFrame =
-  | { type: 'welcome'; v: number; visitorId?: string; userId?: string; conversationId: string | null; lastSeq: number }
+  | { type: 'welcome'; v: number; visitorId?: string; userId?: string; conversationId: string | null; lastSeq: number; voice?: boolean }
+  | CallServerFrame
   | (LoggedFrame & { seq: number; conversationId: string })
   | { type: 'ack'; clientMessageId: string; seq: number; conversationId: string; duplicate: boolean }
   | { type: 'conversation'; conversationId: string }

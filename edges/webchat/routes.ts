@@ -3,11 +3,13 @@
 //   POST /v1/upload?site=KEY | ?app=KEY   an attachment into the object store
 //   GET  /v1/files?key=…               an attachment back (its key is unguessable)
 //   GET  /v1/widget.js                 the embeddable widget
+//   GET  /v1/call.js                   the widget's call module (mediasoup-client), fetched when a visitor calls
 import { readFile } from 'node:fs/promises';
 import { Hono, type Context } from 'hono';
 import * as v from 'valibot';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { Registry } from 'prom-client';
+import type { ActorClient } from '../../actors/client.ts';
 import { upgradeWebSocket } from '../../platform/websocket.ts';
 import type { BlobStore } from '../../storage/blobs/store.ts';
 import type { Edge, InboundSink } from '../message.ts';
@@ -18,6 +20,8 @@ import { verifyUserToken } from './token.ts';
 import { DEFAULT_UPLOAD_LIMITS, UploadRejection, storeUpload, type UploadLimits } from './upload.ts';
 import { logEdge, publishNotice, publishReceipt, type Notice } from './edge.ts';
 import { webchatMetrics, type WebchatMetrics } from './metrics.ts';
+import { WidgetVoice } from './call.ts';
+import { callBundle } from './call-bundle.ts';
 
 const AccountKey = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{4,64}$/, 'keys must be 4-64 letters, digits, _ or -'));
 const ConfigSchema = v.object({
@@ -37,6 +41,10 @@ export interface WebchatDeps {
   /** JetStream replicas of the log stream and bucket (JS_REPLICAS). */
   replicas?: number;
   now?: () => number;
+  /** Calls from the widget (protocol v2): the conversation actors to switch to voice; absent, no voice. */
+  voice?: { actors: Pick<ActorClient, 'tell' | 'ask'> };
+  /** CHAT_LINK_SECRET: visitors who open a signed chat link (sent by SMS) join its conversation. */
+  chatLinkSecret?: string;
 }
 
 export interface Webchat {
@@ -61,7 +69,8 @@ export async function webchatRoutes(deps: WebchatDeps): Promise<Webchat> {
   const limits: UploadLimits = { ...DEFAULT_UPLOAD_LIMITS, ...deps.upload };
   const widget = await readFile(WIDGET_URL, 'utf8');
   const sessions = new Set<{ session: Session; close(): void }>();
-  const sessionDeps = { nc: deps.nc, log, sink: deps.sink, blobs: deps.blobs, metrics, logger: deps.log, now: deps.now };
+  const voice = deps.voice ? new WidgetVoice({ nc: deps.nc, actors: deps.voice.actors, logger: deps.log }) : undefined;
+  const sessionDeps = { nc: deps.nc, log, sink: deps.sink, blobs: deps.blobs, metrics, logger: deps.log, now: deps.now, voice, chatLinkSecret: deps.chatLinkSecret };
 
   const refuse = (c: Context, status: 400 | 401 | 403 | 413 | 415 | 426, code: string, reason: string) => {
     metrics.rejected.inc({ code });
@@ -149,7 +158,9 @@ export async function webchatRoutes(deps: WebchatDeps): Promise<Webchat> {
 
   routes.get('/v1/files', async (c) => {
     const key = c.req.query('key') ?? '';
-    if (!key.startsWith('webchat/')) return c.json({ error: 'key must be a web chat attachment key', code: 'bad_key' }, 400);
+    // A visitor's own uploads, and what agents attach to replies (workspace/<agent>/<random uuid>/<name>):
+    // both keys carry an unguessable random segment, which is what lets the widget fetch them.
+    if (!/^(webchat|workspace)\//.test(key) || key.includes('..')) return c.json({ error: 'key must be a web chat attachment key', code: 'bad_key' }, 400);
     const got = await deps.blobs.get(key).catch(() => undefined);
     if (!got) return c.json({ error: 'no such attachment', code: 'not_found' }, 404);
     const inline = got.contentType.startsWith('image/');
@@ -168,6 +179,14 @@ export async function webchatRoutes(deps: WebchatDeps): Promise<Webchat> {
     c.body(widget, 200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'public, max-age=300', 'access-control-allow-origin': '*' }),
   );
 
+  routes.get('/v1/call.js', async (c) => {
+    if (!voice) return c.json({ error: 'calls are not enabled on this server', code: 'no_voice' }, 404);
+    const b = await callBundle();
+    const headers = { etag: b.etag, 'cache-control': 'no-cache', 'access-control-allow-origin': '*' };
+    if (c.req.header('if-none-match') === b.etag) return c.body(null, 304, headers);
+    return c.body(b.js, 200, { ...headers, 'content-type': 'text/javascript; charset=utf-8' });
+  });
+
   const siteKeys = new Set(Object.keys(deps.sites));
   const appKeys = new Set(Object.keys(deps.apps));
   return {
@@ -178,6 +197,7 @@ export async function webchatRoutes(deps: WebchatDeps): Promise<Webchat> {
     publishNotice: (id, n) => publishNotice(log, id, n, deps.now),
     publishReceipt: (id, state, upTo) => publishReceipt(log, id, state, upTo, deps.now),
     async close() {
+      await voice?.stop();
       for (const s of sessions) {
         s.session.closedByPeer();
         s.close();

@@ -5,8 +5,10 @@ import * as v from 'valibot';
 import type { NatsConnection, Subscription } from '@nats-io/nats-core';
 import { InboundMessageSchema, type Attachment, type InboundSink, type Sender } from '../message.ts';
 import type { BlobStore } from '../../storage/blobs/store.ts';
-import { ClientFrameSchema, CLOSE, LIMITS, PROTOCOL_VERSION, firstIssue, type ClientFrame, type ErrorCode, type Hello, type ServerFrame } from './protocol.ts';
+import { ClientFrameSchema, CLOSE, LIMITS, PROTOCOL_VERSION, SUPPORTED_VERSIONS, firstIssue, type ClientFrame, type ErrorCode, type Hello, type ServerFrame } from './protocol.ts';
+import { CallRefusal, type CallFrame, type WidgetCall, type WidgetVoice } from './call.ts';
 import { typingSubject, type ConversationLog, type LoggedEntry } from './log.ts';
+import { verifyChatLink } from './link.ts';
 import { verifyUserToken } from './token.ts';
 import { uploadPrefix } from './upload.ts';
 import type { WebchatMetrics } from './metrics.ts';
@@ -33,6 +35,10 @@ export interface SessionDeps {
   metrics: WebchatMetrics;
   logger: Logger;
   now?: () => number;
+  /** Calls from the widget (protocol v2); absent: this edge offers no voice. */
+  voice?: WidgetVoice;
+  /** Secret of chat links (CHAT_LINK_SECRET); absent: links are refused. */
+  chatLinkSecret?: string;
 }
 
 const VISITOR_ID = /^[A-Za-z0-9_-]{22}$/;
@@ -57,6 +63,9 @@ export class Session {
   private sentSeq = 0;
   private queued = 0;
   private closed = false;
+  /** The protocol version the client said hello with. */
+  private version = PROTOCOL_VERSION;
+  private call: WidgetCall | undefined;
 
   constructor(
     private readonly deps: SessionDeps,
@@ -100,7 +109,9 @@ export class Session {
     }
     const r = v.safeParse(ClientFrameSchema, json);
     if (!r.success) {
-      const ref = typeof (json as { clientMessageId?: unknown })?.clientMessageId === 'string' ? (json as { clientMessageId: string }).clientMessageId.slice(0, 64) : undefined;
+      // The refused frame's own name for itself, so the client knows which one: a message id or a call ref.
+      const named = (json as { clientMessageId?: unknown; ref?: unknown } | null)?.clientMessageId ?? (json as { ref?: unknown } | null)?.ref;
+      const ref = typeof named === 'string' ? named.slice(0, 64) : undefined;
       return this.reject('bad_frame', firstIssue(r.issues), ref);
     }
     this.deps.metrics.framesIn.inc({ type: r.output.type });
@@ -120,6 +131,8 @@ export class Session {
     this.tail = undefined;
     this.typingSub?.unsubscribe();
     this.typingSub = undefined;
+    // The call's media is this page's: a visitor who leaves hangs up.
+    void this.call?.end('the visitor left', 'customer');
     this.deps.metrics.sockets.dec({ channel: this.channel });
   }
 
@@ -171,13 +184,15 @@ export class Session {
         return this.receipt(frame.type, frame.seq);
       case 'ping':
         return this.send({ type: 'pong', at: this.now() });
+      default:
+        return this.callFrame(frame);
     }
   }
 
   private async hello(h: Hello): Promise<void> {
     if (this.who) return this.reject('bad_frame', 'hello was already said on this socket');
-    if (h.v !== PROTOCOL_VERSION) {
-      this.reject('bad_version', `protocol version ${h.v} is not supported (this server speaks ${PROTOCOL_VERSION})`);
+    if (!SUPPORTED_VERSIONS.includes(h.v)) {
+      this.reject('bad_version', `protocol version ${h.v} is not supported (this server speaks ${SUPPORTED_VERSIONS.join(' and ')})`);
       return this.shut(CLOSE.badHello, 'unsupported protocol version');
     }
     let visitorId: string | undefined;
@@ -185,6 +200,15 @@ export class Session {
       visitorId = h.visitorId && VISITOR_ID.test(h.visitorId) ? h.visitorId : newVisitorId();
       const handle = `visitor:${visitorId}`;
       this.who = { handle, channel: 'webchat', from: { handle, ...(h.name ? { displayName: h.name } : {}) } };
+      if (h.link) {
+        // A chat link joins the conversation it names, and the phone it was texted to is this visitor's
+        // (the SMS reached that phone): their messages link to the caller's customer and land there.
+        const checked = this.deps.chatLinkSecret ? await verifyChatLink(this.deps.chatLinkSecret, h.link, this.now()) : { ok: false as const, reason: 'this server takes no chat links' };
+        if (checked.ok) {
+          this.who.from = { ...this.who.from, phone: checked.link.phone, verified: { phone: true } };
+          await this.deps.log.bind(this.account.key, handle, checked.link.conversationId);
+        } else this.reject('bad_link', checked.reason);
+      }
     } else {
       if (!h.user || !h.token) {
         this.reject('bad_token', 'an app hello needs user and token');
@@ -211,15 +235,17 @@ export class Session {
       };
     }
     clearTimeout(this.helloTimer);
+    this.version = h.v;
     const current = await this.deps.log.current(this.account.key, this.who.handle);
     const resumes = current !== undefined && h.resume?.conversationId === current;
     this.send({
       type: 'welcome',
-      v: PROTOCOL_VERSION,
+      v: this.version,
       ...(visitorId ? { visitorId } : {}),
       ...(h.user ? { userId: h.user.id } : {}),
       conversationId: current ?? null,
       lastSeq: resumes ? h.resume!.lastSeq : 0,
+      ...(this.version >= 2 ? { voice: Boolean(this.deps.voice) } : {}),
     });
     // A client that comes back to the same conversation gets what it missed; otherwise the whole log.
     if (current) await this.follow(current, resumes ? h.resume!.lastSeq + 1 : 1);
@@ -269,7 +295,7 @@ export class Session {
       attachments,
       sentAt: at,
       ...(this.conversationId ? { thread: { conversationId: this.conversationId } } : {}),
-      meta: { protocol: `webchat/v${PROTOCOL_VERSION}` },
+      meta: { protocol: `webchat/v${this.version}` },
     });
     if (!parsed.success) return this.reject('bad_frame', firstIssue(parsed.issues), f.clientMessageId);
     let delivered: { conversationId: string; duplicate: boolean };
@@ -293,6 +319,26 @@ export class Session {
       await this.follow(delivered.conversationId, 1);
     }
     this.send({ type: 'ack', clientMessageId: f.clientMessageId, seq: logged.seq, conversationId: delivered.conversationId, duplicate: delivered.duplicate || logged.duplicate });
+  }
+
+  /** A call frame (v2): call.start makes this socket's call, the others go to it; refusals keep the ref. */
+  private async callFrame(f: CallFrame): Promise<void> {
+    const ref = 'ref' in f ? f.ref : undefined;
+    if (this.version < 2) return this.reject('bad_frame', `${f.type} is protocol v2: say hello with v 2`, ref);
+    const voice = this.deps.voice;
+    if (!voice) return this.reject('call_unavailable', 'calls are not enabled on this server', ref);
+    try {
+      if (f.type === 'call.start' && (!this.call || this.call.ended)) {
+        this.call = await voice.start(this.conversationId, (frame) => this.send(frame), f.ref);
+        return;
+      }
+      if (!this.call) return this.reject('call_unavailable', 'no call on this socket: send call.start first', ref);
+      await this.call.handle(f);
+    } catch (e) {
+      if (e instanceof CallRefusal) return this.reject(e.code, e.message, ref);
+      this.deps.logger.warn({ err: (e as Error).message, type: f.type }, 'webchat call frame failed');
+      return this.reject('call_failed', `${f.type} failed: ${(e as Error).message}`, ref);
+    }
   }
 
   /** Attachments must be this customer's own uploads; size and type come from the store, not the client. */

@@ -327,7 +327,7 @@ test('unknown site or app keys are refused before the upgrade with a reason; a w
   const plain = await fetch(`http://${A.base}/v1/ws?site=${SITE}`);
   assert.equal(plain.status, 426);
   const c = await Client.open(wsUrl(A));
-  c.send({ type: 'hello', v: 2 });
+  c.send({ type: 'hello', v: 99 });
   assert.equal((await c.next((f) => f.type === 'error')).code, 'bad_version');
   assert.equal((await c.closed).code, 4400);
   const metrics = await A.registry.metrics();
@@ -406,7 +406,8 @@ test('widget.js is served as JavaScript, and its protocol client resumes after a
   assert.match(res.headers.get('content-type')!, /^text\/javascript/);
   const source = await res.text();
   assert.equal(source, readFileSync(new URL('./widget.js', import.meta.url), 'utf8'));
-  assert.ok(source.length < 17_000, `widget is ${source.length} bytes`);
+  // Small: the call button is about 2 KB of it; the call module itself (/v1/call.js) loads only when pressed.
+  assert.ok(source.length < 20_000, `widget is ${source.length} bytes`);
 
   // The widget's own code, without a DOM: its client over a real socket, with a page's localStorage.
   const ctx = vm.createContext({ WebSocket, setTimeout, clearTimeout, crypto: globalThis.crypto, JSON, Math, Date });
@@ -447,4 +448,28 @@ test('widget.js is served as JavaScript, and its protocol client resumes after a
   assert.deepEqual(page2.state.history.map((f: Frame) => f.text), ['from the widget', 'reply while the page was closed']);
   assert.equal(page2.state.pending.length, 0);
   page2.close();
+});
+
+test('protocol v2: v1 clients are served as before, call frames need v2 and an engine with voice, and are checked', async () => {
+  const v1 = await visitor(A);
+  assert.equal(v1.welcome.v, 1);
+  assert.equal('voice' in v1.welcome, false, 'a v1 welcome is unchanged');
+  v1.c.send({ type: 'call.start', ref: 'r1' });
+  const old = await v1.c.next((f) => f.type === 'error' && f.ref === 'r1');
+  assert.equal(old.code, 'bad_frame');
+  assert.match(old.reason, /protocol v2/);
+
+  const v2 = await visitor(A, { v: 2 });
+  assert.equal(v2.welcome.v, 2);
+  assert.equal(v2.welcome.voice, false, 'this edge was started without voice');
+  v2.c.send({ type: 'call.start', ref: 'r2' });
+  assert.deepEqual(await v2.c.next((f) => f.ref === 'r2'), { type: 'error', code: 'call_unavailable', reason: 'calls are not enabled on this server', ref: 'r2' });
+  v2.c.send({ type: 'call.connect', ref: 'r3', direction: 'send', dtlsParameters: { fingerprints: [{ algorithm: 'md5', value: 'zz' }] } });
+  const bad = await v2.c.next((f) => f.ref === 'r3');
+  assert.equal(bad.code, 'bad_frame');
+  assert.match(bad.reason, /dtlsParameters\.fingerprints\.0\.algorithm/);
+  const noModule = await fetch(`http://${A.base}/v1/call.js`);
+  assert.equal(noModule.status, 404);
+  v1.c.ws.close();
+  v2.c.ws.close();
 });

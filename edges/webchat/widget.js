@@ -1,11 +1,13 @@
-/* cc web chat widget, protocol v1 (edges/webchat/PROTOCOL.md). Include with
+/* cc web chat widget, protocol v2 (edges/webchat/PROTOCOL.md). Include with
    <script src="https://ENGINE/webchat/v1/widget.js" data-site="KEY" async></script>
-   Optional: data-lang="zh-CN|en", data-title="…". window.CCWebchat exposes createClient (no DOM) and mountUi. */
+   Optional: data-lang="zh-CN|en", data-title="…", data-voice="on" (a Call button when the engine offers
+   voice; the call module /v1/call.js is fetched only when pressed). window.CCWebchat exposes createClient
+   (no DOM) and mountUi. */
 (function () {
   'use strict';
   var STRINGS = {
-    en: { open: 'Chat with us', close: 'Close chat', title: 'Chat', input: 'Type your message', send: 'Send', attach: 'Attach a file', typing: 'Agent is typing…', sent: 'Sent', read: 'Read', failed: 'Not sent', queue: 'You are number {p} in the queue. Estimated wait: {w} min.', joined: '{a} joined the chat', closed: 'The conversation has ended.', offline: 'Reconnecting…', log: 'Messages', tooLarge: 'File too large or not accepted' },
-    'zh-CN': { open: '在线咨询', close: '关闭对话', title: '在线客服', input: '输入消息', send: '发送', attach: '添加文件', typing: '客服正在输入…', sent: '已发送', read: '已读', failed: '发送失败', queue: '您前面还有 {p} 位，预计等待 {w} 分钟。', joined: '{a} 已加入对话', closed: '对话已结束。', offline: '正在重新连接…', log: '消息', tooLarge: '文件过大或类型不支持' },
+    en: { open: 'Chat with us', close: 'Close chat', title: 'Chat', input: 'Type your message', send: 'Send', attach: 'Attach a file', typing: 'Agent is typing…', sent: 'Sent', read: 'Read', failed: 'Not sent', queue: 'You are number {p} in the queue. Estimated wait: {w} min.', joined: '{a} joined the chat', closed: 'The conversation has ended.', offline: 'Reconnecting…', log: 'Messages', tooLarge: 'File too large or not accepted', call: 'Call', hangUp: 'Hang up', calling: 'Calling…', ringing: 'Waiting for an agent to answer…', inCall: 'On the call', callEnded: 'Call ended' },
+    'zh-CN': { open: '在线咨询', close: '关闭对话', title: '在线客服', input: '输入消息', send: '发送', attach: '添加文件', typing: '客服正在输入…', sent: '已发送', read: '已读', failed: '发送失败', queue: '您前面还有 {p} 位，预计等待 {w} 分钟。', joined: '{a} 已加入对话', closed: '对话已结束。', offline: '正在重新连接…', log: '消息', tooLarge: '文件过大或类型不支持', call: '语音通话', hangUp: '挂断', calling: '正在呼叫…', ringing: '正在等待客服接听…', inCall: '通话中', callEnded: '通话已结束' },
   };
   function pickStrings(lang) {
     return /^zh/i.test(lang || '') ? STRINGS['zh-CN'] : STRINGS.en;
@@ -28,7 +30,7 @@
     var ns = 'ccwc:' + (o.site || o.app) + ':' + (o.user ? o.user.id : '') + ':';
     function load(k, d) { try { var v = store.getItem(ns + k); return v == null ? d : JSON.parse(v); } catch (e) { return d; } }
     function save(k, v) { try { store.setItem(ns + k, JSON.stringify(v)); } catch (e) { /* private mode: memory only */ } }
-    var s = { visitorId: load('visitor', null), conversationId: load('conversation', null), lastSeq: load('seq', 0), pending: load('pending', []), history: load('history', []) };
+    var s = { visitorId: load('visitor', null), conversationId: load('conversation', null), lastSeq: load('seq', 0), pending: load('pending', []), history: load('history', []), voice: false };
     var ws = null, attempts = 0, stopped = false, online = false, listeners = [];
     function emit(f) { listeners.forEach(function (l) { try { l(f); } catch (e) { /* a listener's bug is not the client's */ } }); }
     function raw(f) { if (ws && online && ws.readyState === 1) { ws.send(JSON.stringify(f)); return true; } return false; }
@@ -41,18 +43,19 @@
       if (stopped) return;
       ws = new WS(o.url);
       ws.onopen = function () {
-        var hello = { type: 'hello', v: 1 };
+        var hello = { type: 'hello', v: 2 };
         if (s.visitorId) hello.visitorId = s.visitorId;
         if (o.name) hello.name = o.name;
         if (o.user) { hello.user = o.user; hello.token = o.token; }
         if (s.conversationId) hello.resume = { conversationId: s.conversationId, lastSeq: s.lastSeq };
+        if (o.link) { hello.link = o.link; o.link = null; } /* a chat link joins its conversation once */
         ws.send(JSON.stringify(hello));
       };
       ws.onmessage = function (ev) {
         var f;
         try { f = JSON.parse(ev.data); } catch (e) { return; }
         if (f.type === 'welcome') {
-          online = true; attempts = 0;
+          online = true; attempts = 0; s.voice = f.voice === true;
           if (f.visitorId) { s.visitorId = f.visitorId; save('visitor', f.visitorId); }
           if (f.conversationId !== s.conversationId) {
             // Another conversation than the one we knew: the server sends it from its start.
@@ -86,8 +89,10 @@
     }
     connect();
     return {
-      on: function (l) { listeners.push(l); },
-      get state() { return { visitorId: s.visitorId, conversationId: s.conversationId, lastSeq: s.lastSeq, pending: s.pending.slice(), history: s.history.slice(), online: online }; },
+      on: function (l) { listeners.push(l); return function () { listeners = listeners.filter(function (x) { return x !== l; }); }; },
+      get state() { return { visitorId: s.visitorId, conversationId: s.conversationId, lastSeq: s.lastSeq, pending: s.pending.slice(), history: s.history.slice(), online: online, voice: s.voice }; },
+      /* A raw frame (the call module's signalling); false when offline. */
+      call: function (f) { return raw(f); },
       send: function (text, attachments) {
         var f = { type: 'message', clientMessageId: rid() };
         if (text) f.text = text;
@@ -114,6 +119,8 @@
     '.n{align-self:center;font-size:12px;color:#555;text-align:center}.t{font-size:12px;color:#555;padding:0 10px;min-height:16px}' +
     'form{display:flex;gap:6px;padding:8px;border-top:1px solid #ddd}textarea{flex:1;resize:none;font:inherit;padding:6px;border:1px solid #bbb;border-radius:6px}' +
     'form button,label.f{border:0;border-radius:6px;padding:0 10px;background:#0b5fff;color:#fff;font:inherit;cursor:pointer;display:flex;align-items:center}' +
+    '.h .cb{font-size:14px;border:1px solid #fff8;border-radius:6px;padding:2px 8px;margin-left:auto;margin-right:8px}.h .cb[hidden],.cs[hidden]{display:none}' +
+    '.cs{display:flex;gap:8px;align-items:center;justify-content:space-between;padding:6px 10px;background:#e9f7ef;font-size:13px}.cs button{border:0;border-radius:6px;padding:4px 10px;background:#c62828;color:#fff;font:inherit;cursor:pointer}' +
     ':focus-visible{outline:2px solid #ffb300;outline-offset:2px}.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}';
 
   /* The panel: launcher, message list, typing, notices, receipts, uploads. */
@@ -124,7 +131,8 @@
     var root = host.attachShadow ? host.attachShadow({ mode: 'open' }) : host;
     root.innerHTML = '<style>' + CSS + '</style>' +
       '<button class="l" type="button" aria-haspopup="dialog" aria-expanded="false"></button>' +
-      '<div class="p" role="dialog" aria-modal="false" hidden><div class="h"><strong></strong><button type="button" class="x">×</button></div>' +
+      '<div class="p" role="dialog" aria-modal="false" hidden><div class="h"><strong></strong><button type="button" class="cb" hidden></button><button type="button" class="x">×</button></div>' +
+      '<div class="cs" role="status" data-call="idle" hidden><span></span><button type="button" class="hu" hidden></button></div>' +
       '<div class="m" role="log" aria-live="polite"></div><div class="t" aria-live="polite"></div>' +
       '<form><label class="sr" for="cc-in"></label><textarea id="cc-in" rows="2"></textarea>' +
       '<label class="f" tabindex="0"><span aria-hidden="true">📎</span><span class="sr"></span><input type="file" hidden></label><button type="submit"></button></form></div>';
@@ -134,6 +142,30 @@
     panel.setAttribute('aria-label', o.title || T.title); list.setAttribute('aria-label', T.log);
     q('label.sr').textContent = T.input; input.placeholder = T.input; q('label.f .sr').textContent = T.attach; q('form button').textContent = T.send;
     var mine = {}, readUpTo = 0, lastAgentSeq = 0, typingOff = null, lastTyping = 0;
+    /* Voice: the Call button shows when the page asks for it (data-voice="on") and the engine offers it. */
+    var callBtn = q('.cb'), callBar = q('.cs'), callText = q('.cs span'), hangBtn = q('.hu'), call = null, figures = null;
+    callBtn.textContent = '📞 ' + T.call; hangBtn.textContent = T.hangUp;
+    function showCallButton() { callBtn.hidden = !(o.voice && client.state.voice) || !!call; }
+    function phase(p, detail) {
+      callBar.hidden = false; callBar.setAttribute('data-call', p);
+      callText.textContent = p === 'starting' ? T.calling : p === 'ringing' ? T.ringing : p === 'live' ? T.inCall : T.callEnded + (detail ? ' (' + detail + ')' : '');
+      hangBtn.hidden = p === 'ended';
+      clearInterval(figures);
+      if (p === 'live') figures = setInterval(function () {
+        if (call) call.figures().then(function (x) { callBar.setAttribute('data-rtp-in', x.packetsReceived); callBar.setAttribute('data-rtp-out', x.packetsSent); }, function () {});
+      }, 1000);
+      if (p === 'ended') { call = null; showCallButton(); }
+    }
+    callBtn.addEventListener('click', function () {
+      if (call) return;
+      callBtn.hidden = true; phase('starting');
+      var signal = { send: client.call, on: client.on };
+      import(o.base + '/v1/call.js')
+        .then(function (m) { return m.startCall(signal, { phase: function (p, d) { if (call || p !== 'ended') phase(p, d); } }); })
+        .then(function (c) { call = c; if (callBar.getAttribute('data-call') === 'ended') { call = null; showCallButton(); } })
+        .catch(function (err) { call = null; phase('ended', err && err.message); });
+    });
+    hangBtn.addEventListener('click', function () { if (call) call.hangup(); });
     function fileUrl(key) { return o.base + '/v1/files?key=' + encodeURIComponent(key); }
     function bubble(f) {
       var el = doc.createElement('div');
@@ -170,7 +202,8 @@
       else if (f.type === 'typing') {
         typingEl.textContent = f.typing ? T.typing : ''; clearTimeout(typingOff);
         if (f.typing) typingOff = setTimeout(function () { typingEl.textContent = ''; }, 8000);
-      } else if (f.type === 'state') typingEl.textContent = f.state === 'offline' ? T.offline : f.state === 'failed' ? f.reason || T.failed : '';
+      } else if (f.type === 'welcome') showCallButton();
+      else if (f.type === 'state') typingEl.textContent = f.state === 'offline' ? T.offline : f.state === 'failed' ? f.reason || T.failed : '';
       else if (f.type === 'error' && f.ref && mine[f.ref] && f.code !== 'rate_limited' && f.code !== 'unavailable') { mine[f.ref].failed = true; status(f.ref); }
     });
     function toggle(open) {
@@ -212,8 +245,8 @@
     var site = script.getAttribute('data-site');
     var base = script.src.replace(/\/v1\/widget\.js.*$/, '');
     var start = function () {
-      var client = createClient({ url: base.replace(/^http/, 'ws') + '/v1/ws?site=' + encodeURIComponent(site), site: site });
-      mountUi(client, { base: base, account: 'site=' + encodeURIComponent(site), lang: script.getAttribute('data-lang') || navigator.language, title: script.getAttribute('data-title') });
+      var client = createClient({ url: base.replace(/^http/, 'ws') + '/v1/ws?site=' + encodeURIComponent(site), site: site, link: new URLSearchParams(location.search).get('cc_link') });
+      mountUi(client, { base: base, account: 'site=' + encodeURIComponent(site), lang: script.getAttribute('data-lang') || navigator.language, title: script.getAttribute('data-title'), voice: script.getAttribute('data-voice') === 'on' });
     };
     if (document.body) start(); else document.addEventListener('DOMContentLoaded', start);
   }

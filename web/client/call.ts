@@ -82,6 +82,11 @@ export class BrowserCall {
     }
   }
 
+  /** Keys toward the caller's phone line (RFC 4733, e.g. an extension or a PIN at the far end). */
+  async dtmf(digits: string): Promise<void> {
+    await api(`${this.base}/dtmf`, { digits });
+  }
+
   /** Packet counts from the browser's own RTCPeerConnections. */
   async figures(): Promise<CallFigures> {
     let packetsReceived = 0;

@@ -13,8 +13,14 @@ const en = {
   from: 'From', to: 'To', show: 'Show', answerRate: 'Answer rate %', firstResponse: 'First response (s)', handleTime: 'Average handle time (s)', csat: 'CSAT', notCollected: 'not collected',
   channel: 'Channel', conversations: 'Conversations', queue: 'Queue', agent: 'Agent', state: 'State', error: 'Error', shortcuts: 'Shortcuts: a accept, r reply, t transfer', delivery: 'delivery',
   queued: 'queued', sent: 'sent', delivered: 'delivered', read: 'read', failed: 'failed', reconnecting: 'Reconnecting…',
-  voiceCall: 'Voice call', answerCall: 'Answer', mute: 'Mute', unmute: 'Unmute', hold: 'Hold', resume: 'Resume', hangUp: 'Hang up',
+  voiceCall: 'Voice call', answerCall: 'Answer', mute: 'Mute', unmute: 'Unmute', hold: 'Hold', resume: 'Resume', hangUp: 'Hang up', keypad: 'Keypad', pressKey: 'Key {key}',
   callIdle: 'Not connected', callJoining: 'Connecting…', callLive: 'Connected', callHeld: 'On hold', callAudio: 'audio packets in {in}, out {out}',
+  offerExpired: 'Offer expired', inWrapup: 'In wrap-up', wrapUpHint: 'Choose a disposition to close this conversation.', closeWith: 'Close with this disposition', ready: 'Ready',
+  removeFile: 'Remove {name}', uploading: 'Uploading {name}…',
+  outreach: 'New conversation', outreachTitle: 'Open a conversation on another channel', via: 'Channel and address', message: 'Message', outreachDone: 'Conversation {id} opened: {note}', noAddress: 'This customer has no known address to write to.',
+  users: 'Users', userId: 'User id', name: 'Name', role: 'Role', roles_agent: 'Agent', roles_supervisor: 'Supervisor', roles_admin: 'Administrator', queuesField: 'Queues (comma-separated)', skills: 'Skills (e.g. en:2, zh:1)', initialPassword: 'Initial password (at least 10 characters)',
+  createUser: 'Create user', disabled: 'Disabled', enabled: 'Active', disable: 'Disable', enable: 'Enable', delete: 'Delete', confirmDelete: 'Delete user {id}? This cannot be undone.', saved: 'Saved', status: 'Status', actions: 'Actions', changeRoleOf: 'Role of {id}',
+  cannedAdmin: 'Canned responses', cannedId: 'Short id', cannedTitle: 'Title', cannedText: 'Text', cannedLang: 'Language', anyLang: 'Any', add: 'Add', period: 'Period',
 };
 const zh: typeof en = {
   title: 'cc 坐席工作台', signIn: '登录', user: '用户名', password: '密码', signOut: '退出', language: '语言',
@@ -28,8 +34,14 @@ const zh: typeof en = {
   from: '开始', to: '结束', show: '查询', answerRate: '接通率 %', firstResponse: '首次响应（秒）', handleTime: '平均处理时长（秒）', csat: '满意度', notCollected: '未收集',
   channel: '渠道', conversations: '会话数', queue: '队列', agent: '坐席', state: '状态', error: '错误', shortcuts: '快捷键：a 接受，r 回复，t 转接', delivery: '送达',
   queued: '排队', sent: '已发送', delivered: '已送达', read: '已读', failed: '失败', reconnecting: '正在重新连接…',
-  voiceCall: '语音通话', answerCall: '接听', mute: '静音', unmute: '取消静音', hold: '保持', resume: '恢复', hangUp: '挂断',
+  voiceCall: '语音通话', answerCall: '接听', mute: '静音', unmute: '取消静音', hold: '保持', resume: '恢复', hangUp: '挂断', keypad: '拨号键盘', pressKey: '按键 {key}',
   callIdle: '未接通', callJoining: '正在连接…', callLive: '通话中', callHeld: '保持中', callAudio: '音频包 收 {in}，发 {out}',
+  offerExpired: '已过期', inWrapup: '话后处理中', wrapUpHint: '选择处理结果以结束此会话。', closeWith: '按此处理结果结束', ready: '就绪',
+  removeFile: '移除 {name}', uploading: '正在上传 {name}…',
+  outreach: '发起新会话', outreachTitle: '在其他渠道发起会话', via: '渠道与地址', message: '消息', outreachDone: '已发起会话 {id}：{note}', noAddress: '该客户没有可联系的地址。',
+  users: '用户', userId: '用户 ID', name: '姓名', role: '角色', roles_agent: '坐席', roles_supervisor: '班长', roles_admin: '管理员', queuesField: '队列（逗号分隔）', skills: '技能（如 en:2, zh:1）', initialPassword: '初始密码（至少 10 个字符）',
+  createUser: '创建用户', disabled: '已停用', enabled: '启用中', disable: '停用', enable: '启用', delete: '删除', confirmDelete: '删除用户 {id}？此操作无法撤销。', saved: '已保存', status: '状态', actions: '操作', changeRoleOf: '{id} 的角色',
+  cannedAdmin: '快捷回复', cannedId: '短 ID', cannedTitle: '标题', cannedText: '内容', cannedLang: '语言', anyLang: '不限', add: '添加', period: '时间段',
 };
 export const STRINGS: Record<Lang, typeof en> = { en, 'zh-CN': zh };
 export type Words = typeof en;

@@ -6,6 +6,9 @@ import { BrowserCall } from './call.ts';
 import { CHANNEL_ICONS, fill, initialLang, STRINGS, type Lang, type Words } from './i18n.ts';
 import { connectLive, type LiveFrame } from './live.ts';
 import { Reports } from './reports.tsx';
+import { CannedEditor, type Canned } from './canned.tsx';
+import { uploadRefusal } from './upload-limits.ts';
+import { Users } from './users.tsx';
 
 interface Me {
   user: string;
@@ -29,7 +32,8 @@ interface Message {
   id: string;
   conversationId: string;
   channel: string;
-  direction: 'in' | 'out';
+  /** 'system': written by the engine (a call's recording, its transcript). */
+  direction: 'in' | 'out' | 'system';
   author?: string;
   text?: string;
   at: number;
@@ -39,10 +43,13 @@ interface Detail {
   conversation: Item & { deliveries: Record<string, { state: string }>; transfers: { to: string; note: string }[] };
   customer: {
     customer: { id: string; name?: string; phone?: string; email?: string; address?: string; tags: string[] };
-    identities: { channel: string; handle: string }[];
+    identities: { id: string; channel: string; handle: string }[];
     messages: Message[];
   };
 }
+
+/** The channel an identity of the graph is written to (edges/inbound.ts IDENTITY_OF, backwards; phone → SMS). */
+const REACHED_ON: Record<string, string> = { phone: 'sms', email: 'email', web: 'webchat', app: 'app', wecom: 'wecom', wechat_openid: 'wechat', dingtalk: 'dingtalk', douyin: 'douyin', xiaohongshu: 'xiaohongshu' };
 
 const listeners = new Set<(f: LiveFrame) => void>();
 const onLive = (fn: (f: LiveFrame) => void) => {
@@ -96,16 +103,19 @@ function Login({ t, onIn }: { t: Words; onIn: () => void }) {
 }
 
 function Offers({ t, me, onChange }: { t: Words; me: Me; onChange: () => void }) {
-  const now = useNow();
-  if (!me.offers.length) return <></>;
+  // The ticking clock re-renders each second; an offer that just arrived is measured against this instant.
+  const now = Math.max(useNow(), Date.now());
+  // An offer whose countdown ran out leaves at once; the agent actor's timer re-queues the task.
+  const open = me.offers.filter((o) => o.expiresAt > now);
+  if (!open.length) return <></>;
   return (
     <section class="offers" aria-label={t.offers}>
       <h2 class="sr">{t.offers}</h2>
-      {me.offers.map((o) => (
+      {open.map((o) => (
         <div class="row" key={o.reservationId} data-offer={o.reservationId}>
           <span aria-hidden="true">{CHANNEL_ICONS[o.task.channel] ?? '•'}</span>
           <strong>{o.task.channel}</strong>
-          <span class="muted" role="timer">{fill(t.expiresIn, { s: Math.max(0, Math.round((o.expiresAt - now) / 1000)) })}</span>
+          <span class="muted" role="timer">{fill(t.expiresIn, { s: Math.max(0, Math.ceil((o.expiresAt - now) / 1000)) })}</span>
           <button type="button" onClick={() => api(`/api/offers/${o.reservationId}/accept`, {}).then(onChange)}>{t.accept}</button>
           <button type="button" class="secondary" onClick={() => api(`/api/offers/${o.reservationId}/reject`, {}).then(onChange)}>{t.reject}</button>
         </div>
@@ -116,12 +126,15 @@ function Offers({ t, me, onChange }: { t: Words; me: Me; onChange: () => void })
 
 function Inbox({ t, items, selected, onPick }: { t: Words; items: Item[]; selected?: string; onPick: (id: string) => void }) {
   const now = useNow();
+  // Conversations in wrap-up leave the open list for their own, below it, until their disposition closes them.
+  const open = items.filter((c) => c.state !== 'wrapup');
+  const wrapping = items.filter((c) => c.state === 'wrapup');
   return (
     <nav class="inbox" aria-label={t.inbox}>
       <h2 class="sr">{t.inbox}</h2>
-      {!items.length && <p class="muted" style="padding:12px">{t.noConversations}</p>}
-      <ul>
-        {items.map((c) => (
+      {!open.length && <p class="muted" style="padding:12px">{t.noConversations}</p>}
+      <ul data-list="open">
+        {open.map((c) => (
           <li key={c.id} tabIndex={0} aria-current={c.id === selected ? 'true' : 'false'} data-conversation={c.id} onClick={() => onPick(c.id)} onKeyDown={(e: KeyboardEvent) => e.key === 'Enter' && onPick(c.id)}>
             <span aria-label={c.channel} role="img">{CHANNEL_ICONS[c.channel] ?? '•'}</span> <strong>{c.customer.slice(0, 10)}</strong> <span class="muted">{c.state}</span>{' '}
             {c.unread > 0 && <span class="badge" aria-label={`${c.unread} ${t.unread}`}>{c.unread}</span>}
@@ -129,6 +142,18 @@ function Inbox({ t, items, selected, onPick }: { t: Words; items: Item[]; select
           </li>
         ))}
       </ul>
+      {wrapping.length > 0 && (
+        <section aria-labelledby="wrapup-list-title">
+          <h3 id="wrapup-list-title" style="margin:12px 12px 4px;font-size:15px">{t.inWrapup}</h3>
+          <ul data-list="wrapup">
+            {wrapping.map((c) => (
+              <li key={c.id} tabIndex={0} aria-current={c.id === selected ? 'true' : 'false'} data-conversation={c.id} data-state="wrapup" onClick={() => onPick(c.id)} onKeyDown={(e: KeyboardEvent) => e.key === 'Enter' && onPick(c.id)}>
+                <span aria-label={c.channel} role="img">{CHANNEL_ICONS[c.channel] ?? '•'}</span> <strong>{c.customer.slice(0, 10)}</strong> <span class="muted">{t.wrapup}</span>
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
     </nav>
   );
 }
@@ -183,6 +208,13 @@ function CallPanel({ t, id, state }: { t: Words; id: string; state: string }) {
           </>
         )}
       </div>
+      {status === 'live' && (
+        <div class="keypad" role="group" aria-label={t.keypad}>
+          {['1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '0', '#'].map((k) => (
+            <button type="button" class="secondary" data-key={k} aria-label={fill(t.pressKey, { key: k })} onClick={() => act(() => call.current!.dtmf(k))}>{k}</button>
+          ))}
+        </div>
+      )}
       {error && <p class="error" role="alert">{error}</p>}
     </section>
   );
@@ -191,9 +223,11 @@ function CallPanel({ t, id, state }: { t: Words; id: string; state: string }) {
 function Conversation({ t, id, onDone, onRead }: { t: Words; id: string; onDone: () => void; onRead: () => void }) {
   const [d, setD] = useState<Detail | undefined>();
   const [error, setError] = useState('');
-  const [dialog, setDialog] = useState<'' | 'transfer' | 'wrapup'>('');
+  const [dialog, setDialog] = useState<'' | 'transfer' | 'outreach'>('');
+  const [dialogError, setDialogError] = useState('');
+  const [note, setNote] = useState('');
   const [agents, setAgents] = useState<{ id: string; name: string }[]>([]);
-  const [canned, setCanned] = useState<{ id: string; title: string; text: string }[]>([]);
+  const [canned, setCanned] = useState<Canned[]>([]);
   const [files, setFiles] = useState<{ key: string; name: string; contentType: string; size: number }[]>([]);
   const reply = useRef<HTMLTextAreaElement>(null);
   const load = () => api<Detail>(`/api/conversations/${id}`).then((x) => {
@@ -227,6 +261,7 @@ function Conversation({ t, id, onDone, onRead }: { t: Words; id: string; onDone:
   }, [id]);
   const openTransfer = () => {
     api<{ agents: typeof agents }>('/api/agents').then((r) => setAgents(r.agents));
+    setDialogError('');
     setDialog('transfer');
   };
   const send = async (e: Event) => {
@@ -245,6 +280,13 @@ function Conversation({ t, id, onDone, onRead }: { t: Words; id: string; onDone:
   const upload = async (e: Event) => {
     const input = e.target as HTMLInputElement;
     for (const f of Array.from(input.files ?? [])) {
+      // Too big or not an accepted type: say so here, before sending megabytes the server would refuse.
+      const refused = uploadRefusal(f);
+      if (refused) {
+        setError(refused.reason);
+        continue;
+      }
+      setError('');
       const fd = new FormData();
       fd.set('file', f);
       const r = await api<{ key: string; name: string; contentType: string; size: number }>('/api/uploads', fd).catch((x: Error) => setError(x.message));
@@ -256,19 +298,44 @@ function Conversation({ t, id, onDone, onRead }: { t: Words; id: string; onDone:
     e.preventDefault();
     const f = new FormData(e.target as HTMLFormElement);
     try {
-      if (dialog === 'transfer') await api(`/api/conversations/${id}/transfer`, { to: f.get('to'), note: f.get('note') });
-      else await api(`/api/conversations/${id}/wrapup`, { disposition: f.get('disposition') });
-      setDialog('');
-      onDone();
+      if (dialog === 'transfer') {
+        await api(`/api/conversations/${id}/transfer`, { to: f.get('to'), note: f.get('note') });
+        setDialog('');
+        onDone();
+      } else {
+        const [channel, identity] = String(f.get('via') ?? '').split('|');
+        const r = await api<{ conversationId: string; note: string }>('/api/outreach', { customerId: d?.customer.customer.id, channel, identity, text: f.get('text') });
+        setDialog('');
+        setNote(fill(t.outreachDone, { id: r.conversationId, note: r.note }));
+      }
+      setDialogError('');
     } catch (x) {
-      setError((x as Error).message);
+      setDialogError((x as Error).message);
     }
+  };
+  const act = (fn: () => Promise<unknown>) => fn().then(() => setError(''), (x: Error) => setError(x.message));
+  // Wrap-up first (the conversation leaves the open list), then the disposition closes it.
+  const startWrapUp = () => act(async () => {
+    await api(`/api/conversations/${id}/wrapup`, {});
+    await load();
+  });
+  const closeWith = (e: Event) => {
+    e.preventDefault();
+    const f = new FormData(e.target as HTMLFormElement);
+    void act(async () => {
+      await api(`/api/conversations/${id}/wrapup`, { disposition: f.get('disposition') });
+      onDone();
+    });
+  };
+  const openDialog = (which: 'outreach') => {
+    setDialogError('');
+    setDialog(which);
   };
   if (!d) return <section class="conv" aria-busy="true">{error && <p class="error" role="alert">{error}</p>}</section>;
   const p = d.customer.customer;
   const deliveries = d.conversation.deliveries ?? {};
   return (
-    <section class="conv" aria-label={t.history}>
+    <section class="conv" aria-label={t.history} data-open={id} data-state={d.conversation.state}>
       <div class="profile">
         <div>
           <h2 style="margin:0;font-size:16px">{p.name ?? p.id}</h2>
@@ -282,22 +349,32 @@ function Conversation({ t, id, onDone, onRead }: { t: Words; id: string; onDone:
         </div>
         <div class="row">
           <button type="button" class="secondary" onClick={openTransfer}>{t.transfer}</button>
-          <button type="button" class="secondary" onClick={() => setDialog('wrapup')}>{t.wrapUp}</button>
+          {d.conversation.state !== 'wrapup' && <button type="button" class="secondary" id="wrapup-start" onClick={startWrapUp}>{t.wrapUp}</button>}
           <button type="button" class="secondary" onClick={() => api(`/api/conversations/${id}/call`, {}).then(load, (x: Error) => setError(x.message))}>📞 {t.call}</button>
+          <button type="button" class="secondary" id="outreach-open" onClick={() => openDialog('outreach')}>{t.outreach}</button>
         </div>
       </div>
+      {note && <p role="status" class="muted" data-outreach-note style="margin:4px 12px">{note}</p>}
       {d.conversation.channel === 'voice' && (d.conversation.state === 'active' || d.conversation.state === 'onHold') && <CallPanel t={t} id={id} state={d.conversation.state} />}
       <div class="history" role="log" aria-label={t.history}>
         {[...d.customer.messages].reverse().map((m) => {
           const state = m.direction === 'out' ? Object.entries(deliveries).find(([k]) => m.id.includes(k) || k === m.id)?.[1]?.state : undefined;
           return (
-            <div key={m.id} class={`msg ${m.direction}`} data-direction={m.direction}>
+            <div key={m.id} class={`msg ${m.direction}`} data-direction={m.direction} style={m.direction === 'system' ? 'white-space:pre-line' : undefined}>
               <span aria-label={m.channel} role="img">{CHANNEL_ICONS[m.channel] ?? ''}</span> {m.text}
-              {m.attachments.map((a) => (
-                <div>
-                  <a href={`/api/files?key=${encodeURIComponent(a.objectKey)}`}>📎 {a.name ?? a.objectKey.split('/').pop()}</a>
-                </div>
-              ))}
+              {m.attachments.map((a) => {
+                // A call recording (recordings/<conversation>/<rid>.opus) plays here, through its access-checked route.
+                const rec = /^recordings\/([A-Za-z0-9_]+)\/([^/]+)\.opus$/.exec(a.objectKey);
+                return rec ? (
+                  <div>
+                    <audio controls preload="none" data-recording={rec[2]} src={`/api/conversations/${rec[1]}/recordings/${encodeURIComponent(rec[2])}`} />
+                  </div>
+                ) : (
+                  <div>
+                    <a href={`/api/files?key=${encodeURIComponent(a.objectKey)}`}>📎 {a.name ?? a.objectKey.split('/').pop()}</a>
+                  </div>
+                );
+              })}
               <div class="muted" style="font-size:13px">
                 {m.author ?? ''} {new Date(m.at).toLocaleTimeString()} {m.conversationId !== `conversation:${id}` ? `(${m.conversationId.slice(13, 21)})` : ''}
                 {state ? ` · ${t[state as 'sent'] ?? state}` : ''}
@@ -311,6 +388,21 @@ function Conversation({ t, id, onDone, onRead }: { t: Words; id: string; onDone:
         const last = Object.values(deliveries).sort((a, b) => ((b as { at?: number }).at ?? 0) - ((a as { at?: number }).at ?? 0))[0];
         return last ? <p class="muted" role="status" data-delivery={last.state} style="margin:0 12px">{t.delivery}: {t[last.state as 'sent'] ?? last.state}</p> : null;
       })()}
+      {d.conversation.state === 'wrapup' ? (
+        <form class="replybox" onSubmit={closeWith} aria-labelledby="wrapup-title" data-wrapup-form>
+          <h3 id="wrapup-title" style="margin:4px 0;font-size:15px">{t.inWrapup}</h3>
+          <p class="muted" style="margin:0">{t.wrapUpHint}</p>
+          <label for="wrapup-disposition">{t.disposition}</label>
+          <input id="wrapup-disposition" name="disposition" required maxLength={200} list="dispositions" />
+          <datalist id="dispositions">
+            {['resolved', 'follow-up', 'no answer', 'escalated'].map((x) => <option value={x} />)}
+          </datalist>
+          <div class="row">
+            <button type="submit">{t.closeWith}</button>
+          </div>
+          {error && <p class="error" role="alert">{error}</p>}
+        </form>
+      ) : (
       <form class="replybox" onSubmit={send}>
         <label for="reply-text">{t.replyLabel}</label>
         <textarea id="reply-text" ref={reply} rows={3} onKeyDown={(e: KeyboardEvent) => e.key === 'Enter' && (e.ctrlKey || e.metaKey) && send(e)} />
@@ -325,15 +417,16 @@ function Conversation({ t, id, onDone, onRead }: { t: Words; id: string; onDone:
           </select>
           <label for="reply-file" style="margin:0">{t.attach}</label>
           <input id="reply-file" type="file" onChange={upload} />
-          {files.map((f) => <span class="muted">📎 {f.name}</span>)}
+          {files.map((f) => <span class="muted" data-attached={f.name}>📎 {f.name}</span>)}
           <button type="submit">{t.send}</button>
         </div>
         {error && <p class="error" role="alert">{error}</p>}
       </form>
+      )}
       {dialog && (
         <dialog open aria-labelledby="dialog-title">
           <form onSubmit={submitDialog}>
-            <h2 id="dialog-title" style="margin-top:0;font-size:17px">{dialog === 'transfer' ? t.transfer : t.wrapUp}</h2>
+            <h2 id="dialog-title" style="margin-top:0;font-size:17px">{dialog === 'transfer' ? t.transfer : t.outreachTitle}</h2>
             {dialog === 'transfer' ? (
               <>
                 <label for="transfer-to">{t.transferTo}</label>
@@ -346,14 +439,20 @@ function Conversation({ t, id, onDone, onRead }: { t: Words; id: string; onDone:
               </>
             ) : (
               <>
-                <label for="wrapup-disposition">{t.disposition}</label>
-                <input id="wrapup-disposition" name="disposition" required />
+                <label for="outreach-via">{t.via}</label>
+                <select id="outreach-via" name="via" required>
+                  {d.customer.identities.filter((i) => REACHED_ON[i.channel]).map((i) => <option value={`${REACHED_ON[i.channel]}|${i.id}`}>{`${CHANNEL_ICONS[REACHED_ON[i.channel]] ?? ''} ${REACHED_ON[i.channel]}: ${i.handle}`}</option>)}
+                </select>
+                {!d.customer.identities.length && <p class="muted">{t.noAddress}</p>}
+                <label for="outreach-text">{t.message}</label>
+                <textarea id="outreach-text" name="text" rows={3} required />
               </>
             )}
             <div class="row">
               <button type="submit">{t.confirm}</button>
               <button type="button" class="secondary" onClick={() => setDialog('')}>{t.cancel}</button>
             </div>
+            {dialogError && <p class="error" role="alert">{dialogError}</p>}
           </form>
         </dialog>
       )}
@@ -444,10 +543,13 @@ function Wallboard({ t }: { t: Words }) {
   );
 }
 
+type View = 'inbox' | 'wallboard' | 'reports' | 'users' | 'canned';
+const VIEWS: View[] = ['inbox', 'wallboard', 'reports', 'users', 'canned'];
+
 function App() {
   const [lang, setLang] = useState<Lang>(initialLang());
   const [me, setMe] = useState<Me | null | undefined>(undefined);
-  const [view, setView] = useState<'inbox' | 'wallboard' | 'reports'>('inbox');
+  const [view, setView] = useState<View>('inbox');
   const [online, setOnline] = useState(true);
   const t = STRINGS[lang];
   const reloadMe = () => api<Me>('/api/me').then(setMe, () => setMe(null));
@@ -481,6 +583,8 @@ function App() {
           <a href="#inbox" aria-current={view === 'inbox' ? 'page' : undefined} onClick={() => setView('inbox')}>{t.inbox}</a>
           {supervisor && <a href="#wallboard" aria-current={view === 'wallboard' ? 'page' : undefined} onClick={() => setView('wallboard')}>{t.wallboard}</a>}
           {supervisor && <a href="#reports" aria-current={view === 'reports' ? 'page' : undefined} onClick={() => setView('reports')}>{t.reports}</a>}
+          {supervisor && <a href="#canned" aria-current={view === 'canned' ? 'page' : undefined} onClick={() => setView('canned')}>{t.cannedAdmin}</a>}
+          {me.role === 'admin' && <a href="#users" aria-current={view === 'users' ? 'page' : undefined} onClick={() => setView('users')}>{t.users}</a>}
         </nav>
         {!online && <span role="status">{t.reconnecting}</span>}
         <label for="presence">{t.presence}</label>
@@ -490,17 +594,22 @@ function App() {
           <option value="offline">{t.offline}</option>
           {me.presence === 'wrapup' && <option value="wrapup">{t.wrapup}</option>}
         </select>
+        {me.presence === 'wrapup' && <button type="button" id="wrapup-ready" onClick={() => setPresence('available')}>{t.ready}</button>}
         <span data-presence={me.presence}>{me.name}</span>
         {langPicker}
         <button type="button" class="secondary" onClick={() => api('/api/logout', {}).then(() => setMe(null))}>{t.signOut}</button>
       </header>
-      {view === 'wallboard' && supervisor ? <main><Wallboard t={t} /></main> : view === 'reports' && supervisor ? <main><Reports t={t} /></main> : <Workspace t={t} me={me} reloadMe={reloadMe} />}
+      {view === 'wallboard' && supervisor ? <main><Wallboard t={t} /></main>
+        : view === 'reports' && supervisor ? <main><Reports t={t} /></main>
+        : view === 'canned' && supervisor ? <main><CannedEditor t={t} /></main>
+        : view === 'users' && me.role === 'admin' ? <main><Users t={t} me={me.user} /></main>
+        : <Workspace t={t} me={me} reloadMe={reloadMe} />}
     </>
   );
 }
 
 const root = document.getElementById('root');
 if (root) {
-  if (location.hash === '#wallboard' || location.hash === '#reports') history.replaceState(null, '', '#inbox');
+  if (VIEWS.some((v) => v !== 'inbox' && location.hash === `#${v}`)) history.replaceState(null, '', '#inbox');
   render(<App />, root);
 }

@@ -20,6 +20,10 @@ const UserRecord = v.object({
   hash: v.string(),
   queues: v.array(v.string()),
   createdAt: v.number(),
+  /** A disabled user cannot sign in, and their open sessions stop working at their next request. */
+  disabled: v.optional(v.boolean(), false),
+  /** Skills with levels as the admin set them; the agent actor's profile holds the copy routing uses. */
+  skills: v.optional(v.record(v.string(), v.number()), {}),
 });
 export type User = v.InferOutput<typeof UserRecord>;
 export type PublicUser = Omit<User, 'hash'>;
@@ -85,8 +89,8 @@ export class Accounts {
   }
 
   /** Creates a user; 409 if the id is taken (create is atomic in KV, so two nodes cannot both win). */
-  async create(input: { id: string; name?: string; role: Role; password: string; queues?: string[] }): Promise<PublicUser> {
-    const user: User = { id: input.id, name: input.name ?? input.id, role: input.role, hash: await hashPassword(input.password), queues: input.queues ?? ['support'], createdAt: this.now() };
+  async create(input: { id: string; name?: string; role: Role; password: string; queues?: string[]; skills?: Record<string, number> }): Promise<PublicUser> {
+    const user: User = { id: input.id, name: input.name ?? input.id, role: input.role, hash: await hashPassword(input.password), queues: input.queues ?? ['support'], createdAt: this.now(), disabled: false, skills: input.skills ?? {} };
     try {
       await this.users.create(user.id, enc.encode(JSON.stringify(user)));
     } catch {
@@ -95,7 +99,29 @@ export class Accounts {
     return publicUser(user);
   }
 
-  /** The user when the password is right; undefined otherwise (the caller answers 401 without saying which part was wrong). */
+  /** Changes name, role, queues or the disabled flag; compare-and-set on the KV revision, so two admins never lose an edit silently. */
+  async update(id: string, change: { name?: string; role?: Role; queues?: string[]; skills?: Record<string, number>; disabled?: boolean }): Promise<PublicUser> {
+    const e = v.is(UserId, id) ? await this.users.get(id) : null;
+    if (!e || e.operation !== 'PUT' || !e.value.length) throw new AccountError(404, `no user ${id}`);
+    const user = v.parse(UserRecord, JSON.parse(dec.decode(e.value)));
+    const next: User = { ...user, ...Object.fromEntries(Object.entries(change).filter(([, x]) => x !== undefined)) };
+    try {
+      await this.users.update(id, enc.encode(JSON.stringify(next)), e.revision);
+    } catch {
+      throw new AccountError(409, `user ${id} changed meanwhile; load it again`);
+    }
+    return publicUser(next);
+  }
+
+  async remove(id: string): Promise<void> {
+    if (!(await this.get(id))) throw new AccountError(404, `no user ${id}`);
+    await this.users.delete(id);
+  }
+
+  /**
+   * The user when the password is right (the caller refuses a disabled one); undefined otherwise (the
+   * caller answers 401 without saying which part was wrong).
+   */
   async check(id: string, password: string): Promise<User | undefined> {
     const u = await this.get(id);
     // Unknown users still cost a hash, so timing does not tell which names exist.
@@ -120,7 +146,10 @@ export class Accounts {
     if (!e || e.operation !== 'PUT' || !e.value.length) return undefined;
     const r = v.safeParse(SessionRecord, JSON.parse(dec.decode(e.value)));
     if (!r.success || r.output.expiresAt <= this.now()) return undefined;
-    return { ...r.output, token };
+    // The user record decides, not the session: a deleted or disabled user is out, a new role applies at once.
+    const user = await this.get(r.output.user);
+    if (!user || user.disabled) return undefined;
+    return { ...r.output, role: user.role, token };
   }
 
   async endSession(token: string): Promise<void> {

@@ -6,6 +6,7 @@
 //   POST mute      { muted }                                pauses / resumes the agent's producer
 //   POST hold      { held }                                 conversation hold/resume + both directions paused, music to the caller
 //   POST hangup                                             closes the agent's leg and asks the SIP edge to end the call
+//   POST dtmf      { digits }                               keys toward the trunk (RFC 4733, written by the SIP edge)
 //   GET  stats                                              mediasoup's figures for the leg (packets each way)
 // Only the agent the conversation is assigned to, while it is an active (or held) voice conversation: the
 // conversation actor is asked each time, not the index, so a transferred call stops being reachable at once.
@@ -16,7 +17,9 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import type { Logger } from 'pino';
 import * as v from 'valibot';
 import type { ActorClient } from '../../actors/client.ts';
-import { AGENT_HANGUP_SUBJECT, mediaId } from '../../edges/sip/edge.ts';
+import { DialError, dialCall, DialRequest } from '../../edges/sip/outbound.ts';
+import type { StoreClient } from '../../storage/client.ts';
+import { AGENT_DTMF_SUBJECT, AGENT_HANGUP_SUBJECT, DtmfRequest, mediaId } from '../../edges/sip/edge.ts';
 import { MediaClient, MediaError } from '../../media/service.ts';
 import { DtlsParameters, RtpCapabilities, RtpParameters } from '../../media/webrtc.ts';
 import type { Session } from './accounts.ts';
@@ -29,6 +32,8 @@ export const ProduceBody = v.object({ kind: v.literal('audio', 'only audio'), rt
 export const ConsumeBody = v.object({ rtpCapabilities: RtpCapabilities });
 export const MuteBody = v.object({ muted: v.boolean('must be true or false') });
 export const HoldBody = v.object({ held: v.boolean('must be true or false') });
+export const DtmfBody = v.object({ digits: DtmfRequest.entries.digits });
+const DtmfReply = v.union([v.object({ sent: v.number() }), v.object({ error: v.string() })]);
 
 interface Leg {
   user: string;
@@ -212,6 +217,25 @@ export function callRoutes(deps: { nc: NatsConnection; actors: ActorClient; inde
     return c.json({ ok: true });
   });
 
+  app.post('/:id/dtmf', async (c) => {
+    const call = await callOf(c);
+    if (isResponse(call)) return call;
+    const b = await body(c, DtmfBody);
+    if (isResponse(b)) return b;
+    // Keys sound 160 ms each before the edge answers.
+    const m = await deps.nc.request(AGENT_DTMF_SUBJECT, enc.encode(JSON.stringify({ conversationId: call.id, digits: b.digits })), { timeout: 2000 + b.digits.length * 200 }).catch(() => undefined);
+    if (!m) return fail(c, 409, 'no SIP edge holds this call (a call without a phone leg takes no keys)');
+    let answer: unknown;
+    try {
+      answer = m.json();
+    } catch {
+      answer = undefined;
+    }
+    const r = v.safeParse(DtmfReply, answer);
+    if (!r.success) return fail(c, 502, 'the SIP edge answered something unexpected');
+    return 'error' in r.output ? fail(c, 409, r.output.error) : c.json(r.output);
+  });
+
   app.get('/:id/stats', async (c) => {
     const call = await callOf(c);
     if (isResponse(call)) return call;
@@ -235,4 +259,34 @@ export function callRoutes(deps: { nc: NatsConnection; actors: ActorClient; inde
       await Promise.all([...legs.keys()].map(closeLeg));
     },
   };
+}
+
+/** POST /api/conversations/:id/call: the number to call; without it, the customer's known phone. */
+export const CallBody = v.object({ number: v.optional(DialRequest.entries.number) });
+
+/**
+ * Places an outbound call for a conversation through an edge with a SIP trunk (edges/sip/outbound.ts),
+ * to `number` or else the customer's phone (read as the system viewer: it never reaches the browser),
+ * unless the customer opted out of voice. The conversation learns the call's progress from the edge
+ * (dialing switches a chat to voice; it stays one conversation).
+ */
+export async function placeCall(
+  deps: { nc: NatsConnection; actors: Pick<ActorClient, 'ask'>; store: Pick<StoreClient, 'view'> },
+  o: { conversationId: string; customer: string; number?: string },
+): Promise<{ callId: string } | { status: 400 | 403 | 409 | 502 | 503; error: string }> {
+  const check = await deps.actors.ask<{ allowed: boolean; reason: string }>(`customer/${o.customer}`, { type: 'contact.check', channel: 'voice' }, { timeoutMs: 3000 });
+  if (!check.allowed) return { status: 403, error: `call refused: ${check.reason}` };
+  let number = o.number;
+  if (!number) {
+    const view = await deps.store.view({ customerId: `customer:${o.customer}`, viewer: 'system', limit: 1 });
+    number = view.customer.phone ?? view.identities.find((i) => i.channel === 'phone')?.handle;
+    if (!number) return { status: 409, error: 'number: the customer has no known phone number; give one' };
+  }
+  try {
+    return await dialCall(deps.nc, { conversationId: o.conversationId, number });
+  } catch (e) {
+    if (!(e instanceof DialError)) throw e;
+    const status = e.code === 400 || e.code === 409 || e.code === 503 ? e.code : 502;
+    return { status, error: e.reason };
+  }
 }

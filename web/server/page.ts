@@ -27,6 +27,8 @@ dialog{border:1px solid var(--line);border-radius:10px;padding:16px;min-width:32
 table{border-collapse:collapse;width:100%}th,td{border:1px solid var(--line);padding:6px 8px;text-align:left}
 .board{padding:16px;grid-column:1/3}.board section{margin-bottom:20px}.error{color:#b91c1c;font-weight:600}
 .call{padding:8px 12px;border-bottom:1px solid var(--line);background:#eef6ee}
+.keypad{display:grid;grid-template-columns:repeat(3,2.6em);gap:4px;margin-top:6px}
+.form-grid{max-width:480px;margin-top:16px}.form-grid input,.form-grid select,.form-grid textarea{width:100%}
 .sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
 `;
 

@@ -20,12 +20,18 @@ import type { BlobStore } from '../../storage/blobs/store.ts';
 import { openBlobStore } from '../../storage/blobs/open.ts';
 import { Accounts, type Role, type Session } from './accounts.ts';
 import { buildClient } from './bundle.ts';
-import { callRoutes, type CallRoutes } from './calls.ts';
+import { CallBody, callRoutes, placeCall, type CallRoutes } from './calls.ts';
 import { ConversationIndex, reportOf, type Entry } from './conversations.ts';
+import { recordingResponse } from './recordings.ts';
 import { LiveHub } from './live.ts';
+import { userRoutes } from './users.ts';
+import { channelConfig } from '../../engine/channels.ts';
+import { IDENTITY_OF } from '../../edges/inbound.ts';
+import { OutreachClient, OutreachError } from '../../edges/outreach-api.ts';
+import { MAX_UPLOAD_BYTES, uploadRefusal } from '../client/upload-limits.ts';
 import { page } from './page.ts';
 import { FailureLimiter } from './ratelimit.ts';
-import { CannedBody, LoginBody, OutreachBody, PresenceBody, reasonOf, RejectBody, ReplyBody, ReportQuery, TransferBody, UserBody, WrapupBody, isResponse, jsonBody } from './schemas.ts';
+import { CannedBody, LoginBody, OutreachBody, PresenceBody, reasonOf, RejectBody, ReplyBody, ReportQuery, TransferBody, WrapupBody, isResponse, jsonBody } from './schemas.ts';
 
 export interface WorkspaceDeps {
   nc: NatsConnection;
@@ -39,6 +45,8 @@ export interface WorkspaceDeps {
   blobs?: BlobStore;
   /** Session lifetime (default 8 h) and login throttling; tests shorten them. */
   sessionMs?: number;
+  /** The sessions' clock (tests move it instead of waiting). */
+  now?: () => number;
   loginLimit?: { max: number; windowMs: number };
   replicas?: number;
 }
@@ -52,14 +60,14 @@ export interface Workspace {
 }
 
 export const COOKIE = 'cc_session';
-const MAX_UPLOAD = 10 * 1024 * 1024;
+const MAX_UPLOAD = MAX_UPLOAD_BYTES;
 type Env = { Variables: { session: Session } };
 type Ctx = Context<Env>;
 
 /** Builds the workspace; `.app` is the Hono app to mount at `/`. */
 export async function workspace(deps: WorkspaceDeps): Promise<Workspace> {
   const log = deps.log.child({ part: 'workspace' });
-  const accounts = await Accounts.open(deps.nc, { sessionMs: deps.sessionMs, replicas: deps.replicas });
+  const accounts = await Accounts.open(deps.nc, { sessionMs: deps.sessionMs, replicas: deps.replicas, now: deps.now });
   const boot = await accounts.bootstrapAdmin(deps.env.ADMIN_PASSWORD || undefined);
   // Printed once, to the log only, when no ADMIN_PASSWORD was given: never stored in the repo or on disk.
   if (boot.generated) log.warn({ user: 'admin', password: boot.generated }, 'generated the first admin password: sign in and change it (or set ADMIN_PASSWORD)');
@@ -69,11 +77,15 @@ export async function workspace(deps: WorkspaceDeps): Promise<Workspace> {
   const kvm = new Kvm(deps.nc);
   const canned: KV = await kvm.create('cc_canned', { history: 1, replicas: deps.replicas ?? 1 }).catch(() => kvm.open('cc_canned'));
   const bundle = await buildClient();
+  // Where outreach sends from when the agent names no account: each channel's first configured one.
+  const channels = channelConfig(deps.env);
+  const defaultAccounts: Partial<Record<string, string>> = { webchat: Object.keys(channels.WEBCHAT_SITES)[0], app: Object.keys(channels.APP_KEYS)[0], email: channels.EMAIL_ACCOUNTS[0], sms: channels.SMS_ACCOUNTS?.[0], voice: deps.env.SIP_FROM_NUMBER || deps.env.SIP_TRUNK_USER };
+  const outreach = new OutreachClient(deps.nc);
   const limiter = new FailureLimiter(deps.loginLimit?.max ?? 5, deps.loginLimit?.windowMs ?? 60_000);
   const { actors, store } = deps;
 
   const app = new Hono<Env>();
-  const fail = (c: Ctx, status: 400 | 401 | 403 | 404 | 409 | 413 | 429 | 502 | 503, error: string, headers?: Record<string, string>) => c.json({ error }, status, headers);
+  const fail = (c: Ctx, status: 400 | 401 | 403 | 404 | 409 | 413 | 415 | 429 | 502 | 503, error: string, headers?: Record<string, string>) => c.json({ error }, status, headers);
   const body = jsonBody;
 
   app.onError((err, c) => {
@@ -98,6 +110,7 @@ export async function workspace(deps: WorkspaceDeps): Promise<Workspace> {
       limiter.fail(`ip:${ip}`);
       return fail(c, 401, 'wrong user name or password');
     }
+    if (user.disabled) return fail(c, 403, 'this account is disabled; ask an administrator');
     limiter.reset(`u:${b.user}`);
     const s = await accounts.startSession(user);
     setCookie(c, COOKIE, s.token, { httpOnly: true, sameSite: 'Strict', path: '/', secure: new URL(c.req.url).protocol === 'https:', expires: new Date(s.expiresAt) });
@@ -149,7 +162,11 @@ export async function workspace(deps: WorkspaceDeps): Promise<Workspace> {
     const now = String(a?.presence ?? 'offline');
     const user = (await accounts.get(s.user))!;
     if (b.presence === 'offline') await actors.tell(`agent/${s.user}`, { type: 'logout' });
-    else if (now === 'offline') {
+    else if (now === 'wrapup') {
+      // Ready before the maximum wrap-up time: wrap-up ends now, then the chosen presence applies.
+      await actors.tell(`agent/${s.user}`, { type: 'wrapup.done' });
+      if (b.presence === 'away') await actors.tell(`agent/${s.user}`, { type: 'presence.set', presence: 'away', reason: b.reason });
+    } else if (now === 'offline') {
       await actors.tell(`agent/${s.user}`, { type: 'login', queues: user.queues });
       if (b.presence === 'away') await actors.tell(`agent/${s.user}`, { type: 'presence.set', presence: 'away', reason: b.reason });
     } else await actors.tell(`agent/${s.user}`, { type: 'presence.set', presence: b.presence, reason: b.reason });
@@ -248,19 +265,35 @@ export async function workspace(deps: WorkspaceDeps): Promise<Workspace> {
     if (isResponse(e)) return e;
     const b = await body(c, WrapupBody);
     if (isResponse(b)) return b;
-    // Two tells to one actor keep their order: wrap-up, then close with the disposition.
-    await actors.tell(`conversation/${e.id}`, { type: 'wrapup' });
-    await actors.tell(`conversation/${e.id}`, { type: 'close', disposition: b.disposition });
-    return c.json({ ok: true });
+    // Without a disposition the conversation enters wrap-up (it leaves the agent's open list); with one it
+    // is closed with it. Two tells to one actor keep their order: wrap-up, then close.
+    if (e.state !== 'wrapup') {
+      if (!['active', 'onHold'].includes(e.state)) return fail(c, 409, `the conversation is ${e.state}; only an active or held conversation can be wrapped up`);
+      await actors.tell(`conversation/${e.id}`, { type: 'wrapup' });
+    }
+    if (b.disposition) await actors.tell(`conversation/${e.id}`, { type: 'close', disposition: b.disposition });
+    return c.json({ ok: true, state: b.disposition ? 'closed' : 'wrapup' });
   });
 
   // The media of the call is the voice edge's; here the conversation moves to voice and keeps its history.
+  // A call's recording, for whoever may see the conversation (its agent, supervisors, admins); Range for seeking.
+  app.get('/api/conversations/:id/recordings/:rid', async (c) => {
+    const e = await mine(c);
+    if (isResponse(e)) return e;
+    const r = await recordingResponse(blobs, e.id, c.req.param('rid'), c.req.header('range'));
+    return r instanceof Response ? r : c.json({ error: r.error }, r.status, r.headers);
+  });
+
   app.post('/api/conversations/:id/call', async (c) => {
     const e = await mine(c);
     if (isResponse(e)) return e;
     if (e.state !== 'active') return fail(c, 409, `the conversation is ${e.state}; a call starts from an active conversation`);
-    await actors.tell(`conversation/${e.id}`, { type: 'channel.switch', channel: 'voice' });
-    return c.json({ ok: true, channel: 'voice' });
+    const b = await body(c, CallBody);
+    if (isResponse(b)) return b;
+    // The edge tells the conversation `dialing` (it switches to voice), then ringing, answered, ended.
+    const placed = await placeCall({ nc: deps.nc, actors, store }, { conversationId: e.id, customer: e.customer, number: b.number });
+    if ('error' in placed) return fail(c, placed.status, placed.error);
+    return c.json({ ok: true, channel: 'voice', callId: placed.callId });
   });
 
   // Proactive outreach: only to a customer who has not opted out of the channel.
@@ -268,17 +301,51 @@ export async function workspace(deps: WorkspaceDeps): Promise<Workspace> {
     const b = await body(c, OutreachBody);
     if (isResponse(b)) return b;
     const s = c.get('session');
+    // Text channels: the outreach service (edges/outreach.ts) picks the customer's preferred channel when none
+    // is named, checks opt-outs, stores the first message, opens the conversation and sends the message now.
+    const viaService = async (channel: typeof b.channel, handle: string | undefined, account: string | undefined, queue: string) => {
+      try {
+        const r = await outreach.open({ customerId: b.customerId, channel, text: b.text, queue, by: s.user, account, handle });
+        return c.json({ ...r, note: `sent on ${r.channel}; the conversation is queued for an agent` });
+      } catch (e) {
+        if (!(e instanceof OutreachError)) throw e;
+        return fail(c, e.code === 400 || e.code === 403 || e.code === 404 || e.code === 409 || e.code === 503 ? e.code : 502, e.reason);
+      }
+    };
+    if (!b.channel) return viaService(undefined, undefined, b.account, b.queue ?? (await accounts.get(s.user))?.queues[0] ?? 'support');
     const key = b.customerId.slice('customer:'.length);
     const check = await actors.ask<{ allowed: boolean; reason: string }>(`customer/${key}`, { type: 'contact.check', channel: b.channel }, { timeoutMs: 3000 });
     if (!check.allowed) return fail(c, 403, `outreach refused: ${check.reason}`);
+    let handle = b.handle;
+    if (b.identity) {
+      // The real handle, not the masked one the agent saw: the system viewer reads it, and it never leaves here.
+      const view = await store.view({ customerId: b.customerId, viewer: 'system', limit: 1 });
+      const identity = view.identities.find((i) => i.id === b.identity);
+      if (!identity) return fail(c, 404, `identity: ${b.identity} is not one of this customer's identities`);
+      if (IDENTITY_OF[b.channel] !== identity.channel) return fail(c, 400, `identity: a ${identity.channel} identity cannot be reached on ${b.channel}`);
+      handle = identity.handle;
+    }
+    const account = b.account ?? defaultAccounts[b.channel];
+    if (!account) return fail(c, 400, `account: no ${b.channel} account is configured to send from`);
+    const queue = b.queue ?? (await accounts.get(s.user))?.queues[0] ?? 'support';
+    if (b.channel !== 'voice') return viaService(b.channel, handle, account, queue);
     const id = crypto.randomUUID().replace(/-/g, '');
     const at = Date.now();
     const stored = await store.append({ customerId: b.customerId, conversationId: `conversation:${id}`, channel: b.channel, channelMessageId: `o${id}`, direction: 'out', author: s.user, text: b.text, at });
     await actors.tell(
       `conversation/${id}`,
-      { type: 'open', customer: key, channel: b.channel, queue: b.queue, attrs: { outbound: true, by: s.user }, replyTo: { account: b.account, handle: b.handle }, at },
+      { type: 'open', customer: key, channel: b.channel, queue, attrs: { outbound: true, by: s.user }, replyTo: { account, handle: handle! }, at },
       { msgId: `open:${id}` },
     );
+    if (b.channel === 'voice') {
+      // A call now: answered, the customer hears music until an agent of the queue takes it.
+      const placed = await placeCall({ nc: deps.nc, actors, store }, { conversationId: id, customer: key, number: handle });
+      if ('error' in placed) {
+        await actors.tell(`conversation/${id}`, { type: 'customer.left' }, { msgId: `left:${id}` });
+        return fail(c, placed.status, `the call was not placed: ${placed.error}`);
+      }
+      return c.json({ conversationId: id, messageId: stored.messageId, callId: placed.callId, note: 'calling: the conversation is queued for an agent' });
+    }
     return c.json({ conversationId: id, messageId: stored.messageId, note: 'queued: the first message leaves once an agent holds the conversation' });
   });
 
@@ -293,7 +360,8 @@ export async function workspace(deps: WorkspaceDeps): Promise<Workspace> {
     const form = await c.req.formData().catch(() => undefined);
     const file = form?.get('file');
     if (!file || typeof file === 'string') return fail(c, 400, 'send the file as multipart/form-data field "file"');
-    if (file.size > MAX_UPLOAD) return fail(c, 413, `files are limited to ${MAX_UPLOAD} bytes`);
+    const refused = uploadRefusal(file);
+    if (refused) return fail(c, refused.status, refused.reason);
     const name = file.name.replace(/[^\p{L}\p{N}._ -]/gu, '_').slice(0, 100) || 'file';
     const key = `workspace/${c.get('session').user}/${crypto.randomUUID()}/${encodeURIComponent(name)}`;
     const contentType = file.type || 'application/octet-stream';
@@ -324,26 +392,21 @@ export async function workspace(deps: WorkspaceDeps): Promise<Workspace> {
     await canned.put(b.id, new TextEncoder().encode(JSON.stringify(b)));
     return c.json(b);
   });
+  app.delete('/api/canned/:id', supervising, async (c) => {
+    const id = v.safeParse(CannedBody.entries.id, c.req.param('id'));
+    if (!id.success) return fail(c, 400, `id: ${reasonOf(id.issues)}`);
+    const e = await canned.get(id.output);
+    if (!e || e.operation !== 'PUT' || !e.value.length) return fail(c, 404, `no canned response ${id.output}`);
+    await canned.delete(id.output);
+    return c.json({ ok: true });
+  });
 
   // ---- users ---------------------------------------------------------------------------------
   app.get('/api/agents', async (c) => {
     const users = await accounts.list();
-    return c.json({ agents: users.filter((u) => u.role !== 'admin').map((u) => ({ id: u.id, name: u.name, queues: u.queues })) });
+    return c.json({ agents: users.filter((u) => u.role !== 'admin' && !u.disabled).map((u) => ({ id: u.id, name: u.name, queues: u.queues })) });
   });
-  app.get('/api/users', only('admin'), async (c) => c.json({ users: await accounts.list() }));
-  app.post('/api/users', only('admin'), async (c) => {
-    const b = await body(c, UserBody);
-    if (isResponse(b)) return b;
-    try {
-      const u = await accounts.create(b);
-      // The user id is the agent actor id: its profile carries the name, queues and languages.
-      await actors.tell(`agent/${u.id}`, { type: 'profile.set', name: u.name, queues: u.queues, skills: b.skills });
-      return c.json(u, 201);
-    } catch (e) {
-      if (e instanceof Error && 'status' in e && e.status === 409) return fail(c, 409, e.message);
-      throw e;
-    }
-  });
+  app.route('/api/users', userRoutes({ accounts, actors }));
 
   // ---- supervisors ---------------------------------------------------------------------------
   app.get('/api/wallboard', supervising, async (c) => {

@@ -2,6 +2,7 @@
 import type { Context } from 'hono';
 import * as v from 'valibot';
 import { CHANNELS } from '../../machines/routing.ts';
+import { IdentityId } from '../../storage/api.ts';
 import { Password, ROLES, UserId } from './accounts.ts';
 
 const Text = (max: number) => v.pipe(v.string(), v.trim(), v.minLength(1, 'must not be empty'), v.maxLength(max, `must be at most ${max} characters`));
@@ -16,7 +17,8 @@ export const ReplyBody = v.pipe(
   v.check((b) => Boolean(b.text?.trim()) || b.attachments.length > 0, 'a reply needs text or an attachment'),
 );
 export const TransferBody = v.object({ to: v.pipe(v.string(), v.regex(/^(agent|queue)\/[A-Za-z0-9_=-]{1,64}$/, 'must be agent/<id> or queue/<id>')), note: v.optional(v.pipe(v.string(), v.maxLength(1000)), '') });
-export const WrapupBody = v.object({ disposition: Text(200) });
+/** No disposition: enter wrap-up; a disposition: close with it. */
+export const WrapupBody = v.object({ disposition: v.optional(Text(200)) });
 export const CannedBody = v.object({ id: Key, title: Text(100), text: Text(5000), lang: v.optional(v.picklist(['en', 'zh-CN'])) });
 export const UserBody = v.object({
   id: UserId,
@@ -26,7 +28,38 @@ export const UserBody = v.object({
   queues: v.optional(v.pipe(v.array(Key), v.maxLength(20)), ['support']),
   skills: v.optional(v.record(Key, v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(10))), { en: 1, zh: 1 }),
 });
-export const OutreachBody = v.object({ customerId: v.pipe(v.string(), v.regex(/^customer:[A-Za-z0-9_]{1,64}$/, 'must be customer:<key>')), channel: v.picklist(CHANNELS), account: Text(256), handle: Text(256), text: Text(20_000), queue: v.optional(Key, 'support') });
+const Skills = v.record(Key, v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(10)));
+export const UserPatchBody = v.pipe(
+  v.object({
+    name: v.optional(Text(100)),
+    role: v.optional(v.picklist(ROLES, `must be one of ${ROLES.join(', ')}`)),
+    queues: v.optional(v.pipe(v.array(Key), v.maxLength(20))),
+    skills: v.optional(Skills),
+    disabled: v.optional(v.boolean('must be true or false')),
+  }),
+  v.check((b) => Object.values(b).some((x) => x !== undefined), 'name a field to change: name, role, queues, skills or disabled'),
+);
+/**
+ * A conversation an agent opens to a customer. The address is either `handle` (with `account`, the
+ * sending site, mailbox or number) or `identity`, one of the customer's identities from their view (the
+ * page shows handles masked, so it names the identity); the account then defaults to the channel's
+ * first configured one. The queue defaults to the agent's first queue.
+ */
+export const OutreachBody = v.pipe(
+  v.object({
+    customerId: v.pipe(v.string(), v.regex(/^customer:[A-Za-z0-9_]{1,64}$/, 'must be customer:<key>')),
+    // Unset: the customer's preferred channel and their address there (a message, not a call).
+    channel: v.optional(v.picklist(CHANNELS, 'unknown channel')),
+    account: v.optional(Text(256)),
+    handle: v.optional(Text(256)),
+    identity: v.optional(IdentityId),
+    text: Text(20_000),
+    queue: v.optional(Key),
+  }),
+  v.check((b) => !(b.handle && b.identity), 'give either handle or identity, not both'),
+  v.check((b) => b.channel !== 'voice' || Boolean(b.handle || b.identity), 'a call needs handle or identity'),
+  v.check((b) => Boolean(b.channel) || !(b.handle || b.identity), 'handle and identity go with a channel'),
+);
 export const ReportQuery = v.object({
   from: v.pipe(v.string(), v.transform(Number), v.number('must be ms since epoch'), v.integer('must be ms since epoch')),
   to: v.pipe(v.string(), v.transform(Number), v.number('must be ms since epoch'), v.integer('must be ms since epoch')),
