@@ -5,70 +5,41 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { SMTPServer } from 'smtp-server';
-import { simpleParser, type ParsedMail } from 'mailparser';
 import nodemailer from 'nodemailer';
 import smpp from 'smpp';
-import { freePort } from '../engine/nats-server.ts';
 import { signUserToken } from '../edges/webchat/token.ts';
 import { agentOnDuty, answer as answerBy, chatSocket, conversationOf, startTestEngine, type TestEngine } from './support/engine.ts';
 import { waitFor } from './support/nats.ts';
+import { startSmsc, startSmtpRelay, type TestRelay, type TestSmsc } from './support/peers.ts';
 
 const APP_SECRET = randomBytes(32).toString('base64url');
 const PHONE = '+8613812345678';
 const EMAIL = 'alice@example.test';
 
 let t: TestEngine;
-let relay: SMTPServer;
-let smsc: ReturnType<typeof smpp.createServer>;
-let bound: smpp.Session | undefined;
-const relayed: ParsedMail[] = [];
-const submits: smpp.PDU[] = [];
+let relay: TestRelay;
+let smsc: TestSmsc;
 
 before(async () => {
-  const relayPort = await freePort();
-  relay = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS'],
-    onData(stream, _s, done) {
-      simpleParser(stream).then((m) => (relayed.push(m), done()), done);
-    },
-  });
-  await new Promise<void>((ok) => relay.listen(relayPort, '127.0.0.1', ok));
-  smsc = smpp.createServer({}, (session) => {
-    session.on('error', () => undefined);
-    session.on('bind_transceiver', (pdu) => {
-      session.send(pdu.response());
-      bound = session;
-    });
-    session.on('enquire_link', (pdu) => session.send(pdu.response()));
-    session.on('submit_sm', (pdu) => {
-      submits.push(pdu);
-      session.send(pdu.response({ message_id: `SM${submits.length}` }));
-    });
-  });
-  const smscPort = await freePort();
-  await new Promise<void>((ok) => smsc.listen(smscPort, '127.0.0.1', () => ok()));
+  relay = await startSmtpRelay();
+  smsc = await startSmsc();
   t = await startTestEngine('one-customer', {
     EMAIL_ACCOUNTS: 'support@shop.test',
-    SMTP_RELAY_URL: `smtp://127.0.0.1:${relayPort}`,
+    SMTP_RELAY_URL: `smtp://127.0.0.1:${relay.port}`,
     SMS_ACCOUNTS: '10690001',
-    SMSC_URL: `smpp://127.0.0.1:${smscPort}`,
+    SMSC_URL: `smpp://127.0.0.1:${smsc.port}`,
     SMSC_SYSTEM_ID: 'cc',
     SMSC_PASSWORD: randomBytes(6).toString('hex'),
     APP_KEYS: `shopapp:${APP_SECRET}`,
   });
   await agentOnDuty(t.actors, 'ann');
-  await waitFor('SMSC bound', () => bound, 20_000);
+  await waitFor('SMSC smsc.bound', () => smsc.bound, 20_000);
 });
 
 after(async () => {
   await t?.stop();
-  await new Promise<void>((ok) => relay?.close(() => ok()));
-  await new Promise<void>((ok) => {
-    for (const s of [...smsc.sessions]) s.destroy();
-    smsc.close(() => ok());
-  });
+  await relay?.close();
+  await smsc?.close();
 });
 
 const conversation = (id: string) => conversationOf(t.actors, id);
@@ -93,7 +64,7 @@ test('an app user, a mail and an SMS from the same person are one customer; each
   });
 
   // 3. By SMS, from the same number.
-  assert.equal(await new Promise((ok) => bound!.send(new smpp.PDU('deliver_sm', { source_addr: '8613812345678', destination_addr: '10690001', short_message: 'Please call me' }), (r) => ok(r.command_status))), 0);
+  assert.equal(await new Promise((ok) => smsc.bound!.send(new smpp.PDU('deliver_sm', { source_addr: '8613812345678', destination_addr: '10690001', short_message: 'Please call me' }), (r) => ok(r.command_status))), 0);
 
   // One customer, one history across the three channels.
   const found = await t.store.search({ phone: PHONE, viewer: 'system' });
@@ -113,9 +84,9 @@ test('an app user, a mail and an SMS from the same person are one customer; each
     await t.actors.tell(`conversation/${byChannel(ch)}`, { type: 'agent.reply', messageId: `r-${ch}`, agent: 'ann', text: `Reply on ${ch}: it ships today.` });
   }
   await waitFor('app reply on the socket', () => frames.find((f) => f.type === 'message' && f.from === 'agent' && String(f.text).includes('on app')), 20_000, 100);
-  const mail = await waitFor('email reply at the relay', () => relayed.find((m) => m.text?.includes('on email')), 20_000, 100);
+  const mail = await waitFor('email reply at the relay', () => relay.relayed.find((m) => m.text?.includes('on email')), 20_000, 100);
   assert.equal(mail.inReplyTo, '<order1042@example.test>');
-  const sms = await waitFor('SMS reply at the SMSC', () => submits.find((p) => String((p.short_message as { message?: string })?.message ?? p.short_message).includes('on sms')), 20_000, 100);
+  const sms = await waitFor('SMS reply at the SMSC', () => smsc.submits.find((p) => String((p.short_message as { message?: string })?.message ?? p.short_message).includes('on sms')), 20_000, 100);
   assert.equal(sms.destination_addr, '8613812345678');
   for (const ch of ['app', 'email', 'sms']) {
     await waitFor(`${ch} reply sent`, async () => (await conversation(byChannel(ch))).context.deliveries?.[`r-${ch}`]?.state === 'sent', 10_000, 100);

@@ -10,16 +10,14 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { simpleParser, type ParsedMail } from 'mailparser';
 import nodemailer from 'nodemailer';
 import smpp from 'smpp';
-import { SMTPServer } from 'smtp-server';
 import { selfSignedCert } from '../edges/email/tls.ts';
 import { OutreachClient, type CampaignReply } from '../edges/outreach-api.ts';
-import { freePort } from '../engine/nats-server.ts';
 import { loginCookie } from '../web/browser.testing.ts';
 import { agentOnDuty, conversationOf, startTestEngine, type TestEngine } from './support/engine.ts';
 import { tempDir, waitFor } from './support/nats.ts';
+import { startSmsc, startSmtpRelay, type TestRelay, type TestSmsc } from './support/peers.ts';
 
 const ADMIN_PASSWORD = randomBytes(12).toString('base64url');
 const MX = 'mx.shop.test';
@@ -28,49 +26,25 @@ const tls = selfSignedCert([MX]);
 let t: TestEngine;
 let nc: NatsConnection;
 let outreach: OutreachClient;
-let relay: SMTPServer;
-let smsc: ReturnType<typeof smpp.createServer>;
-let bound: smpp.Session | undefined;
-const relayed: ParsedMail[] = [];
-const submits: smpp.PDU[] = [];
+let relay: TestRelay;
+let smsc: TestSmsc;
 const ids = { amy: '', bo: '', cy: '' };
 
 before(async () => {
-  const relayPort = await freePort();
-  relay = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS'],
-    onData(stream, _s, done) {
-      simpleParser(stream).then((m) => (relayed.push(m), done()), done);
-    },
-  });
-  await new Promise<void>((ok) => relay.listen(relayPort, '127.0.0.1', ok));
-  smsc = smpp.createServer({}, (session) => {
-    session.on('error', () => undefined);
-    session.on('bind_transceiver', (pdu) => {
-      session.send(pdu.response());
-      bound = session;
-    });
-    session.on('enquire_link', (pdu) => session.send(pdu.response()));
-    session.on('submit_sm', (pdu) => {
-      submits.push(pdu);
-      session.send(pdu.response({ message_id: `SM${submits.length}` }));
-    });
-  });
-  const smscPort = await freePort();
-  await new Promise<void>((ok) => smsc.listen(smscPort, '127.0.0.1', () => ok()));
+  relay = await startSmtpRelay();
+  smsc = await startSmsc();
   // The listener's certificate from PEM files, as an operator gives it (SMTP_TLS_CERT / SMTP_TLS_KEY).
   const dir = tempDir('outreach-tls');
   writeFileSync(join(dir, 'cert.pem'), tls.cert);
   writeFileSync(join(dir, 'key.pem'), tls.key, { mode: 0o600 });
   t = await startTestEngine('outreach', {
     EMAIL_ACCOUNTS: 'support@shop.test',
-    SMTP_RELAY_URL: `smtp://127.0.0.1:${relayPort}`,
+    SMTP_RELAY_URL: `smtp://127.0.0.1:${relay.port}`,
     SMTP_TLS_CERT: join(dir, 'cert.pem'),
     SMTP_TLS_KEY: join(dir, 'key.pem'),
     SMTP_HOSTNAME: MX,
     SMS_ACCOUNTS: '10690001',
-    SMSC_URL: `smpp://127.0.0.1:${smscPort}`,
+    SMSC_URL: `smpp://127.0.0.1:${smsc.port}`,
     SMSC_SYSTEM_ID: 'cc',
     SMSC_PASSWORD: randomBytes(6).toString('hex'),
     ADMIN_PASSWORD,
@@ -78,7 +52,7 @@ before(async () => {
   nc = await t.nats.connect();
   outreach = new OutreachClient(nc);
   await agentOnDuty(t.actors, 'ann');
-  await waitFor('SMSC bound', () => bound, 20_000);
+  await waitFor('SMSC smsc.bound', () => smsc.bound, 20_000);
 
   // Three customers in the identity graph, with what their actors learned from use.
   const at = Date.now();
@@ -101,11 +75,8 @@ before(async () => {
 after(async () => {
   await nc?.close();
   await t?.stop();
-  await new Promise<void>((ok) => relay?.close(() => ok()));
-  await new Promise<void>((ok) => {
-    for (const s of [...smsc.sessions]) s.destroy();
-    smsc.close(() => ok());
-  });
+  await relay?.close();
+  await smsc?.close();
 });
 
 const smsText = (p: smpp.PDU) => String((p.short_message as smpp.DecodedMessage).message ?? p.short_message);
@@ -144,10 +115,10 @@ test('a campaign reaches each customer on their preferred channel and skips the 
   ctx.diagnostic(`campaign of 4 (2 sent, 2 skipped) in ${took.toFixed(0)} ms`);
 
   // The SMS left through the SMSC, the mail through the relay, with the template filled in.
-  const sms = await waitFor('SMS at the SMSC', () => submits.find((p) => p.destination_addr === '8613800000001'), 20_000, 100);
+  const sms = await waitFor('SMS at the SMSC', () => smsc.submits.find((p) => p.destination_addr === '8613800000001'), 20_000, 100);
   assert.equal(smsText(sms), 'Hi Amy, your order 1001 ships today. Reply here with any question.');
-  assert.equal(submits.filter((p) => p.destination_addr === '8613800000003').length, 0, 'nothing to the opted-out number');
-  const mail = await waitFor('mail at the relay', () => relayed.find((m) => m.text?.includes('order 1002')), 20_000, 100);
+  assert.equal(smsc.submits.filter((p) => p.destination_addr === '8613800000003').length, 0, 'nothing to the opted-out number');
+  const mail = await waitFor('mail at the relay', () => relay.relayed.find((m) => m.text?.includes('order 1002')), 20_000, 100);
   assert.equal(mail.subject, 'Your order ships today');
   assert.equal((mail.to as { value: { address: string }[] }).value[0].address, 'bo@example.test');
   assert.equal(mail.replyTo?.value[0].address, `support+c-${bo.conversationId}@shop.test`);
@@ -155,8 +126,8 @@ test('a campaign reaches each customer on their preferred channel and skips the 
 
   // Delivery states reach the conversations; the SMSC's receipt makes the SMS delivered.
   for (const r of [amy, bo]) await waitFor(`${r.channel} sent`, async () => (await conversationOf(t.actors, r.conversationId!)).context.deliveries?.[r.messageId!]?.state === 'sent', 10_000, 100);
-  const receipt = `id:SM${submits.indexOf(sms) + 1} sub:001 dlvrd:001 submit date:2401011200 done date:2401011201 stat:DELIVRD err:000 text:`;
-  assert.equal(await new Promise((ok) => bound!.send(new smpp.PDU('deliver_sm', { source_addr: '8613800000001', destination_addr: '10690001', esm_class: 0x04, short_message: receipt }), (r) => ok(r.command_status))), 0);
+  const receipt = `id:SM${smsc.submits.indexOf(sms) + 1} sub:001 dlvrd:001 submit date:2401011200 done date:2401011201 stat:DELIVRD err:000 text:`;
+  assert.equal(await new Promise((ok) => smsc.bound!.send(new smpp.PDU('deliver_sm', { source_addr: '8613800000001', destination_addr: '10690001', esm_class: 0x04, short_message: receipt }), (r) => ok(r.command_status))), 0);
   await waitFor('SMS delivered', async () => (await conversationOf(t.actors, amy.conversationId!)).context.deliveries?.[amy.messageId!]?.state === 'delivered', 10_000, 100);
   // A campaign's conversation waits for the customer: no agent is offered it yet.
   assert.equal((await conversationOf(t.actors, amy.conversationId!)).value, 'new');
@@ -165,9 +136,9 @@ test('a campaign reaches each customer on their preferred channel and skips the 
 test('the replies come back into the conversations the campaign opened', { timeout: 60_000 }, async () => {
   const [amy, bo] = first.results;
   // Amy answers by SMS.
-  assert.equal(await new Promise((ok) => bound!.send(new smpp.PDU('deliver_sm', { source_addr: '8613800000001', source_addr_ton: 1, destination_addr: '10690001', short_message: 'Great, what time?' }), (r) => ok(r.command_status))), 0);
+  assert.equal(await new Promise((ok) => smsc.bound!.send(new smpp.PDU('deliver_sm', { source_addr: '8613800000001', source_addr_ton: 1, destination_addr: '10690001', short_message: 'Great, what time?' }), (r) => ok(r.command_status))), 0);
   // Bo answers the mail from his client, over STARTTLS to our listener, trusting its certificate.
-  const mail = relayed.find((m) => m.text?.includes('order 1002'))!;
+  const mail = relay.relayed.find((m) => m.text?.includes('order 1002'))!;
   const client = nodemailer.createTransport({ host: '127.0.0.1', port: t.smtpPort, secure: false, requireTLS: true, tls: { ca: tls.cert, servername: MX } });
   const info = await client.sendMail({
     from: 'Bo <bo@example.test>',
@@ -203,13 +174,13 @@ test('the replies come back into the conversations the campaign opened', { timeo
 });
 
 test('the same campaign again sends nothing twice', { timeout: 30_000 }, async () => {
-  const [subs, mails] = [submits.length, relayed.length];
+  const [subs, mails] = [smsc.submits.length, relay.relayed.length];
   const again = await campaign();
   assert.deepEqual(again.results.map((r) => [r.status, r.repeat ?? false]), [['sent', true], ['sent', true], ['skipped', false], ['skipped', false]]);
   assert.deepEqual(again.results.slice(0, 2).map((r) => r.conversationId), first.results.slice(0, 2).map((r) => r.conversationId));
   await new Promise((r) => setTimeout(r, 1000));
-  assert.equal(submits.length, subs);
-  assert.equal(relayed.length, mails);
+  assert.equal(smsc.submits.length, subs);
+  assert.equal(relay.relayed.length, mails);
 });
 
 test('an agent opens a conversation on the preferred channel; an opt-out is a 403 with the reason', { timeout: 30_000 }, async () => {
@@ -221,7 +192,7 @@ test('an agent opens a conversation on the preferred channel; an opt-out is a 40
   assert.equal(r.status, 200, await r.clone().text());
   const opened = (await r.json()) as { conversationId: string; channel: string; why: string };
   assert.equal(opened.channel, 'email');
-  const mail = await waitFor('the agent’s mail at the relay', () => relayed.find((m) => m.text?.includes('Friday works')), 20_000, 100);
+  const mail = await waitFor('the agent’s mail at the relay', () => relay.relayed.find((m) => m.text?.includes('Friday works')), 20_000, 100);
   assert.equal(mail.subject, 'About your order 1002: Friday works.');
   // Opened for agents at once, marked as ours.
   const c = await waitFor('queued for agents', async () => {
@@ -237,7 +208,7 @@ test('an agent opens a conversation on the preferred channel; an opt-out is a 40
   const preferred = await post({ customerId: ids.cy, text: 'hello' });
   assert.equal(preferred.status, 403);
   assert.match(((await preferred.json()) as { error: string }).error, /every known channel is opted out/);
-  assert.equal(submits.filter((p) => p.destination_addr === '8613800000003').length, 0);
+  assert.equal(smsc.submits.filter((p) => p.destination_addr === '8613800000003').length, 0);
   // A bad request names the field.
   const bad = await post({ customerId: 'nobody', text: 'x' });
   assert.equal(bad.status, 400);

@@ -21,6 +21,7 @@ import { startSipEdge, type SipEdge } from './edge.ts';
 import { engineFailover } from './failover.ts';
 import { ear, keysPcap, promptHeard, PROMPTS, sipp } from './sipp.testing.ts';
 import { engineVoice } from './voice.ts';
+import { startSmsc, type TestSmsc } from '../../tests/support/peers.ts';
 
 const CALLER = '+8613800138222';
 const LINK_SECRET = randomBytes(32).toString('base64url');
@@ -28,30 +29,15 @@ const LINK_SECRET = randomBytes(32).toString('base64url');
 let t: TestEngine;
 let media: MediaService;
 let edge: SipEdge;
-let smsc: ReturnType<typeof smpp.createServer>;
-const submits: smpp.PDU[] = [];
-let bound: smpp.Session | undefined;
+let smsc: TestSmsc;
 
 before(async () => {
   assert.ok(existsSync(join(PROMPTS, 'failover.offer.en.ul')), `prompts missing in ${PROMPTS}: run sh scripts/setup-voice.sh`);
-  smsc = smpp.createServer({}, (session) => {
-    session.on('error', () => undefined);
-    session.on('bind_transceiver', (pdu) => {
-      session.send(pdu.response());
-      bound = session;
-    });
-    session.on('enquire_link', (pdu) => session.send(pdu.response()));
-    session.on('submit_sm', (pdu) => {
-      submits.push(pdu);
-      session.send(pdu.response({ message_id: `SM${submits.length}` }));
-    });
-  });
-  const smscPort = await freePort();
-  await new Promise<void>((ok) => smsc.listen(smscPort, '127.0.0.1', () => ok()));
+  smsc = await startSmsc();
   t = await startTestEngine('sip-failover', {
     ROLE: 'core,edge,store',
     SMS_ACCOUNTS: '10690001',
-    SMSC_URL: `smpp://127.0.0.1:${smscPort}`,
+    SMSC_URL: `smpp://127.0.0.1:${smsc.port}`,
     SMSC_SYSTEM_ID: 'cc',
     SMSC_PASSWORD: randomBytes(6).toString('hex'),
     // The engine's web chat takes the links this test's edge signs.
@@ -79,7 +65,7 @@ after(async () => {
   await edge?.stop();
   await media?.stop();
   await t?.stop();
-  await new Promise<void>((ok) => smsc.close(() => ok()));
+  await smsc?.close();
 });
 
 /** The SMS text as sent: its parts (UDH-concatenated when long) joined in order. */
@@ -115,7 +101,7 @@ test('no voice agent on duty: the caller presses 1 for SMS, gets the chat link, 
 
   // The SMS with the link reaches the SMSC, addressed to the caller, from our number.
   const mine = await waitFor('submit_sm with the link', () => {
-    const to = submits.filter((p) => p.destination_addr === CALLER.slice(1) || p.destination_addr === CALLER);
+    const to = smsc.submits.filter((p) => p.destination_addr === CALLER.slice(1) || p.destination_addr === CALLER);
     const text = smsText(to);
     return text.includes('cc_link=') && /or reply to this message\.$/.test(text) ? { to, text } : undefined;
   }, 20_000, 100);
@@ -153,7 +139,7 @@ test('no voice agent on duty: the caller presses 1 for SMS, gets the chat link, 
   assert.equal((await conversationOf(t.actors, conversationId)).context.agent, 'cleo', 'a chat agent holds the conversation the call opened');
 
   // The caller answers the SMS: it lands in the same conversation, after the call and the link.
-  const status = await new Promise((ok) => bound!.send(new smpp.PDU('deliver_sm', { source_addr: CALLER.slice(1), source_addr_ton: 1, destination_addr: '10690001', short_message: 'Thanks, I will write here' }), (r) => ok(r.command_status)));
+  const status = await new Promise((ok) => smsc.bound!.send(new smpp.PDU('deliver_sm', { source_addr: CALLER.slice(1), source_addr_ton: 1, destination_addr: '10690001', short_message: 'Thanks, I will write here' }), (r) => ok(r.command_status)));
   assert.equal(status, 0);
   const history = await waitFor('the SMS reply in the conversation', async () => {
     const v = await t.store.view({ customerId: `customer:${c.context.customer}`, viewer: 'system', limit: 20 });

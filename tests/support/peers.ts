@@ -1,0 +1,67 @@
+// The channel edges' peers on loopback, for tests: an SMSC (the `smpp` package's server) that accepts a
+// bind, answers enquire_link and records every submit_sm (message ids SM1, SM2, …), and an SMTP relay
+// (smtp-server) that records what it is given, parsed by mailparser.
+import { SMTPServer } from 'smtp-server';
+import { simpleParser, type ParsedMail } from 'mailparser';
+import smpp from 'smpp';
+import { freePort } from '../../engine/nats-server.ts';
+
+export interface TestSmsc {
+  port: number;
+  /** submit_sm PDUs in the order they came. */
+  submits: smpp.PDU[];
+  /** The engine's bound session, once it has bound. */
+  readonly bound: smpp.Session | undefined;
+  close(): Promise<void>;
+}
+
+export async function startSmsc(): Promise<TestSmsc> {
+  const submits: smpp.PDU[] = [];
+  let bound: smpp.Session | undefined;
+  const server = smpp.createServer({}, (session) => {
+    session.on('error', () => undefined);
+    session.on('bind_transceiver', (pdu) => {
+      session.send(pdu.response());
+      bound = session;
+    });
+    session.on('enquire_link', (pdu) => session.send(pdu.response()));
+    session.on('submit_sm', (pdu) => {
+      submits.push(pdu);
+      session.send(pdu.response({ message_id: `SM${submits.length}` }));
+    });
+  });
+  const port = await freePort();
+  await new Promise<void>((ok) => server.listen(port, '127.0.0.1', () => ok()));
+  return {
+    port,
+    submits,
+    get bound() {
+      return bound;
+    },
+    close: () =>
+      new Promise<void>((ok) => {
+        for (const s of [...server.sessions]) s.destroy();
+        server.close(() => ok());
+      }),
+  };
+}
+
+export interface TestRelay {
+  port: number;
+  relayed: ParsedMail[];
+  close(): Promise<void>;
+}
+
+export async function startSmtpRelay(): Promise<TestRelay> {
+  const relayed: ParsedMail[] = [];
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS'],
+    onData(stream, _s, done) {
+      simpleParser(stream).then((m) => (relayed.push(m), done()), done);
+    },
+  });
+  const port = await freePort();
+  await new Promise<void>((ok) => server.listen(port, '127.0.0.1', ok));
+  return { port, relayed, close: () => new Promise<void>((ok) => server.close(() => ok())) };
+}
