@@ -20,6 +20,7 @@ import { kvReceipts } from '../edges/sms/receipts.ts';
 import { webchatRoutes } from '../edges/webchat/routes.ts';
 import { voiceConfig } from './voice.ts';
 import { bridgeNotices } from '../edges/webchat/edge.ts';
+import { ratingTaker } from '../edges/webchat/csat.ts';
 import type { BlobStore } from '../storage/blobs/store.ts';
 import { StoreClient } from '../storage/client.ts';
 import { ConfigError } from './config.ts';
@@ -126,6 +127,8 @@ export async function startChannels(deps: {
       // Visitors may call from the widget (protocol v2): the conversation goes to voice on the media node.
       voice: { actors: deps.actors },
       chatLinkSecret: voiceConfig(deps.env).chatLink?.secret,
+      // Customers rate a conversation once it is closed: the conversation actor takes it, the history keeps it.
+      csat: ratingTaker({ actors: deps.actors, store: new StoreClient(deps.nc) }),
     });
     undo.push(() => webchat.close());
     const notices = bridgeNotices(deps.nc, webchat.log, log.child({ part: 'webchat' }));

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { agentKind } from './agent.ts';
-import { conversationKind, type ConversationContext } from './conversation.ts';
+import { conversationKind, type ConversationContext, type CsatAnswer } from './conversation.ts';
 import { queueKind } from './queue.ts';
 import { Sim } from '../tests/support/sim.ts';
 
@@ -168,4 +168,63 @@ test('a voice-only outbound call that fails abandons its conversation; one answe
   sim.send('conversation/o2', { type: 'call.progress', callId: 'k2', state: 'ended', reason: 'callee hung up' });
   assert.equal(sim.state('conversation/o2').value, 'wrapup');
   assert.equal((sim.state('conversation/o2').context as ConversationContext).channels.length, 1, 'it never left voice');
+});
+
+test('a rating (csat.rated) is taken once, after an agent served the conversation, from its own customer only', () => {
+  const sim = new Sim({ agent: agentKind, conversation: conversationKind, queue: queueKind });
+  assignedConversation(sim);
+  const c = () => sim.state('conversation/c1').context as ConversationContext;
+  const rate = (score: number, extra: Record<string, unknown> = {}) => {
+    sim.send('conversation/c1', { type: 'csat.rated', score, by: { channel: 'email', handle: 'alice@example.test' }, ...extra });
+    return sim.replies.at(-1) as CsatAnswer;
+  };
+  assert.deepEqual(rate(5), { ok: false, reason: 'the conversation is still going on: rate it once it is closed' });
+  assert.throws(() => rate(6), /score must be 1 to 5/, 'the schema refuses a score out of range');
+  assert.throws(() => rate(3.5), /whole number/);
+
+  sim.send('conversation/c1', { type: 'wrapup' });
+  sim.advance(3000);
+  sim.send('conversation/c1', { type: 'close', disposition: 'resolved' });
+  const notice = sim.notices.filter((n) => n.subject === 'cc.conversation.c1.notice').at(-1);
+  assert.deepEqual(notice?.data, { kind: 'conversation.closed', csat: true }, 'the customer is told it ended and asked to rate it');
+
+  assert.deepEqual(rate(4, { by: { channel: 'email', handle: 'mallory@example.test' } }), { ok: false, reason: "only the conversation's customer may rate it" });
+  assert.deepEqual(rate(4, { by: { channel: 'sms', handle: 'alice@example.test' } }), { ok: false, reason: "only the conversation's customer may rate it" }, 'nor on a channel it never used');
+  assert.equal(c().csat, undefined);
+
+  const ratedAt = sim.now;
+  assert.deepEqual(rate(4, { comment: 'Quick and kind' }), { ok: true, duplicate: false, conversation: 'c1', customer: 'u1', csat: { score: 4, comment: 'Quick and kind', at: ratedAt, channel: 'email' } });
+  assert.deepEqual(c().csat, { score: 4, comment: 'Quick and kind', at: ratedAt, channel: 'email' });
+  sim.advance(1000);
+  // The same rating sent again (a client resending after a reconnect) is answered as taken; another is refused.
+  assert.deepEqual(rate(4, { comment: 'Quick and kind' }), { ok: true, duplicate: true, conversation: 'c1', customer: 'u1', csat: { score: 4, comment: 'Quick and kind', at: ratedAt, channel: 'email' } });
+  assert.deepEqual(rate(1), { ok: false, reason: 'this conversation was already rated (4 of 5)' });
+  assert.equal(c().csat?.score, 4);
+
+  // Reopened by the customer and closed again: no second invitation, and the rating stays.
+  sim.send('conversation/c1', { type: 'customer.message', channel: 'email' });
+  assert.deepEqual(rate(2), { ok: false, reason: 'the conversation is still going on: rate it once it is closed' });
+  sim.send('conversation/c1', { type: 'customer.left' });
+  assert.equal(sim.state('conversation/c1').value, 'closed');
+  assert.equal(c().csat?.score, 4);
+});
+
+test('a rating is taken in wrap-up; a conversation nobody served is not rated and not asked to be', () => {
+  const sim = new Sim({ agent: agentKind, conversation: conversationKind, queue: queueKind });
+  assignedConversation(sim);
+  sim.send('conversation/c1', { type: 'wrapup' });
+  sim.send('conversation/c1', { type: 'csat.rated', score: 5, by: { channel: 'email', handle: 'alice@example.test' } });
+  assert.equal((sim.replies.at(-1) as CsatAnswer).ok, true);
+  sim.send('conversation/c1', { type: 'close' });
+  assert.deepEqual(sim.notices.filter((n) => n.subject === 'cc.conversation.c1.notice').at(-1)?.data, { kind: 'conversation.closed', csat: false }, 'already rated: not asked again');
+
+  sim.send('conversation/c9', { type: 'open', customer: 'u9', channel: 'webchat', queue: 'nobody' });
+  sim.send('conversation/c9', { type: 'customer.message', channel: 'webchat', replyTo: { account: 'shop', handle: 'visitor:x' } });
+  sim.send('conversation/c9', { type: 'customer.left' });
+  assert.equal(sim.state('conversation/c9').value, 'closed');
+  assert.equal(sim.notices.filter((n) => n.subject === 'cc.conversation.c9.notice' && (n.data as { kind: string }).kind === 'conversation.closed').length, 0, 'an abandoned chat asks for no rating');
+  sim.send('conversation/c9', { type: 'csat.rated', score: 1, by: { channel: 'webchat', handle: 'visitor:x' } });
+  assert.deepEqual(sim.replies.at(-1), { ok: false, reason: 'no agent served this conversation: there is nothing to rate' });
+  sim.send('conversation/c10', { type: 'csat.rated', score: 1, by: { channel: 'webchat', handle: 'visitor:x' } });
+  assert.deepEqual(sim.replies.at(-1), { ok: false, reason: 'no such conversation' });
 });

@@ -3,7 +3,7 @@
 import * as v from 'valibot';
 import { assign, cancel, emit, enqueueActions, raise, setup } from 'xstate';
 import { defineKind } from '../actors/kind.ts';
-import { notify, publish, tell } from './effects.ts';
+import { notify, publish, reply, tell } from './effects.ts';
 import { ChannelSchema, ReservationAnswerSchemas, SkillNeedSchema, type Channel, type Task } from './routing.ts';
 
 const at = v.number();
@@ -81,6 +81,15 @@ export const ConversationEventSchema = v.variant('type', [
   v.object({ type: v.literal('wrapup'), at }),
   v.object({ type: v.literal('close'), at, disposition: v.optional(v.string(), '') }),
   v.object({ type: v.literal('customer.left'), at }),
+  // The customer's satisfaction rating, once per conversation, after an agent served it (wrap-up or closed).
+  // `by` is who sent it on which channel: only the conversation's own customer handle is taken.
+  v.object({
+    type: v.literal('csat.rated'),
+    at,
+    score: v.pipe(v.number(), v.integer('score must be a whole number'), v.minValue(1, 'score must be 1 to 5'), v.maxValue(5, 'score must be 1 to 5')),
+    comment: v.optional(v.pipe(v.string(), v.maxLength(1000, 'comment must be at most 1000 characters'))),
+    by: v.object({ channel: ChannelSchema, handle: v.pipe(v.string(), v.minLength(1)) }),
+  }),
   v.object({ type: v.literal('sla.first'), at: v.optional(v.number()) }),
   v.object({ type: v.literal('sla.next'), at: v.optional(v.number()) }),
   // Answers of an agent reserved directly by a transfer.
@@ -103,6 +112,8 @@ export interface ConversationContext {
   assignedAt?: number;
   firstResponseAt?: number;
   lastCustomerAt?: number;
+  /** Customer messages so far (unread counts in every workspace node start from it). */
+  inbound?: number;
   awaitingReply: boolean;
   slaFirstSec: number;
   slaNextSec: number;
@@ -120,7 +131,18 @@ export interface ConversationContext {
   deliveries?: Record<string, { state: v.InferOutput<typeof DeliveryStateSchema>; at: number; reason?: string; permanent?: boolean }>;
   /** The latest outbound call and how far it got; `from` is the channel it was escalated from. */
   call?: { callId: string; state: CallState; at: number; reason?: string; from?: Channel };
+  /** The customer's rating (1-5), taken once. */
+  csat?: Csat;
 }
+
+export interface Csat {
+  score: number;
+  comment?: string;
+  at: number;
+  channel: Channel;
+}
+/** The answer to an ask of `csat.rated`: taken (again, for the same rating sent twice), or refused with the reason. */
+export type CsatAnswer = { ok: true; duplicate: boolean; conversation: string; customer: string; csat: Csat } | { ok: false; reason: string };
 
 const MAX_DELIVERIES = 100;
 const ORDER = ['queued', 'sent', 'delivered', 'read'];
@@ -164,7 +186,7 @@ export const conversationMachine = setup({
     }),
     customerSpoke: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'customer.message') return;
-      enqueue.assign({ lastCustomerAt: event.at });
+      enqueue.assign({ lastCustomerAt: event.at, inbound: (context.inbound ?? 0) + 1 });
       // Next-response SLA: the clock starts at the first customer message the agent has not answered.
       if (!context.awaitingReply && context.firstResponseAt !== undefined) {
         enqueue.assign({ awaitingReply: true });
@@ -227,6 +249,21 @@ export const conversationMachine = setup({
       enqueue.raise({ type: 'wrapup', at: event.at });
       enqueue.raise({ type: 'customer.left', at: event.at });
     }),
+    /** A rating in wrap-up or closed: the conversation's own customer, once; the same rating again is answered as taken. */
+    rate: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'csat.rated') return;
+      const answer = (a: CsatAnswer) => enqueue.emit(reply(a));
+      if (context.outcome !== 'assigned') return answer({ ok: false, reason: 'no agent served this conversation: there is nothing to rate' });
+      if (context.replyTo?.[event.by.channel]?.handle !== event.by.handle) return answer({ ok: false, reason: "only the conversation's customer may rate it" });
+      const had = context.csat;
+      if (had) {
+        if (had.score === event.score && (had.comment ?? '') === (event.comment ?? '')) return answer({ ok: true, duplicate: true, conversation: context.id, customer: context.customer, csat: had });
+        return answer({ ok: false, reason: `this conversation was already rated (${had.score} of 5)` });
+      }
+      const csat: Csat = { score: event.score, ...(event.comment ? { comment: event.comment } : {}), at: event.at, channel: event.by.channel };
+      enqueue.assign({ csat });
+      answer({ ok: true, duplicate: false, conversation: context.id, customer: context.customer, csat });
+    }),
     agentSpoke: enqueueActions(({ context, event, enqueue }) => {
       if (context.firstResponseAt === undefined) {
         enqueue.assign({ firstResponseAt: event.at });
@@ -262,6 +299,8 @@ export const conversationMachine = setup({
     'customer.message': { actions: 'customerSpoke' },
     'system.reply': { actions: 'sendReply' },
     'call.progress': { actions: 'callProgress' },
+    // Wrap-up and closed take ratings; before that the conversation is not over yet.
+    'csat.rated': { actions: emit(({ context }) => reply({ ok: false, reason: context.customer ? 'the conversation is still going on: rate it once it is closed' : 'no such conversation' } satisfies CsatAnswer)) },
     delivery: {
       actions: [
         assign({
@@ -413,6 +452,7 @@ export const conversationMachine = setup({
     wrapup: {
       entry: emit(({ context }) => live(context, 'wrapup')),
       on: {
+        'csat.rated': { actions: 'rate' },
         close: {
           target: 'closed',
           actions: [assign({ disposition: ({ event }) => event.disposition, closedAt: ({ event }) => event.at }), 'releaseAgent'],
@@ -424,8 +464,13 @@ export const conversationMachine = setup({
         emit(({ context }) => live(context, 'closed')),
         emit(({ context }) => tell(`customer/${context.customer}`, { type: 'conversation.closed', conversationId: context.id })),
         emit(({ context }) => statusEvent(context, 'closed', context.closedAt ?? 0, { by: closedBy(context), disposition: context.disposition || undefined, outcome: context.outcome })),
+        // The customer's screen (web chat, app) says it ended and, for one an agent served and not yet rated, asks for a rating.
+        enqueueActions(({ context, enqueue }) => {
+          if (context.outcome === 'assigned') enqueue.emit(notify(`cc.conversation.${context.id}.notice`, { kind: 'conversation.closed', csat: !context.csat }));
+        }),
       ],
       on: {
+        'csat.rated': { actions: 'rate' },
         'customer.message': [
           {
             guard: 'withinReopenWindow',

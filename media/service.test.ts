@@ -124,3 +124,24 @@ test('an agent leg over WebRTC: transports on 127.0.0.1, produce in the caller c
   assert.deepEqual(info.consumers.map((x) => x.producerId), [info.producers[0].id], "left: the agent's browser consuming the caller");
   await media.call('router.close', { conversationId: c });
 });
+
+test('a consulted agent (warm transfer): produced without the bridge, bridged to the SIP leg later, once', async () => {
+  const c = 'c6';
+  await media.call('router.open', { conversationId: c });
+  const leg = await media.call<{ transportId: string }>('plain.create', { conversationId: c, comedia: true });
+  const caller = await media.call<{ producerId: string }>('produce', { conversationId: c, transportId: leg.transportId, codec: 'PCMU', payloadType: 0, ssrc: 1112 });
+  const send = await media.call<{ transportId: string }>('webrtc.create', { conversationId: c });
+  const pcmu = { mid: '0', codecs: [{ mimeType: 'audio/PCMU', payloadType: 0, clockRate: 8000 }], encodings: [{ ssrc: 4444 }], rtcp: { cname: 'colleague' } };
+  const produced = await media.call<{ producerId: string; bridged: number }>('webrtc.produce', { conversationId: c, transportId: send.transportId, kind: 'audio', rtpParameters: pcmu, bridge: false });
+  assert.equal(produced.bridged, 0, 'the caller does not hear a consult');
+  type Info = { consumers: { producerId: string; bridged: boolean }[] };
+  assert.deepEqual((await media.call<Info>('call.info', { conversationId: c })).consumers, []);
+
+  await rejected(media.call('bridge', { conversationId: c, producerId: 'nope' }), 404, /producer nope is not in this call/);
+  await rejected(media.call('bridge', { conversationId: c, producerId: caller.producerId }), 400, /is not an agent's/);
+  assert.equal((await media.call<{ bridged: number }>('bridge', { conversationId: c, producerId: produced.producerId })).bridged, 1);
+  assert.equal((await media.call<{ bridged: number }>('bridge', { conversationId: c, producerId: produced.producerId })).bridged, 0, 'bridged once');
+  const info = await media.call<Info & { consumers: { id: string; producerId: string; bridged: boolean }[] }>('call.info', { conversationId: c });
+  assert.deepEqual(info.consumers.map((x) => [x.producerId, x.bridged]), [[produced.producerId, true]]);
+  await media.call('router.close', { conversationId: c });
+});

@@ -64,6 +64,11 @@ export const MediaRequests = {
     /** 'caller' when the browser is the customer (a call from the web chat widget): agents' consumers then find it. */
     source: v.optional(v.picklist(['agent', 'caller']), 'agent'),
   }),
+  /**
+   * Sends an agent's producer out of the call's plain legs (what was playing there stops): a consulted agent,
+   * who joined with `bridge: false`, taking the caller over at the end of a warm transfer. Idempotent.
+   */
+  bridge: v.object({ conversationId: Id, producerId: Id }),
   /** Sends a producer (default: the caller's) to the agent's browser. */
   'webrtc.consume': v.object({ conversationId: Id, transportId: Id, rtpCapabilities: RtpCapabilities, producerId: v.optional(Id) }),
   'webrtc.close': v.object({ conversationId: Id, transportId: Id }),
@@ -109,6 +114,8 @@ interface CallMedia {
   webrtc: Map<string, WebRtcTransport>;
   /** What is playing out of each transport. */
   playing: Map<string, Playback>;
+  /** How many times an agent was bridged to each plain leg: a prompt started before a bridge loses to it. */
+  bridges: Map<string, number>;
 }
 
 export interface MediaServiceOptions {
@@ -220,7 +227,7 @@ export async function startMediaService(nc: NatsConnection, opts: MediaServiceOp
         return m.json();
       }
       const router = await pool.router(conversationId);
-      calls.set(conversationId, { router, transports: new Map(), producers: new Map(), consumers: new Map(), webrtc: new Map(), playing: new Map() });
+      calls.set(conversationId, { router, transports: new Map(), producers: new Map(), consumers: new Map(), webrtc: new Map(), playing: new Map(), bridges: new Map() });
       router.observer.once('close', () => forget(conversationId));
       return { conversationId, workerPid: pool.workerOf(conversationId), node };
     },
@@ -279,6 +286,7 @@ export async function startMediaService(nc: NatsConnection, opts: MediaServiceOp
       const out = transportOf(call, transportId);
       call.playing.get(transportId)?.stop();
       call.playing.delete(transportId);
+      const bridges = call.bridges.get(transportId) ?? 0;
       // The prompt enters the router as a producer on its own transport, fed by a Node RTP sender, and
       // leaves through a consumer on the caller's transport: the same path an agent's voice takes.
       const feed = await call.router.createPlainTransport({ listenInfo: { protocol: 'udp', ip: listenIp }, rtcpMux: true, comedia: true });
@@ -298,6 +306,14 @@ export async function startMediaService(nc: NatsConnection, opts: MediaServiceOp
         feed.close();
         if (call.playing.get(transportId) === playback) call.playing.delete(transportId);
       });
+      // An agent was bridged while this was being set up (e.g. hold music resuming as the agent answers): the agent wins.
+      if ((call.bridges.get(transportId) ?? 0) !== bridges) {
+        playback.stop();
+        throw new MediaError(409, `play: an agent was bridged to transport ${transportId} meanwhile: ${prompt} not played`);
+      }
+      // Two plays set up at once (hold music and a position notice): the later replaces the earlier, which
+      // would otherwise loop on unseen beside it.
+      call.playing.get(transportId)?.stop();
       call.playing.set(transportId, playback);
       return { playing: prompt, durationMs: playback.durationMs, packets: playback.packets };
     },
@@ -336,20 +352,18 @@ export async function startMediaService(nc: NatsConnection, opts: MediaServiceOp
       const p = await t.produce({ kind, rtpParameters: rtpParameters as MsRtpParameters, appData: { source } });
       call.producers.set(p.id, p);
       p.observer.once('close', () => call.producers.delete(p.id));
-      let bridged = 0;
-      if (bridge) {
-        for (const [legId, leg] of call.transports) {
-          call.playing.get(legId)?.stop();
-          call.playing.delete(legId);
-          const c = await leg.consume({ producerId: p.id, rtpCapabilities: call.router.rtpCapabilities, appData: { leg: legId, bridged: true } });
-          call.consumers.set(c.id, c);
-          c.observer.once('close', () => call.consumers.delete(c.id));
-          // The agent left (transfer, page closed) while the caller stays: music until the next one joins.
-          c.once('producerclose', () => void musicWhenAlone(conversationId, legId));
-          bridged++;
-        }
-      }
+      const bridged = bridge ? await bridgeOut(conversationId, call, p) : 0;
       return { producerId: p.id, bridged };
+    },
+    async bridge({ conversationId, producerId }) {
+      const call = callOf(conversationId);
+      const p = call.producers.get(producerId);
+      if (!p || p.closed) throw new MediaError(404, `producer ${producerId} is not in this call`);
+      if (p.appData.source !== 'agent') throw new MediaError(400, `bridge: producer ${producerId} is not an agent's`);
+      const mime = p.rtpParameters.codecs[0].mimeType.toLowerCase();
+      const legMime = callerOf(call)?.rtpParameters.codecs[0].mimeType.toLowerCase();
+      if (legMime && mime !== legMime) throw new MediaError(400, `bridge: the caller's leg is ${legMime}, the producer ${mime} (mediasoup does not transcode)`);
+      return { producerId, bridged: await bridgeOut(conversationId, call, p) };
     },
     async 'webrtc.consume'({ conversationId, transportId, rtpCapabilities, producerId }) {
       const call = callOf(conversationId);
@@ -382,7 +396,7 @@ export async function startMediaService(nc: NatsConnection, opts: MediaServiceOp
       return {
         conversationId,
         producers: [...call.producers.values()].map((p) => ({ id: p.id, source: String(p.appData.source ?? ''), mimeType: p.rtpParameters.codecs[0].mimeType, paused: p.paused })),
-        consumers: [...call.consumers.values()].map((c) => ({ id: c.id, producerId: c.producerId, paused: c.paused })),
+        consumers: [...call.consumers.values()].map((c) => ({ id: c.id, producerId: c.producerId, paused: c.paused, bridged: Boolean(c.appData.bridged) })),
         plain: [...call.transports.keys()],
         webrtc: [...call.webrtc.keys()],
       };
@@ -393,6 +407,24 @@ export async function startMediaService(nc: NatsConnection, opts: MediaServiceOp
       if (!x || x.closed) throw new MediaError(404, `${id} is not a producer, consumer or transport of this call`);
       return { id, stats: await x.getStats() };
     },
+  };
+
+  /** Sends an agent's producer out of every plain leg not yet carrying it; what played there stops. */
+  const bridgeOut = async (conversationId: string, call: CallMedia, p: Producer): Promise<number> => {
+    let bridged = 0;
+    for (const [legId, leg] of call.transports) {
+      if ([...call.consumers.values()].some((x) => x.producerId === p.id && x.appData.leg === legId && !x.closed)) continue;
+      call.bridges.set(legId, (call.bridges.get(legId) ?? 0) + 1);
+      call.playing.get(legId)?.stop();
+      call.playing.delete(legId);
+      const c = await leg.consume({ producerId: p.id, rtpCapabilities: call.router.rtpCapabilities, appData: { leg: legId, bridged: true } });
+      call.consumers.set(c.id, c);
+      c.observer.once('close', () => call.consumers.delete(c.id));
+      // The agent left (transfer, page closed) while the caller stays: music until the next one joins.
+      c.once('producerclose', () => void musicWhenAlone(conversationId, legId));
+      bridged++;
+    }
+    return bridged;
   };
 
   /** Loops the music out of a caller's leg that no agent is bridged to any more (nothing if the call ended). */

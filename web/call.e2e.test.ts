@@ -7,159 +7,47 @@
 // the router closes and the conversation is in wrap-up.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createSocket } from 'node:dgram';
-import { existsSync, mkdirSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
-import pino from 'pino';
-import type { Browser } from 'playwright-core';
-import { CHROMIUM, launchChromium, loginCookie } from './browser.testing.ts';
-import { ActorClient } from '../actors/client.ts';
-import { loadConfig } from '../engine/config.ts';
-import { freePort } from '../engine/nats-server.ts';
-import { startEngine, type Engine } from '../engine/start.ts';
+import { join } from 'node:path';
 import { mediaId } from '../edges/sip/edge.ts';
-import { DtmfDetector, buildRtp, buildTelephoneEvent, parseRtp, parseTelephoneEvent } from '../media/rtp.ts';
-import { MediaClient, MediaError } from '../media/service.ts';
-import { serve, type HttpServer } from '../platform/serve.ts';
-import { StoreClient } from '../storage/client.ts';
-import { writeRtpPcap } from '../tests/support/pcap.ts';
-import { startTestNats, tempDir, waitFor, type TestNats } from '../tests/support/nats.ts';
-import { workspace, type Workspace } from './server/routes.ts';
+import { DtmfDetector, parseTelephoneEvent } from '../media/rtp.ts';
+import { MediaError } from '../media/service.ts';
+import { waitFor } from '../tests/support/nats.ts';
+import { agentPage, CALL_SKIP as skip, callerEar, callPcap, createAgents, SHOTS, sipp, sleep, startCallStack, statusSession, type CallStack } from './call.testing.ts';
 
-const HERE = import.meta.dirname;
-const SHOTS = resolve('.test-data/screenshots');
-const PROMPTS = process.env.PROMPTS_DIR || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'cc', 'prompts');
-
-const skip = !existsSync(CHROMIUM) ? `no ${CHROMIUM}: run scripts/setup-browser.sh as root` : !existsSync(join(PROMPTS, 'welcome.en.ul')) ? `prompts missing in ${PROMPTS}: run sh scripts/setup-voice.sh` : false;
-
-let nats: TestNats;
-let engine: Engine;
-let ws: Workspace;
-let http: HttpServer;
-let browser: Browser;
-let base = '';
-let dir = '';
-let sipPort = 0;
-let actors: ActorClient;
-let media: MediaClient;
-const adminPassword = crypto.randomUUID();
+let stack: CallStack;
 
 before(async () => {
-  if (skip) return;
-  nats = await startTestNats();
-  dir = tempDir('call-e2e');
-  sipPort = await freePort();
-  const env = { NATS_URL: nats.urls[0], DATA_DIR: dir, SURREAL_URL: 'mem://', PORT: String(await freePort()), SMTP_PORT: String(await freePort()), SIP_PORT: String(sipPort), SIP_HOST: '127.0.0.1', MEDIA_LISTEN_IP: '127.0.0.1', MEDIA_WORKERS: '1', ACTOR_SHARDS: '4', LOG_LEVEL: 'warn', ADMIN_PASSWORD: adminPassword, PROMPTS_DIR: PROMPTS };
-  engine = await startEngine(loadConfig(env), pino({ level: 'warn' }), env);
-  const nc = await nats.connect();
-  actors = new ActorClient(nc, 4);
-  media = new MediaClient(nc);
-  ws = await workspace({ nc, actors, store: new StoreClient(nc), log: pino({ level: 'warn' }), dataDir: dir, env: { ADMIN_PASSWORD: adminPassword }, blobs: engine.blobs!.store });
-  http = await serve(ws.app.fetch, await freePort(), '127.0.0.1');
-  base = `http://127.0.0.1:${http.port}`;
-  // A microphone without a person: Chromium's fake device (a beep) and no permission prompt.
-  browser = await launchChromium(['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', '--autoplay-policy=no-user-gesture-required']);
-  mkdirSync(SHOTS, { recursive: true });
+  if (!skip) stack = await startCallStack('call-e2e');
 });
 
 after(async () => {
-  await browser?.close();
-  await http?.close();
-  await ws?.stop();
-  await engine?.stop();
-  await nats?.stop();
+  await stack?.stop();
 });
 
-async function apiSession(user: string, password: string) {
-  const cookie = await loginCookie(base, user, password);
-  return async (path: string, body?: unknown) => {
-    const res = await fetch(`${base}${path}`, { method: body === undefined ? 'GET' : 'POST', headers: { cookie, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-    return { status: res.status, data: (await res.json()) as Record<string, unknown> };
-  };
-}
-
-/** μ-law of a 16-bit sample (G.711). */
-function ulaw(sample: number): number {
-  const sign = sample < 0 ? 0x80 : 0;
-  let s = Math.min(Math.abs(sample), 32635) + 0x84;
-  let exp = 7;
-  for (let mask = 0x4000; (s & mask) === 0 && exp > 0; mask >>= 1) exp--;
-  const mantissa = (s >> (exp + 3)) & 0x0f;
-  return ~(sign | (exp << 4) | mantissa) & 0xff;
-}
-
-/** The caller's side as a pcap for sipp's play_pcap_audio: DTMF 1 (RFC 4733), then `seconds` of a 440 Hz tone as PCMU. */
-function callPcap(path: string, seconds: number): void {
-  const packets: { at: number; rtp: Uint8Array }[] = [];
-  for (let i = 0; i < 8; i++) {
-    const payload = buildTelephoneEvent({ digit: '1', end: i >= 5, volume: 10, duration: Math.min(i + 1, 6) * 160 });
-    packets.push({ at: i * 20_000, rtp: buildRtp({ payloadType: 101, seq: 100 + i, timestamp: 8000, ssrc: 0x1234abcd, marker: i === 0, payload }) });
-  }
-  for (let i = 0; i < seconds * 50; i++) {
-    const payload = new Uint8Array(160);
-    for (let k = 0; k < 160; k++) payload[k] = ulaw(Math.round(8000 * Math.sin((2 * Math.PI * 440 * (i * 160 + k)) / 8000)));
-    packets.push({ at: 1_000_000 + i * 20_000, rtp: buildRtp({ payloadType: 0, seq: 200 + i, timestamp: 16000 + i * 160, ssrc: 0x1234abcd, marker: i === 0, payload }) });
-  }
-  writeRtpPcap(path, packets);
-}
-
-function sipp(earPort: number, timeoutMs: number): Promise<{ code: number | null; out: string }> {
-  return new Promise((ok) => {
-    const args = ['127.0.0.1:' + sipPort, '-sf', join(HERE, 'uac-agent-call.xml'), '-m', '1', '-i', '127.0.0.1', '-timeout', `${Math.ceil(timeoutMs / 1000)}s`, '-timeout_error', '-key', 'rtp_port', String(earPort), '-key', 'caller', '+8613900139000', '-mi', '127.0.0.1'];
-    const p = spawn('sipp', args, { cwd: dir });
-    let out = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (out += d));
-    p.on('close', (code) => ok({ code, out }));
-  });
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-
 test('a caller reaches an agent who answers in the browser: audio both ways, mute, keys, hold, transfer, hang-up', { skip, timeout: 90_000 }, async (t) => {
-  const admin = await apiSession('admin', adminPassword);
-  for (const id of ['ann', 'bob']) assert.equal((await admin('/api/users', { id, name: id, role: 'agent', password: `${id}-password-1`, queues: ['support'] })).status, 201);
+  const { ws, actors, media, base } = stack;
+  await createAgents(stack, ['ann', 'bob']);
 
   // What the caller hears, by SSRC (prompts, music and the agent each arrive as their own stream).
-  const ear = createSocket('udp4');
-  await new Promise<void>((ok) => ear.bind(0, '127.0.0.1', ok));
-  let heard = 0;
+  const ear = await callerEar();
+  const heardIn = ear.heardIn;
   // The agent's keys as the trunk sees them: RFC 4733 events (PT 101), one digit per key press.
   const keys = new DtmfDetector();
   const keysHeard: string[] = [];
   const keySeqs: { ssrc: number; seq: number; end: boolean }[] = [];
   const audioSeqs: { ssrc: number; seq: number }[] = [];
-  ear.on('message', (b) => {
-    const p = parseRtp(new Uint8Array(b));
-    if (!p) return;
-    heard++;
+  ear.onRtp((p) => {
     if (p.payloadType === 101) {
       const digit = keys.push(p);
       if (digit) keysHeard.push(digit);
       keySeqs.push({ ssrc: p.ssrc, seq: p.seq, end: parseTelephoneEvent(p.payload)?.end ?? false });
     } else audioSeqs.push({ ssrc: p.ssrc, seq: p.seq });
   });
-  const heardIn = async (ms: number) => {
-    const from = heard;
-    await sleep(ms);
-    return heard - from;
-  };
+  const ann = await agentPage(stack, 'ann', { available: true });
 
-  const ann = await (await browser.newContext({ locale: 'en-US' })).newPage();
-  await ann.goto(base);
-  await ann.fill('#login-user', 'ann');
-  await ann.fill('#login-password', 'ann-password-1');
-  await ann.click('button[type=submit]');
-  await ann.waitForSelector('header nav');
-  await ann.selectOption('#presence', 'available');
-  await waitFor('ann available', async () => (await ann.getAttribute('[data-presence]', 'data-presence')) === 'available', 10_000, 100);
-
-  callPcap(join(dir, 'call.pcap'), 45);
+  callPcap(join(stack.dir, 'call.pcap'), 45);
   const started = Date.now();
-  const run = sipp(ear.address().port, 80_000);
+  const run = sipp(stack, ear.port, 80_000);
 
   // IVR → queue → offer; Ann accepts and opens the conversation: the call panel is there.
   await ann.waitForSelector('[data-offer]', { timeout: 25_000 });
@@ -173,7 +61,7 @@ test('a caller reaches an agent who answers in the browser: audio both ways, mut
 
   // The browser's own counters: the caller's voice arrives (inbound-rtp), the microphone leaves.
   await ann.waitForFunction(() => Number(document.querySelector('[data-rtp-in]')?.getAttribute('data-rtp-in')) > 25 && Number(document.querySelector('[data-rtp-out]')?.getAttribute('data-rtp-out')) > 25, undefined, { timeout: 15_000 });
-  const annApi = await apiSession('ann', 'ann-password-1');
+  const annApi = await statusSession(base, 'ann', 'ann-password-1');
   const stats = await waitFor('mediasoup counts both ways', async () => {
     const s = (await annApi(`/api/calls/${conversationId}/stats`)).data as { fromAgent: number; toAgent: number };
     return s.fromAgent > 25 && s.toAgent > 25 ? s : undefined;
@@ -187,7 +75,7 @@ test('a caller reaches an agent who answers in the browser: audio both ways, mut
   await ann.screenshot({ path: join(SHOTS, 'call.png') });
 
   // Nobody else reaches the call's media.
-  const bob = await apiSession('bob', 'bob-password-1');
+  const bob = await statusSession(base, 'bob', 'bob-password-1');
   const refused = await bob(`/api/calls/${conversationId}/join`, {});
   assert.equal(refused.status, 403);
   assert.match(String(refused.data.error), /not assigned to you/);
@@ -240,14 +128,7 @@ test('a caller reaches an agent who answers in the browser: audio both ways, mut
 
   // Blind transfer to Bob with a note: Ann's leg closes at once, the caller hears music meanwhile, Bob
   // accepts and answers in his own page, and the caller hears him.
-  const bobPage = await (await browser.newContext({ locale: 'en-US' })).newPage();
-  await bobPage.goto(base);
-  await bobPage.fill('#login-user', 'bob');
-  await bobPage.fill('#login-password', 'bob-password-1');
-  await bobPage.click('button[type=submit]');
-  await bobPage.waitForSelector('header nav');
-  await bobPage.selectOption('#presence', 'available');
-  await waitFor('bob available', async () => (await bobPage.getAttribute('[data-presence]', 'data-presence')) === 'available', 10_000, 100);
+  const bobPage = await agentPage(stack, 'bob', { available: true });
   await ann.focus('.history');
   await ann.keyboard.press('t');
   await ann.waitForSelector('dialog[open] #transfer-to option[value="agent/bob"]', { state: 'attached' });

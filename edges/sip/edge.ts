@@ -337,15 +337,18 @@ export async function startSipEdge(o: SipEdgeOptions): Promise<SipEdge> {
       respond(rq, from, 488, 'Not Acceptable Here', { toTag: call.toTag, headers: { warning: `399 cc "${(e as Error).message.replace(/"/g, "'")}"` } });
       return;
     }
-    try {
-      const [caller] = await Promise.all([o.voice.caller(number, nowMs()), openMedia(call, offer)]);
-      call.caller = caller;
-    } catch (e) {
-      log?.warn({ callId, err: (e as Error).message }, 'call setup failed');
-      if (call.state !== 'ended') respond(rq, from, 503, 'Service Unavailable', { toTag: call.toTag });
+    const [caller, opened] = await Promise.allSettled([o.voice.caller(number, nowMs()), openMedia(call, offer)]);
+    if (caller.status === 'rejected' || opened.status === 'rejected') {
+      const err = (caller.status === 'rejected' ? caller.reason : (opened as PromiseRejectedResult).reason) as Error;
+      log?.warn({ callId, err: err.message }, 'call setup failed');
+      const refused = call.state !== 'ended'; // not cancelled meanwhile
+      if (refused) respond(rq, from, 503, 'Service Unavailable', { toTag: call.toTag });
       await end(call, 'setup failed');
+      // No media (the media node is down): no IVR can speak, so a caller with a number gets the chat link by SMS.
+      if (refused && opened.status === 'rejected' && caller.status === 'fulfilled') void mediaDown(call, caller.value, number);
       return;
     }
+    call.caller = caller.value;
     if (call.state === 'ended') return; // cancelled meanwhile
     call.state = 'ringing';
     respond(rq, from, 180, 'Ringing', { toTag: call.toTag });
@@ -505,6 +508,19 @@ export async function startSipEdge(o: SipEdgeOptions): Promise<SipEdge> {
       sendBye(call);
       void end(call, `continued by ${channel}`);
     }, bye + 300);
+  }
+
+  /** The call was refused for want of media: with failover configured, the conversation goes on by SMS and web chat. */
+  async function mediaDown(call: Call, caller: Caller, number: string): Promise<void> {
+    if (!o.failover || !isPhoneNumber(number)) return;
+    try {
+      const moved = await o.failover.continueOn({ callId: call.callId, caller, number, language: o.menu.language, attrs: { reason: 'media unavailable' }, callAt: call.startedAt, at: nowMs() });
+      call.conversationId = moved.conversationId;
+      call.continuedOn = 'sms';
+      log?.info({ callId: call.callId, conversation: moved.conversationId }, 'no media for the call: chat link sent by SMS');
+    } catch (e) {
+      log?.warn({ callId: call.callId, err: (e as Error).message }, 'no media for the call and the chat link was not sent');
+    }
   }
 
   async function routed(call: Call, exit: QueueExit | { failover: string } | null, language: string | null): Promise<void> {

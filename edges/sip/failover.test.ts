@@ -2,12 +2,14 @@
 // the queue (staffing), offers SMS and web chat, and sipp presses 1. The engine's SMS edge sends the link
 // to an SMSC on loopback (submit_sm to the caller's number), the call ends with our BYE, and the
 // conversation the call opened stays open as a chat (a chat agent takes it): its history holds the call
-// and the SMS, and the link's token names that same conversation.
+// and the SMS, and the link's token names that same conversation. Last, with the media node stopped, an
+// INVITE is answered 503 and the caller gets the chat link by SMS all the same.
 /// <reference path="../sms/smpp.d.ts" />
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
 import smpp from 'smpp';
 import { DEFAULT_MENU } from '../../engine/voice.ts';
@@ -180,4 +182,44 @@ test('chat links: a forged, altered, expired or malformed token is refused with 
   assert.equal((await verifyChatLink(LINK_SECRET, `${l1}.${other}.${sig}`, now)).ok, false, 'another conversation under the same signature');
   assert.deepEqual(await verifyChatLink(LINK_SECRET, token, now + 61_000), { ok: false, reason: 'chat link expired' });
   assert.deepEqual(await verifyChatLink(LINK_SECRET, `${payload}`, now), { ok: false, reason: 'a chat link looks like l1.<payload>.<signature>' });
+});
+
+// Last: it stops the media node.
+test('the media node is down at the INVITE: 503, and the caller gets the chat link by SMS', { timeout: 30_000 }, async () => {
+  await media.stop();
+  const caller = '+8613800138333';
+  const sock = createSocket('udp4');
+  await new Promise<void>((ok) => sock.bind(0, '127.0.0.1', ok));
+  const answers: string[] = [];
+  sock.on('message', (b) => answers.push(b.toString()));
+  const sdp = ['v=0', 'o=trunk 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', 'm=audio 40000 RTP/AVP 0', 'a=rtpmap:0 PCMU/8000', ''].join('\r\n');
+  const local = `127.0.0.1:${sock.address().port}`;
+  const invite = [
+    `INVITE sip:ivr@127.0.0.1:${edge.port} SIP/2.0`,
+    `Via: SIP/2.0/UDP ${local};branch=z9hG4bK-media-down;rport`,
+    `From: <sip:${caller}@${local}>;tag=md1`,
+    `To: <sip:ivr@127.0.0.1:${edge.port}>`,
+    'Call-ID: media-down-1@test',
+    'CSeq: 1 INVITE',
+    `Contact: <sip:${caller}@${local}>`,
+    'Max-Forwards: 70',
+    'Content-Type: application/sdp',
+    `Content-Length: ${sdp.length}`,
+    '',
+    sdp,
+  ].join('\r\n');
+  sock.send(invite, edge.port, '127.0.0.1');
+  const final = await waitFor('a final answer', () => answers.find((a) => /^SIP\/2\.0 [2-6]\d\d /.test(a)), 10_000, 50);
+  assert.match(final, /^SIP\/2\.0 503 Service Unavailable/);
+  sock.close();
+  const text = await waitFor('the SMS with the link', () => {
+    const x = smsText(smsc.submits.filter((p) => p.destination_addr === caller.slice(1) || p.destination_addr === caller));
+    return x.includes('cc_link=') ? x : undefined;
+  }, 20_000, 100);
+  const link = await verifyChatLink(LINK_SECRET, new URL(/https:\S+/.exec(text)![0]).searchParams.get('cc_link')!);
+  assert.ok(link.ok, 'the link verifies');
+  const c = await conversationOf(t.actors, link.link.conversationId);
+  assert.equal(c.context.channel, 'sms');
+  assert.equal(c.context.task?.attrs.reason, 'media unavailable');
+  assert.equal(c.context.task?.attrs.callId, 'media-down-1@test');
 });

@@ -53,6 +53,8 @@ export const NoticeSchema = v.object({
   estimatedWaitSec: v.optional(v.pipe(v.number(), v.minValue(0))),
   agentName: v.optional(v.pipe(v.string(), v.maxLength(200))),
   text: v.optional(v.pipe(v.string(), v.maxLength(2000))),
+  /** conversation.closed: the customer is asked to rate it (protocol v3 `csat`). */
+  csat: v.optional(v.boolean()),
 });
 export type Notice = v.InferInput<typeof NoticeSchema>;
 

@@ -1,18 +1,20 @@
-// Web chat protocol v2 (PROTOCOL.md): the frames a widget or an app sends, the frames the engine answers
+// Web chat protocol v3 (PROTOCOL.md): the frames a widget or an app sends, the frames the engine answers
 // with, error codes and close codes. Every frame is one JSON object with a `type`. v2 is v1 plus calls from
-// the widget (call.* frames, `voice` in welcome); a v1 client is served as before.
+// the widget (call.* frames, `voice` in welcome); v3 is v2 plus the customer's rating of a closed
+// conversation (csat); older clients are served as before.
 import * as v from 'valibot';
 import { DtlsParameters, RtpCapabilities, RtpParameters } from '../../media/webrtc.ts';
 import { AttachmentSchema, type Attachment } from '../message.ts';
 
-export const PROTOCOL_VERSION = 2;
-/** Versions a client may say hello with; call frames need 2. */
-export const SUPPORTED_VERSIONS: readonly number[] = [1, 2];
+export const PROTOCOL_VERSION = 3;
+/** Versions a client may say hello with; call frames need 2, csat frames 3. */
+export const SUPPORTED_VERSIONS: readonly number[] = [1, 2, 3];
 
 export const LIMITS = {
   /** One client frame, in bytes of its JSON text. */
   frameBytes: 16 * 1024,
   textChars: 4000,
+  csatCommentChars: 1000,
   attachmentsPerMessage: 5,
   /** Token bucket per socket: burst and refill per second, over every client frame. */
   rateBurst: 20,
@@ -49,7 +51,8 @@ export type ErrorCode =
   | 'unavailable'
   | 'call_unavailable'
   | 'bad_link'
-  | 'call_failed';
+  | 'call_failed'
+  | 'csat_refused';
 
 const ClientMessageId = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,64}$/, 'clientMessageId must be 1-64 letters, digits, _ or -'));
 const Seq = v.pipe(v.number(), v.integer(), v.minValue(0));
@@ -99,16 +102,23 @@ export const ClientFrameSchema = v.variant('type', [
   v.object({ type: v.literal('call.produce'), ref: CallRef, kind: v.literal('audio', 'only audio'), rtpParameters: RtpParameters }),
   v.object({ type: v.literal('call.consume'), ref: CallRef, rtpCapabilities: RtpCapabilities }),
   v.object({ type: v.literal('call.hangup'), ref: v.optional(CallRef) }),
+  // v3: the customer rates their conversation once it is closed (1-5, an optional comment).
+  v.object({
+    type: v.literal('csat'),
+    conversationId: Short(128),
+    score: v.pipe(v.number(), v.integer('score must be a whole number from 1 to 5'), v.minValue(1, 'score must be 1 to 5'), v.maxValue(5, 'score must be 1 to 5')),
+    comment: v.optional(v.pipe(v.string(), v.maxLength(LIMITS.csatCommentChars, `comment must be at most ${LIMITS.csatCommentChars} characters`))),
+  }),
 ]);
 export type ClientFrame = v.InferOutput<typeof ClientFrameSchema>;
 
 /** Frames kept in the conversation's log (the seq is added when they are sent). */
 export type LoggedFrame =
   | { type: 'message'; id: string; from: 'customer' | 'agent'; clientMessageId?: string; text?: string; attachments: Attachment[]; at: number }
-  | { type: 'notice'; kind: NoticeKind; position?: number; estimatedWaitSec?: number; agentName?: string; text?: string; at: number }
+  | { type: 'notice'; kind: NoticeKind; position?: number; estimatedWaitSec?: number; agentName?: string; text?: string; csat?: boolean; score?: number; at: number }
   | { type: 'receipt'; state: 'delivered' | 'read'; upToSeq: number; at: number };
 
-export const NOTICE_KINDS = ['queue.position', 'agent.joined', 'conversation.closed', 'info'] as const;
+export const NOTICE_KINDS = ['queue.position', 'agent.joined', 'conversation.closed', 'csat.rated', 'info'] as const;
 export type NoticeKind = (typeof NOTICE_KINDS)[number];
 
 /** What mediasoup-client needs to create one WebRTC transport. */
@@ -135,6 +145,7 @@ export type ServerFrame =
   | (LoggedFrame & { seq: number; conversationId: string })
   | { type: 'ack'; clientMessageId: string; seq: number; conversationId: string; duplicate: boolean }
   | { type: 'conversation'; conversationId: string }
+  | { type: 'csat.ack'; conversationId: string; score: number; duplicate: boolean }
   | { type: 'typing'; from: 'agent'; typing: boolean }
   | { type: 'pong'; at: number }
   | { type: 'error'; code: ErrorCode; reason: string; ref?: string; retryAfterMs?: number };

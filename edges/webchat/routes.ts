@@ -22,6 +22,7 @@ import { logEdge, publishNotice, publishReceipt, type Notice } from './edge.ts';
 import { webchatMetrics, type WebchatMetrics } from './metrics.ts';
 import { WidgetVoice } from './call.ts';
 import { callBundle } from './call-bundle.ts';
+import type { RatingTaker } from './csat.ts';
 
 const AccountKey = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{4,64}$/, 'keys must be 4-64 letters, digits, _ or -'));
 const ConfigSchema = v.object({
@@ -45,6 +46,8 @@ export interface WebchatDeps {
   voice?: { actors: Pick<ActorClient, 'tell' | 'ask'> };
   /** CHAT_LINK_SECRET: visitors who open a signed chat link (sent by SMS) join its conversation. */
   chatLinkSecret?: string;
+  /** Customers' ratings of closed conversations (csat.ts `ratingTaker`); absent, ratings are refused. */
+  csat?: RatingTaker;
 }
 
 export interface Webchat {
@@ -70,7 +73,7 @@ export async function webchatRoutes(deps: WebchatDeps): Promise<Webchat> {
   const widget = await readFile(WIDGET_URL, 'utf8');
   const sessions = new Set<{ session: Session; close(): void }>();
   const voice = deps.voice ? new WidgetVoice({ nc: deps.nc, actors: deps.voice.actors, logger: deps.log }) : undefined;
-  const sessionDeps = { nc: deps.nc, log, sink: deps.sink, blobs: deps.blobs, metrics, logger: deps.log, now: deps.now, voice, chatLinkSecret: deps.chatLinkSecret };
+  const sessionDeps = { nc: deps.nc, log, sink: deps.sink, blobs: deps.blobs, metrics, logger: deps.log, now: deps.now, voice, chatLinkSecret: deps.chatLinkSecret, csat: deps.csat };
 
   const refuse = (c: Context, status: 400 | 401 | 403 | 413 | 415 | 426, code: string, reason: string) => {
     metrics.rejected.inc({ code });

@@ -12,6 +12,7 @@ import { verifyChatLink } from './link.ts';
 import { verifyUserToken } from './token.ts';
 import { uploadPrefix } from './upload.ts';
 import type { WebchatMetrics } from './metrics.ts';
+import type { RatingTaker } from './csat.ts';
 
 export interface Logger {
   info(obj: object, msg?: string): void;
@@ -39,6 +40,8 @@ export interface SessionDeps {
   voice?: WidgetVoice;
   /** Secret of chat links (CHAT_LINK_SECRET); absent: links are refused. */
   chatLinkSecret?: string;
+  /** Ratings of closed conversations (protocol v3 `csat`); absent: refused as not collected here. */
+  csat?: RatingTaker;
 }
 
 const VISITOR_ID = /^[A-Za-z0-9_-]{22}$/;
@@ -109,8 +112,9 @@ export class Session {
     }
     const r = v.safeParse(ClientFrameSchema, json);
     if (!r.success) {
-      // The refused frame's own name for itself, so the client knows which one: a message id or a call ref.
-      const named = (json as { clientMessageId?: unknown; ref?: unknown } | null)?.clientMessageId ?? (json as { ref?: unknown } | null)?.ref;
+      // The refused frame's own name for itself, so the client knows which one: a message id, a call ref, a rated conversation.
+      const f = json as { type?: unknown; clientMessageId?: unknown; ref?: unknown; conversationId?: unknown } | null;
+      const named = f?.clientMessageId ?? f?.ref ?? (f?.type === 'csat' ? f.conversationId : undefined);
       const ref = typeof named === 'string' ? named.slice(0, 64) : undefined;
       return this.reject('bad_frame', firstIssue(r.issues), ref);
     }
@@ -184,6 +188,8 @@ export class Session {
         return this.receipt(frame.type, frame.seq);
       case 'ping':
         return this.send({ type: 'pong', at: this.now() });
+      case 'csat':
+        return this.rate(frame);
       default:
         return this.callFrame(frame);
     }
@@ -258,6 +264,8 @@ export class Session {
     const forward = (e: LoggedEntry) => {
       if (this.closed || e.conversationId !== this.conversationId || e.seq <= this.sentSeq) return;
       this.sentSeq = e.seq;
+      // A rating's notice is v3 news: older clients have nothing to show for it.
+      if (e.frame.type === 'notice' && e.frame.kind === 'csat.rated' && this.version < 3) return;
       this.send({ ...e.frame, seq: e.seq, conversationId: e.conversationId });
     };
     this.tail = await this.deps.log.tail(conversationId, from, forward, (err) => this.deps.logger.warn({ err: err.message, conversationId }, 'webchat log tail failed'));
@@ -319,6 +327,32 @@ export class Session {
       await this.follow(delivered.conversationId, 1);
     }
     this.send({ type: 'ack', clientMessageId: f.clientMessageId, seq: logged.seq, conversationId: delivered.conversationId, duplicate: delivered.duplicate || logged.duplicate });
+  }
+
+  /**
+   * The customer rates the conversation this socket follows (protocol v3): the conversation actor takes it
+   * once, from its own customer, after an agent served it. A taken rating is answered with `csat.ack` and
+   * logged as a `csat.rated` notice, so the customer's other tabs (and this one after a reload) show it.
+   */
+  private async rate(f: Extract<ClientFrame, { type: 'csat' }>): Promise<void> {
+    const ref = f.conversationId;
+    if (this.version < 3) return this.reject('bad_frame', 'csat is protocol v3: say hello with v 3', ref);
+    if (!this.deps.csat) return this.reject('csat_refused', 'ratings are not collected on this server', ref);
+    // Only the conversation this customer's socket follows: its own (bound to its handle by the engine).
+    if (f.conversationId !== this.conversationId) return this.reject('csat_refused', 'you can only rate your own conversation', ref);
+    const comment = f.comment?.trim() || undefined;
+    const at = this.now();
+    let taken: { duplicate: boolean; score: number };
+    try {
+      const r = await this.deps.csat.rate({ conversationId: f.conversationId, score: f.score, comment, by: { channel: this.channel, handle: this.who!.handle }, at });
+      if (!r.ok) return this.reject('csat_refused', r.reason, ref);
+      taken = r;
+      await this.deps.log.append(f.conversationId, { type: 'notice', kind: 'csat.rated', score: r.score, at }, `csat:${f.conversationId}`);
+    } catch (e) {
+      this.deps.logger.warn({ err: (e as Error).message, conversationId: f.conversationId }, 'webchat rating not taken');
+      return this.reject('unavailable', `rating not taken, send it again: ${(e as Error).message}`, ref);
+    }
+    this.send({ type: 'csat.ack', conversationId: f.conversationId, score: taken.score, duplicate: taken.duplicate });
   }
 
   /** A call frame (v2): call.start makes this socket's call, the others go to it; refusals keep the ref. */

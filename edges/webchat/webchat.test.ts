@@ -406,8 +406,9 @@ test('widget.js is served as JavaScript, and its protocol client resumes after a
   assert.match(res.headers.get('content-type')!, /^text\/javascript/);
   const source = await res.text();
   assert.equal(source, readFileSync(new URL('./widget.js', import.meta.url), 'utf8'));
-  // Small: the call button is about 2 KB of it; the call module itself (/v1/call.js) loads only when pressed.
-  assert.ok(source.length < 20_000, `widget is ${source.length} bytes`);
+  // Small: the call button is about 2 KB of it, the rating (csat) about 2.5 KB; the call module itself
+  // (/v1/call.js) loads only when pressed.
+  assert.ok(source.length < 23_000, `widget is ${source.length} bytes`);
 
   // The widget's own code, without a DOM: its client over a real socket, with a page's localStorage.
   const ctx = vm.createContext({ WebSocket, setTimeout, clearTimeout, crypto: globalThis.crypto, JSON, Math, Date });
@@ -472,4 +473,27 @@ test('protocol v2: v1 clients are served as before, call frames need v2 and an e
   assert.equal(noModule.status, 404);
   v1.c.ws.close();
   v2.c.ws.close();
+});
+
+test('protocol v3: csat frames need v3, are checked, and are refused with the reason where ratings are not collected', async () => {
+  const v2 = await visitor(A, { v: 2 });
+  v2.c.send({ type: 'csat', conversationId: 'c1', score: 4 });
+  const old = await v2.c.next((f) => f.type === 'error' && f.ref === 'c1');
+  assert.equal(old.code, 'bad_frame');
+  assert.match(old.reason, /protocol v3/);
+
+  const v3 = await visitor(A, { v: 3 });
+  assert.equal(v3.welcome.v, 3);
+  v3.c.send({ type: 'csat', conversationId: 'c2', score: 6 });
+  const high = await v3.c.next((f) => f.type === 'error' && f.ref === 'c2');
+  assert.deepEqual([high.code, high.reason], ['bad_frame', 'score: score must be 1 to 5']);
+  v3.c.send({ type: 'csat', conversationId: 'c3', score: 4, comment: 'x'.repeat(1001) });
+  assert.match((await v3.c.next((f) => f.type === 'error' && f.ref === 'c3')).reason, /comment must be at most 1000 characters/);
+  // This edge was started without a rating taker: refused with the reason, the socket stays.
+  v3.c.send({ type: 'csat', conversationId: 'c4', score: 4 });
+  assert.deepEqual(await v3.c.next((f) => f.ref === 'c4'), { type: 'error', code: 'csat_refused', reason: 'ratings are not collected on this server', ref: 'c4' });
+  v3.c.send({ type: 'ping' });
+  await v3.c.next((f) => f.type === 'pong');
+  v2.c.ws.close();
+  v3.c.ws.close();
 });

@@ -1,4 +1,4 @@
-/* cc web chat widget, protocol v2 (edges/webchat/PROTOCOL.md). Include with
+/* cc web chat widget, protocol v3 (edges/webchat/PROTOCOL.md). Include with
    <script src="https://ENGINE/webchat/v1/widget.js" data-site="KEY" async></script>
    Optional: data-lang="zh-CN|en", data-title="…", data-voice="on" (a Call button when the engine offers
    voice; the call module /v1/call.js is fetched only when pressed). window.CCWebchat exposes createClient
@@ -6,8 +6,8 @@
 (function () {
   'use strict';
   var STRINGS = {
-    en: { open: 'Chat with us', close: 'Close chat', title: 'Chat', input: 'Type your message', send: 'Send', attach: 'Attach a file', typing: 'Agent is typing…', sent: 'Sent', read: 'Read', failed: 'Not sent', queue: 'You are number {p} in the queue. Estimated wait: {w} min.', joined: '{a} joined the chat', closed: 'The conversation has ended.', offline: 'Reconnecting…', log: 'Messages', tooLarge: 'File too large or not accepted', call: 'Call', hangUp: 'Hang up', calling: 'Calling…', ringing: 'Waiting for an agent to answer…', inCall: 'On the call', callEnded: 'Call ended' },
-    'zh-CN': { open: '在线咨询', close: '关闭对话', title: '在线客服', input: '输入消息', send: '发送', attach: '添加文件', typing: '客服正在输入…', sent: '已发送', read: '已读', failed: '发送失败', queue: '您前面还有 {p} 位，预计等待 {w} 分钟。', joined: '{a} 已加入对话', closed: '对话已结束。', offline: '正在重新连接…', log: '消息', tooLarge: '文件过大或类型不支持', call: '语音通话', hangUp: '挂断', calling: '正在呼叫…', ringing: '正在等待客服接听…', inCall: '通话中', callEnded: '通话已结束' },
+    en: { open: 'Chat with us', close: 'Close chat', title: 'Chat', input: 'Type your message', send: 'Send', attach: 'Attach a file', typing: 'Agent is typing…', sent: 'Sent', read: 'Read', failed: 'Not sent', queue: 'You are number {p} in the queue. Estimated wait: {w} min.', joined: '{a} joined the chat', closed: 'The conversation has ended.', offline: 'Reconnecting…', log: 'Messages', tooLarge: 'File too large or not accepted', call: 'Call', hangUp: 'Hang up', calling: 'Calling…', ringing: 'Waiting for an agent to answer…', inCall: 'On the call', callEnded: 'Call ended', rate: 'How was your chat?', score: '{s} out of 5', comment: 'Comment (optional)', thanks: 'Thank you for rating us {s} of 5.' },
+    'zh-CN': { open: '在线咨询', close: '关闭对话', title: '在线客服', input: '输入消息', send: '发送', attach: '添加文件', typing: '客服正在输入…', sent: '已发送', read: '已读', failed: '发送失败', queue: '您前面还有 {p} 位，预计等待 {w} 分钟。', joined: '{a} 已加入对话', closed: '对话已结束。', offline: '正在重新连接…', log: '消息', tooLarge: '文件过大或类型不支持', call: '语音通话', hangUp: '挂断', calling: '正在呼叫…', ringing: '正在等待客服接听…', inCall: '通话中', callEnded: '通话已结束', rate: '您对本次服务满意吗？', score: '{s} 分（满分 5 分）', comment: '留言（可选）', thanks: '感谢您的评价：{s} 分（满分 5 分）。' },
   };
   function pickStrings(lang) {
     return /^zh/i.test(lang || '') ? STRINGS['zh-CN'] : STRINGS.en;
@@ -43,7 +43,7 @@
       if (stopped) return;
       ws = new WS(o.url);
       ws.onopen = function () {
-        var hello = { type: 'hello', v: 2 };
+        var hello = { type: 'hello', v: 3 };
         if (s.visitorId) hello.visitorId = s.visitorId;
         if (o.name) hello.name = o.name;
         if (o.user) { hello.user = o.user; hello.token = o.token; }
@@ -101,6 +101,8 @@
         return f.clientMessageId;
       },
       typing: function (on) { raw({ type: 'typing', typing: on !== false }); },
+      /* Rates a closed conversation 1-5: csat.ack, or an error with ref = conversationId; false when offline. */
+      rate: function (cid, score, comment) { var f = { type: 'csat', conversationId: cid, score: score }; if (comment) f.comment = comment; return raw(f); },
       read: function (seq) { raw({ type: 'read', seq: seq }); },
       delivered: function (seq) { raw({ type: 'delivered', seq: seq }); },
       /* Drops the socket without stopping (as a network loss would): it reconnects and resumes. */
@@ -121,6 +123,8 @@
     'form button,label.f{border:0;border-radius:6px;padding:0 10px;background:#0b5fff;color:#fff;font:inherit;cursor:pointer;display:flex;align-items:center}' +
     '.h .cb{font-size:14px;border:1px solid #fff8;border-radius:6px;padding:2px 8px;margin-left:auto;margin-right:8px}.h .cb[hidden],.cs[hidden]{display:none}' +
     '.cs{display:flex;gap:8px;align-items:center;justify-content:space-between;padding:6px 10px;background:#e9f7ef;font-size:13px}.cs button{border:0;border-radius:6px;padding:4px 10px;background:#c62828;color:#fff;font:inherit;cursor:pointer}' +
+    '.r{display:flex;flex-direction:column;gap:4px;margin-top:6px;padding:8px;border:1px solid #ccd;border-radius:8px;font-size:14px;color:#1c1c1c}.r div{display:flex;gap:4px;justify-content:center}' +
+    '.r button{border:0;border-radius:6px;padding:4px 10px;background:#0b5fff;color:#fff;font:inherit;cursor:pointer}.r [aria-pressed=true]{background:#062a80;box-shadow:0 0 0 2px #ffb300}' +
     ':focus-visible{outline:2px solid #ffb300;outline-offset:2px}.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}';
 
   /* The panel: launcher, message list, typing, notices, receipts, uploads. */
@@ -166,13 +170,33 @@
         .catch(function (err) { call = null; phase('ended', err && err.message); });
     });
     hangBtn.addEventListener('click', function () { if (call) call.hangup(); });
+    /* The rating asked for when an agent closes the chat: 5 buttons, an optional comment, Send. */
+    var rating = null;
+    function rateForm(cid) {
+      if (rating) rating.remove();
+      var r = rating = doc.createElement('div'), picked = 0;
+      r.className = 'r'; r.setAttribute('role', 'group'); r.setAttribute('aria-label', T.rate); r.cid = cid;
+      r.innerHTML = '<span></span><div></div><label for="cc-rc"></label><textarea id="cc-rc" rows="2" maxlength="1000"></textarea><button type="button"></button><small role="status"></small>';
+      var c = r.children, send = c[4];
+      c[0].textContent = T.rate; c[2].textContent = T.comment; send.textContent = T.send;
+      [1, 2, 3, 4, 5].forEach(function (n) {
+        var b = doc.createElement('button'); b.type = 'button'; b.textContent = n; b.setAttribute('aria-label', fmt(T.score, { s: n })); b.setAttribute('aria-pressed', 'false');
+        b.onclick = function () { picked = n; [].forEach.call(c[1].children, function (x) { x.setAttribute('aria-pressed', String(x === b)); }); };
+        c[1].appendChild(b);
+      });
+      send.onclick = function () { c[5].textContent = !picked ? T.rate : client.rate(cid, picked, c[3].value.trim()) ? '…' : T.offline; };
+      return r;
+    }
+    function rated() { if (rating) rating.remove(); rating = null; }
     function fileUrl(key) { return o.base + '/v1/files?key=' + encodeURIComponent(key); }
     function bubble(f) {
       var el = doc.createElement('div');
       if (f.type === 'notice') {
         el.className = 'n';
         el.textContent = f.kind === 'queue.position' ? fmt(T.queue, { p: f.position, w: Math.max(1, Math.round((f.estimatedWaitSec || 0) / 60)) })
-          : f.kind === 'agent.joined' ? fmt(T.joined, { a: f.agentName || '' }) : f.kind === 'conversation.closed' ? T.closed : f.text || '';
+          : f.kind === 'agent.joined' ? fmt(T.joined, { a: f.agentName || '' }) : f.kind === 'conversation.closed' ? T.closed : f.kind === 'csat.rated' ? fmt(T.thanks, { s: f.score }) : f.text || '';
+        if (f.kind === 'conversation.closed' && f.csat) el.appendChild(rateForm(f.conversationId));
+        if (f.kind === 'csat.rated') rated();
       } else {
         el.className = 'b' + (f.from === 'customer' ? ' c' : '');
         if (f.text) el.appendChild(doc.createTextNode(f.text));
@@ -204,6 +228,8 @@
         if (f.typing) typingOff = setTimeout(function () { typingEl.textContent = ''; }, 8000);
       } else if (f.type === 'welcome') showCallButton();
       else if (f.type === 'state') typingEl.textContent = f.state === 'offline' ? T.offline : f.state === 'failed' ? f.reason || T.failed : '';
+      else if (f.type === 'csat.ack') rated();
+      else if (f.type === 'error' && rating && f.ref === rating.cid) rating.querySelector('small').textContent = f.reason;
       else if (f.type === 'error' && f.ref && mine[f.ref] && f.code !== 'rate_limited' && f.code !== 'unavailable') { mine[f.ref].failed = true; status(f.ref); }
     });
     function toggle(open) {

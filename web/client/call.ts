@@ -1,6 +1,8 @@
 // The agent's side of a voice call in the browser: mediasoup-client's Device on the call's router, a send
 // transport carrying the microphone (in the caller's codec: the media node does not transcode) and a recv
 // transport playing the caller. Every signalling step is a workspace API call (/api/calls/:id/*).
+// A warm transfer adds a consult: the colleague joins the same router (`joinConsult`), each side plays the
+// other's voice (`peer`), and on completion the colleague's call takes the caller over (`takeOver`).
 import { Device } from 'mediasoup-client';
 import type { Consumer, Producer, RtpCapabilities, RtpParameters, Transport, TransportOptions } from 'mediasoup-client/types';
 import { api } from './api.ts';
@@ -11,33 +13,76 @@ interface Joined {
   recv: TransportOptions;
   codec: string;
 }
+type Consumed = { consumerId: string; producerId: string; kind: 'audio'; rtpParameters: RtpParameters };
 
 export interface CallFigures {
   /** RTP packets the browser received from the media node / sent to it (RTCPeerConnection getStats). */
   packetsReceived: number;
   packetsSent: number;
+  /** Received from the other agent of a consult. */
+  peerPacketsReceived: number;
 }
 
+/** A voice stream playing in the page. */
+class Heard {
+  private readonly audio = new Audio();
+  constructor(readonly consumer: Consumer) {
+    this.audio.srcObject = new MediaStream([consumer.track]);
+    void this.audio.play().catch(() => undefined); // autoplay refused: the track still flows, the agent clicks to hear
+  }
+  close(): void {
+    this.audio.srcObject = null;
+    this.consumer.close();
+  }
+}
+
+/** Calls handed from the consult invitation to the call panel once a warm transfer completed, by conversation. */
+export const handedOver = new Map<string, BrowserCall>();
+
 export class BrowserCall {
+  private caller?: Heard;
+  private peer?: Heard;
+
   private constructor(
     readonly id: string,
+    private readonly device: Device,
     private readonly send: Transport,
     private readonly recv: Transport,
     private readonly producer: Producer,
-    private readonly consumer: Consumer,
     private readonly mic: MediaStream,
-    private readonly audio: HTMLAudioElement,
   ) {}
 
   /** Joins the call: microphone on, caller's voice playing. Closes what it opened if any step fails. */
   static async join(id: string): Promise<BrowserCall> {
+    const call = await BrowserCall.open(id, 'join');
+    try {
+      await call.hearCaller();
+    } catch (e) {
+      call.close();
+      throw e;
+    }
+    return call;
+  }
+
+  /** Joins a consult the agent was invited to: microphone on (toward the inviting agent only), their voice playing. */
+  static async joinConsult(id: string): Promise<BrowserCall> {
+    const call = await BrowserCall.open(id, 'consult/join');
+    try {
+      await call.hearPeer();
+    } catch (e) {
+      call.close();
+      throw e;
+    }
+    return call;
+  }
+
+  private static async open(id: string, how: 'join' | 'consult/join'): Promise<BrowserCall> {
     const base = `/api/calls/${encodeURIComponent(id)}`;
-    const j = await api<Joined>(`${base}/join`, {});
+    const j = await api<Joined>(`${base}/${how}`, {});
     const device = new Device();
     await device.load({ routerRtpCapabilities: j.routerRtpCapabilities });
     const send = device.createSendTransport(j.send);
     const recv = device.createRecvTransport(j.recv);
-    const opened: { close(): void }[] = [send, recv];
     let mic: MediaStream | undefined;
     try {
       for (const [t, direction] of [[send, 'send'], [recv, 'recv']] as const) {
@@ -48,14 +93,10 @@ export class BrowserCall {
       const codec = device.rtpCapabilities.codecs?.find((c) => c.mimeType.toLowerCase() === j.codec.toLowerCase());
       if (!codec) throw new Error(`this browser cannot send ${j.codec}`);
       const producer = await send.produce({ track: mic.getAudioTracks()[0], codec, stopTracks: false });
-      const c = await api<{ consumerId: string; producerId: string; kind: 'audio'; rtpParameters: RtpParameters }>(`${base}/consume`, { rtpCapabilities: device.recvRtpCapabilities });
-      const consumer = await recv.consume({ id: c.consumerId, producerId: c.producerId, kind: c.kind, rtpParameters: c.rtpParameters });
-      const audio = new Audio();
-      audio.srcObject = new MediaStream([consumer.track]);
-      await audio.play().catch(() => undefined); // autoplay refused: the track still flows, the agent clicks to hear
-      return new BrowserCall(id, send, recv, producer, consumer, mic, audio);
+      return new BrowserCall(id, device, send, recv, producer, mic);
     } catch (e) {
-      for (const o of opened) o.close();
+      send.close();
+      recv.close();
       mic?.getTracks().forEach((t) => t.stop());
       throw e;
     }
@@ -63,6 +104,55 @@ export class BrowserCall {
 
   private get base() {
     return `/api/calls/${encodeURIComponent(this.id)}`;
+  }
+
+  private async consume(peer: boolean): Promise<Heard> {
+    const c = await api<Consumed>(`${this.base}/consume`, { rtpCapabilities: this.device.recvRtpCapabilities, peer });
+    return new Heard(await this.recv.consume({ id: c.consumerId, producerId: c.producerId, kind: c.kind, rtpParameters: c.rtpParameters }));
+  }
+
+  private async hearCaller(): Promise<void> {
+    this.caller?.close();
+    this.caller = await this.consume(false);
+  }
+
+  /** The other agent of a consult: the invited one once they joined, or the inviting one. */
+  async hearPeer(): Promise<void> {
+    this.peer?.close();
+    this.peer = await this.consume(true);
+  }
+
+  /** The consult ended (declined, cancelled, completed): the other agent's voice stops. */
+  dropPeer(): void {
+    this.peer?.close();
+    this.peer = undefined;
+  }
+
+  /** The warm transfer completed: this consult leg is now the call's, with the caller's voice. */
+  async takeOver(): Promise<void> {
+    this.dropPeer();
+    await this.hearCaller();
+  }
+
+  /** Invites a colleague to talk while the caller hears music. */
+  async consult(agent: string, note: string): Promise<void> {
+    await api(`${this.base}/consult`, { agent, note });
+  }
+
+  async completeConsult(): Promise<void> {
+    await api(`${this.base}/consult/complete`, {});
+    this.close();
+  }
+
+  async cancelConsult(): Promise<void> {
+    await api(`${this.base}/consult/cancel`, {});
+    this.dropPeer();
+  }
+
+  /** The invited agent leaves the consult (or declines it after joining). */
+  async leaveConsult(): Promise<void> {
+    this.close();
+    await api(`${this.base}/consult/decline`, {});
   }
 
   async mute(muted: boolean): Promise<void> {
@@ -75,10 +165,10 @@ export class BrowserCall {
     await api(`${this.base}/hold`, { held });
     if (held) {
       this.producer.pause();
-      this.consumer.pause();
+      this.caller?.consumer.pause();
     } else {
       this.producer.resume();
-      this.consumer.resume();
+      this.caller?.consumer.resume();
     }
   }
 
@@ -89,20 +179,24 @@ export class BrowserCall {
 
   /** Packet counts from the browser's own RTCPeerConnections. */
   async figures(): Promise<CallFigures> {
-    let packetsReceived = 0;
+    const received = async (h: Heard | undefined) => {
+      let n = 0;
+      if (h && !h.consumer.closed) (await h.consumer.getStats()).forEach((r: { type: string; packetsReceived?: number }) => {
+        if (r.type === 'inbound-rtp') n += r.packetsReceived ?? 0;
+      });
+      return n;
+    };
     let packetsSent = 0;
-    (await this.consumer.getStats()).forEach((r: { type: string; packetsReceived?: number }) => {
-      if (r.type === 'inbound-rtp') packetsReceived += r.packetsReceived ?? 0;
-    });
     (await this.producer.getStats()).forEach((r: { type: string; packetsSent?: number }) => {
       if (r.type === 'outbound-rtp') packetsSent += r.packetsSent ?? 0;
     });
-    return { packetsReceived, packetsSent };
+    return { packetsReceived: await received(this.caller), packetsSent, peerPacketsReceived: await received(this.peer) };
   }
 
   /** Leaves the call on this side only (the server side closes with the call). */
   close(): void {
-    this.audio.srcObject = null;
+    this.caller?.close();
+    this.dropPeer();
     this.send.close();
     this.recv.close();
     this.mic.getTracks().forEach((t) => t.stop());

@@ -2,7 +2,8 @@
 // conversation, reply, transfer, wrap-up) and supervisors (wallboard, reports).
 import { render, useEffect, useRef, useState } from 'hono/jsx/dom';
 import { api } from './api.ts';
-import { BrowserCall } from './call.ts';
+import { BrowserCall, handedOver } from './call.ts';
+import { ConsultControls, ConsultRequests } from './consult.tsx';
 import { CHANNEL_ICONS, fill, initialLang, STRINGS, type Lang, type Words } from './i18n.ts';
 import { connectLive, type LiveFrame } from './live.ts';
 import { Reports } from './reports.tsx';
@@ -158,16 +159,25 @@ function Inbox({ t, items, selected, onPick }: { t: Words; items: Item[]; select
   );
 }
 
-/** The call controls of a voice conversation: answer (microphone on, caller heard), mute, hold, hang up. */
-function CallPanel({ t, id, state }: { t: Words; id: string; state: string }) {
+/** The call controls of a voice conversation: answer (microphone on, caller heard), mute, hold, consult, hang up. */
+function CallPanel({ t, id, state, self, onDone }: { t: Words; id: string; state: string; self?: string; onDone: () => void }) {
   const call = useRef<BrowserCall | null>(null);
   const [status, setStatus] = useState<'idle' | 'joining' | 'live'>('idle');
   const [muted, setMuted] = useState(false);
-  const [fig, setFig] = useState({ packetsReceived: 0, packetsSent: 0 });
+  const [fig, setFig] = useState({ packetsReceived: 0, packetsSent: 0, peerPacketsReceived: 0 });
   const [error, setError] = useState('');
   const held = state === 'onHold';
-  // Leaving the conversation (or the call ending: this panel unmounts) closes the browser's side.
-  useEffect(() => () => call.current?.close(), [id]);
+  useEffect(() => {
+    // A warm transfer to this agent completed: the consult leg they joined is this call, already live.
+    const handed = handedOver.get(id);
+    if (handed) {
+      handedOver.delete(id);
+      call.current = handed;
+      setStatus('live');
+    }
+    // Leaving the conversation (or the call ending: this panel unmounts) closes the browser's side.
+    return () => call.current?.close();
+  }, [id]);
   useEffect(() => {
     if (status !== 'live') return;
     const i = setInterval(() => call.current?.figures().then(setFig, () => {}), 1000);
@@ -189,8 +199,9 @@ function CallPanel({ t, id, state }: { t: Words; id: string; state: string }) {
     <section class="call" aria-label={t.voiceCall}>
       <div class="row" style="margin:0">
         <strong>📞 {t.voiceCall}</strong>
-        <span role="status" data-call={status} data-held={String(held)} data-rtp-in={fig.packetsReceived} data-rtp-out={fig.packetsSent}>
+        <span role="status" data-call={status} data-held={String(held)} data-rtp-in={fig.packetsReceived} data-rtp-out={fig.packetsSent} data-peer-in={fig.peerPacketsReceived}>
           {label}{status === 'live' ? ` · ${fill(t.callAudio, { in: fig.packetsReceived, out: fig.packetsSent })}` : ''}
+          {fig.peerPacketsReceived > 0 ? ` · ${fill(t.consultPeerAudio, { in: fig.peerPacketsReceived })}` : ''}
         </span>
         {status === 'idle' && <button type="button" id="call-answer" onClick={answer}>{t.answerCall}</button>}
         {status === 'live' && (
@@ -208,6 +219,7 @@ function CallPanel({ t, id, state }: { t: Words; id: string; state: string }) {
           </>
         )}
       </div>
+      {status === 'live' && <ConsultControls t={t} id={id} self={self} call={() => call.current} onLive={onLive} onCompleted={onDone} />}
       {status === 'live' && (
         <div class="keypad" role="group" aria-label={t.keypad}>
           {['1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '0', '#'].map((k) => (
@@ -355,7 +367,7 @@ function Conversation({ t, id, onDone, onRead }: { t: Words; id: string; onDone:
         </div>
       </div>
       {note && <p role="status" class="muted" data-outreach-note style="margin:4px 12px">{note}</p>}
-      {d.conversation.channel === 'voice' && (d.conversation.state === 'active' || d.conversation.state === 'onHold') && <CallPanel t={t} id={id} state={d.conversation.state} />}
+      {d.conversation.channel === 'voice' && (d.conversation.state === 'active' || d.conversation.state === 'onHold') && <CallPanel t={t} id={id} state={d.conversation.state} self={d.conversation.agent} onDone={onDone} />}
       <div class="history" role="log" aria-label={t.history}>
         {[...d.customer.messages].reverse().map((m) => {
           const state = m.direction === 'out' ? Object.entries(deliveries).find(([k]) => m.id.includes(k) || k === m.id)?.[1]?.state : undefined;
@@ -487,6 +499,10 @@ function Workspace({ t, me, reloadMe }: { t: Words; me: Me; reloadMe: () => void
   return (
     <main>
       <div class="inbox">
+        <ConsultRequests t={t} onLive={onLive} onTakeOver={(id) => {
+          setSelected(id);
+          void loadInbox();
+        }} />
         <Offers t={t} me={me} onChange={() => {
           reloadMe();
           void loadInbox();

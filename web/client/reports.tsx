@@ -1,4 +1,5 @@
-// The reports page: per channel answer rate, first response and handle times for a period, charted with chart.js.
+// The reports page: per channel answer rate, first response and handle times, and customer satisfaction
+// (mean rating 1-5 and how many rated) for a period, charted with chart.js.
 import { useEffect, useRef, useState } from 'hono/jsx/dom';
 import { BarController, BarElement, CategoryScale, Chart, Legend, LinearScale, Tooltip } from 'chart.js';
 import { api } from './api.ts';
@@ -59,8 +60,8 @@ export function Reports({ t }: { t: Words }) {
       {error && <p class="error" role="alert">{error}</p>}
       <div style="height:280px;margin:12px 0"><canvas ref={canvas} role="img" aria-label={t.reports} /></div>
       <table>
-        <thead><tr><th scope="col">{t.channel}</th><th scope="col">{t.conversations}</th><th scope="col">{t.answerRate}</th><th scope="col">{t.firstResponse}</th><th scope="col">{t.handleTime}</th><th scope="col">{t.csat}</th></tr></thead>
-        <tbody>{rows.map((r) => <tr data-channel={r.channel}><td>{r.channel}</td><td>{r.conversations}</td><td>{r.answerRate}</td><td>{r.firstResponseSec ?? '—'}</td><td>{r.handleSec ?? '—'}</td><td>{r.csat ?? t.notCollected}</td></tr>)}</tbody>
+        <thead><tr><th scope="col">{t.channel}</th><th scope="col">{t.conversations}</th><th scope="col">{t.answerRate}</th><th scope="col">{t.firstResponse}</th><th scope="col">{t.handleTime}</th><th scope="col">{t.csat}</th><th scope="col">{t.ratings}</th></tr></thead>
+        <tbody>{rows.map((r) => <tr data-channel={r.channel}><td>{r.channel}</td><td>{r.conversations}</td><td>{r.answerRate}</td><td>{r.firstResponseSec ?? '—'}</td><td>{r.handleSec ?? '—'}</td><td>{r.csat === null ? t.notCollected : r.csat.toFixed(1)}</td><td>{r.ratings}</td></tr>)}</tbody>
       </table>
     </section>
   );

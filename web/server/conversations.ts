@@ -1,9 +1,10 @@
 // The workspace's index of conversations, fed by the conversation actors' inspection events
 // (cc.inspect.conversation.*, one per state change, carrying the whole context): who owns what, state,
 // channel, SLA clocks and deliveries, for inboxes and the wallboard without asking 200 actors per page.
-// Unread counts are the customer messages seen here since the agent last opened the conversation (kept
-// in memory per node: a restarted node counts from zero). Closed conversations leave a summary in KV
-// `cc_reports` (idempotent by id, so every node may write it) for the reports page.
+// Unread counts: the conversation's customer messages (its actor counts them) less those the agent had
+// when they last opened it, kept in KV `cc_seen` so that every node (and one restarted) agrees. Closed conversations leave a summary in KV
+// `cc_reports` (idempotent by id, so every node may write it) for the reports page; a customer's rating
+// (csat) that comes after the close writes it again.
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/nats-core';
 import * as v from 'valibot';
@@ -19,6 +20,7 @@ const Ctx = v.looseObject({
   assignedAt: v.optional(v.number()),
   firstResponseAt: v.optional(v.number()),
   lastCustomerAt: v.optional(v.number()),
+  inbound: v.optional(v.number()),
   awaitingReply: v.optional(v.boolean(), false),
   slaFirstSec: v.optional(v.number(), 60),
   slaNextSec: v.optional(v.number(), 120),
@@ -28,6 +30,7 @@ const Ctx = v.looseObject({
   disposition: v.optional(v.string(), ''),
   outcome: v.optional(v.string()),
   deliveries: v.optional(v.record(v.string(), v.looseObject({ state: v.string(), at: v.number(), reason: v.optional(v.string()) })), {}),
+  csat: v.optional(v.looseObject({ score: v.number(), comment: v.optional(v.string()), at: v.number() })),
 });
 const Snapshot = v.looseObject({ value: v.unknown(), context: Ctx });
 const Inspection = v.looseObject({ actorRef: v.string(), event: v.looseObject({ type: v.string() }), snapshot: Snapshot, at: v.optional(v.number()) });
@@ -67,6 +70,7 @@ const enc = new TextEncoder();
 export class ConversationIndex {
   readonly entries = new Map<string, Entry>();
   private readonly seen = new Map<string, number>();
+  private stopSeen: () => void = () => undefined;
   private readonly listeners = new Set<(c: Change) => void>();
   private sub?: Subscription;
 
@@ -74,13 +78,17 @@ export class ConversationIndex {
     private readonly nc: NatsConnection,
     private readonly actors: ActorClient,
     readonly reports: KV,
+    private readonly seenKv: KV,
     private readonly log: { warn(o: object, m: string): void },
   ) {}
 
   static async start(nc: NatsConnection, actors: ActorClient, log: { warn(o: object, m: string): void }, replicas = 1): Promise<ConversationIndex> {
     const kvm = new Kvm(nc);
     const reports = await kvm.create('cc_reports', { history: 1, replicas }).catch(() => kvm.open('cc_reports'));
-    const index = new ConversationIndex(nc, actors, reports, log);
+    // Read marks fall away after 30 days: by then the conversation is long closed.
+    const seen = await kvm.create('cc_seen', { history: 1, replicas, ttl: 30 * 24 * 3600_000 }).catch(() => kvm.open('cc_seen'));
+    const index = new ConversationIndex(nc, actors, reports, seen, log);
+    void index.followSeen().catch((err: Error) => log.warn({ err }, 'read marks of other nodes are not followed'));
     index.sub = nc.subscribe('cc.inspect.conversation.*', { callback: (err, m) => {
         if (!err) index.onInspection(m.data);
       } });
@@ -89,6 +97,7 @@ export class ConversationIndex {
 
   stop(): void {
     this.sub?.unsubscribe();
+    this.stopSeen();
   }
 
   on(fn: (c: Change) => void): () => void {
@@ -108,13 +117,14 @@ export class ConversationIndex {
     const before = this.entries.get(r.output.snapshot.context.id);
     const entry = this.put(r.output.snapshot.value, r.output.snapshot.context, r.output.event.type === 'customer.message' ? 1 : 0, r.output.at ?? Date.now());
     const change: Change = { entry, event: r.output.event.type, previousAgent: before?.agent && before.agent !== entry.agent ? before.agent : undefined };
-    if (entry.state === 'closed' && before?.state !== 'closed') void this.summarise(entry);
+    // On the close, and again when a rating arrives later.
+    if (entry.state === 'closed' && (before?.state !== 'closed' || entry.csat?.score !== before.csat?.score)) void this.summarise(entry);
     for (const l of this.listeners) l(change);
   }
 
   private put(value: unknown, ctx: ConversationContextView, newInbound: number, at: number): Entry {
     const before = this.entries.get(ctx.id);
-    const entry: Entry = { ...ctx, state: stateOf(value), inbound: (before?.inbound ?? 0) + newInbound, lastAt: Math.max(before?.lastAt ?? 0, ctx.lastCustomerAt ?? 0, newInbound ? at : 0, ctx.openedAt) };
+    const entry: Entry = { ...ctx, state: stateOf(value), inbound: ctx.inbound ?? (before?.inbound ?? 0) + newInbound, lastAt: Math.max(before?.lastAt ?? 0, ctx.lastCustomerAt ?? 0, newInbound ? at : 0, ctx.openedAt) };
     this.entries.set(ctx.id, entry);
     return entry;
   }
@@ -136,11 +146,24 @@ export class ConversationIndex {
 
   markRead(agent: string, id: string): void {
     const e = this.entries.get(id);
-    if (e) this.seen.set(`${agent}|${id}`, e.inbound);
+    if (!e || this.seen.get(`${agent}|${id}`) === e.inbound) return;
+    this.seen.set(`${agent}|${id}`, e.inbound);
+    void this.seenKv.put(`${agent}.${id}`, enc.encode(String(e.inbound))).catch((err: Error) => this.log.warn({ err, conversation: id }, 'read mark not stored'));
+  }
+
+  /** Read marks from every node (this one's too): the bucket's current values, then its changes. */
+  private async followSeen(): Promise<void> {
+    const w = await this.seenKv.watch();
+    this.stopSeen = () => w.stop();
+    for await (const e of w) {
+      const [agent, id] = e.key.split('.');
+      const n = e.operation === 'PUT' ? Number(dec.decode(e.value)) : NaN;
+      if (agent && id && Number.isFinite(n)) this.seen.set(`${agent}|${id}`, n);
+    }
   }
 
   private async summarise(e: Entry): Promise<void> {
-    const s: Summary = { id: e.id, channel: e.channel, openedAt: e.openedAt, assignedAt: e.assignedAt, firstResponseAt: e.firstResponseAt, closedAt: e.closedAt ?? e.lastAt, outcome: e.outcome, agent: e.agent };
+    const s: Summary = { id: e.id, channel: e.channel, openedAt: e.openedAt, assignedAt: e.assignedAt, firstResponseAt: e.firstResponseAt, closedAt: e.closedAt ?? e.lastAt, outcome: e.outcome, agent: e.agent, csat: e.csat?.score };
     await this.reports.put(`conv.${e.id}`, enc.encode(JSON.stringify(s))).catch((err: Error) => this.log.warn({ err, conversation: e.id }, 'report summary not written'));
   }
 
@@ -166,8 +189,10 @@ export interface ChannelReport {
   firstResponseSec: number | null;
   /** Seconds from assignment to close, mean over answered conversations. */
   handleSec: number | null;
-  /** Mean satisfaction score when collected; null when no score was collected. */
+  /** Mean satisfaction score (1-5) when collected; null when no score was collected. */
   csat: number | null;
+  /** How many conversations were rated. */
+  ratings: number;
 }
 
 /** Per-channel figures from closed conversations' summaries. */
@@ -178,6 +203,7 @@ export function reportOf(summaries: Summary[]): ChannelReport[] {
   return [...by.entries()]
     .map(([channel, list]) => {
       const answered = list.filter((s) => s.assignedAt !== undefined);
+      const scores = list.filter((s) => s.csat !== undefined).map((s) => s.csat!);
       return {
         channel,
         conversations: list.length,
@@ -185,7 +211,8 @@ export function reportOf(summaries: Summary[]): ChannelReport[] {
         answerRate: Math.round((answered.length / list.length) * 1000) / 10,
         firstResponseSec: mean(answered.filter((s) => s.firstResponseAt !== undefined).map((s) => (s.firstResponseAt! - s.openedAt) / 1000)),
         handleSec: mean(answered.map((s) => (s.closedAt - s.assignedAt!) / 1000)),
-        csat: mean(list.filter((s) => s.csat !== undefined).map((s) => s.csat!)),
+        csat: mean(scores),
+        ratings: scores.length,
       };
     })
     .sort((a, b) => a.channel.localeCompare(b.channel));

@@ -78,6 +78,8 @@ export class LiveHub {
         }),
       );
     on('cc.agent.*.offers', (offer, subject) => this.toUser(subject.split('.')[2], { type: 'offer', offer }));
+    // A warm transfer's consult (web/server/calls.ts): invited, joined, declined, cancelled, completed, ended.
+    on('cc.agent.*.consult', (consult, subject) => this.toUser(subject.split('.')[2], { type: 'consult', consult }));
     on('cc.live.agent.*', (agent, subject) => {
       const id = subject.split('.')[3];
       this.each((t) => (t.user === id || t.supervises ? t.push({ type: 'agent', agent }) : undefined));
