@@ -1,10 +1,6 @@
 // `npm run bench -- routing`: the queue's routing with 1,000 agents and 10,000 waiting tasks, stepped the
 // way a node steps it: the runtime's Stepper, then the record a shard would store (parts planned, the
 // snapshot without its parts, encoded). Agents accept what they are offered, so tasks leave the queue.
-// A shard applies the mail waiting in an actor's mailbox as one batch and stores one record for it
-// (actors/shard.ts, up to 64 messages): an agent's "available" update is a batch of its own (its offers are
-// the latency measured), and the agent's answer — its load update holding the offers, then its accepts,
-// sent together — is the next. `assignments_per_s_unbatched` stores a record after every message instead.
 // In-process: the NATS writes themselves are measured by the actors bench.
 import * as v from 'valibot';
 import type { AnyMachineSnapshot, EventObject } from 'xstate';
@@ -16,48 +12,41 @@ import { queueKind } from '../machines/queue.ts';
 import { QueueConfigSchema, type Channel } from '../machines/routing.ts';
 import { percentile, report } from './report.ts';
 
-/** Steps the queue and builds what the shard would store (per message, or per batch); returns ms taken and effects. */
+/** Steps the queue and builds what the shard would store for each step; returns ms taken and effects. */
 function hostedQueue() {
   const stepper = new Stepper(queueKind.machine);
   const collections = queueKind.collections!;
   const parts = new Map(Object.keys(collections).map((f) => [f, new PartState()]));
   let snap: AnyMachineSnapshot = stepper.initial({ id: 'bench' }).snapshot;
   let recordBytes = 0;
-  let records = 0;
   let maxRecordBytes = 0;
   let partBytes = 0;
   const byType = new Map<string, number[]>();
-  /** The record of the current state, as the shard builds and encodes it after a batch. */
-  const store = () => {
-    const context = snap.context as Record<string, unknown>;
-    const plans = Object.entries(collections).map(([f, c]) => planPart('queue.bench', f, parts.get(f)!, context[f], c));
-    const record = {
-      machine: 'queue',
-      version: queueKind.version,
-      seq: 0,
-      snapshot: stepper.persist({ ...snap, context: stripContext(context, collections) } as AnyMachineSnapshot),
-      timers: [],
-      outbox: [],
-      steps: 0,
-      parts: Object.fromEntries(plans.map((p) => [p.field, p.meta])),
-    };
-    const bytes = encodeRecord(record).length;
-    for (const p of plans) {
-      for (const w of p.writes) partBytes += w.data.length;
-      commitPart(parts.get(p.field)!, p);
-    }
-    recordBytes += bytes;
-    records++;
-    maxRecordBytes = Math.max(maxRecordBytes, bytes);
-  };
   return {
-    /** One message, then its record unless `batched` (a later `store()` covers it). */
-    step(e: EventObject, batched = false): { ms: number; effects: Effect[] } {
+    step(e: EventObject): { ms: number; effects: Effect[] } {
       const t0 = performance.now();
       const res = stepper.step(snap, e);
       const t1 = performance.now();
       snap = res.snapshot;
-      if (!batched) store();
+      const context = snap.context as Record<string, unknown>;
+      const plans = Object.entries(collections).map(([f, c]) => planPart('queue.bench', f, parts.get(f)!, context[f], c));
+      const record = {
+        machine: 'queue',
+        version: queueKind.version,
+        seq: 0,
+        snapshot: stepper.persist({ ...snap, context: stripContext(context, collections) } as AnyMachineSnapshot),
+        timers: [],
+        outbox: [],
+        steps: 0,
+        parts: Object.fromEntries(plans.map((p) => [p.field, p.meta])),
+      };
+      const bytes = encodeRecord(record).length;
+      for (const p of plans) {
+        for (const w of p.writes) partBytes += w.data.length;
+        commitPart(parts.get(p.field)!, p);
+      }
+      recordBytes += bytes;
+      maxRecordBytes = Math.max(maxRecordBytes, bytes);
       const ms = performance.now() - t0;
       if (process.env.BENCH_PROFILE) {
         const k = `${e.type}:step=${(t1 - t0).toFixed(3)}`;
@@ -66,18 +55,13 @@ function hostedQueue() {
       }
       return { ms, effects: res.effects };
     },
-    /** The record after a batch of `step(e, true)` calls; ms taken. */
-    store(): number {
-      const t0 = performance.now();
-      store();
-      return performance.now() - t0;
-    },
-    stats: () => ({ recordBytes, records, maxRecordBytes, partBytes, byType }),
+    stats: () => ({ recordBytes, maxRecordBytes, partBytes, byType }),
   };
 }
 
-/** One queue with its agents and tasks, then every agent coming available in turn; per-batch or per-message records. */
-function runRouting(batched: boolean, AGENTS: number, TASKS: number) {
+export async function benchRouting(): Promise<void> {
+  const AGENTS = Number(process.env.BENCH_AGENTS ?? 1000);
+  const TASKS = Number(process.env.BENCH_TASKS ?? 10_000);
   const q = hostedQueue();
   const at = 1_700_000_000_000;
   q.step({ type: 'configure', at, config: v.parse(QueueConfigSchema, { steps: [{ afterSec: 0, match: 'exact' }, { afterSec: 60, match: 'any-level' }] }) } as EventObject);
@@ -118,38 +102,28 @@ function runRouting(batched: boolean, AGENTS: number, TASKS: number) {
     if (!offers.length) continue;
     const load = { voice: 0, chat: 0, email: 0 };
     for (const o of offers) load[o.task.channel === 'voice' ? 'voice' : o.task.channel === 'email' ? 'email' : 'chat']++;
-    busyMs += q.step({ type: 'worker.update', at: ++now, worker: worker(i, true, load, offers.map((o) => o.reservationId)) } as EventObject, batched).ms;
+    busyMs += q.step({ type: 'worker.update', at: ++now, worker: worker(i, true, load, offers.map((o) => o.reservationId)) } as EventObject).ms;
     for (const o of offers) {
-      busyMs += q.step({ type: 'reservation.accepted', at: ++now, reservationId: o.reservationId, taskId: o.task.id, agent: `a${i}` } as EventObject, batched).ms;
+      busyMs += q.step({ type: 'reservation.accepted', at: ++now, reservationId: o.reservationId, taskId: o.task.id, agent: `a${i}` } as EventObject).ms;
       assignments++;
     }
-    if (batched) busyMs += q.store();
   }
-  return { assignments, busyMs, offerMs, addMs, stats: q.stats(), steps: offerMs.length + assignments * 2 };
-}
-
-export async function benchRouting(): Promise<void> {
-  const AGENTS = Number(process.env.BENCH_AGENTS ?? 1000);
-  const TASKS = Number(process.env.BENCH_TASKS ?? 10_000);
-  const single = runRouting(false, AGENTS, TASKS);
-  const r = runRouting(true, AGENTS, TASKS);
-  const s = r.stats;
+  const s = q.stats();
   if (process.env.BENCH_PROFILE) for (const [t, [ms, stepMs, n]] of s.byType) console.error(t, 'n', n, 'mean ms', (ms / n).toFixed(3), 'step-only', (stepMs / n).toFixed(3));
+  const steps = offerMs.length + assignments * 2;
   report({
     name: 'assignments_per_s',
-    value: r.assignments / (r.busyMs / 1000),
+    value: assignments / (busyMs / 1000),
     unit: 'assignments/s',
     goal: 'value >= 2000',
     agents: AGENTS,
     queued_tasks: TASKS,
-    assignments: r.assignments,
-    records: s.records,
-    assignments_per_s_unbatched: Math.round(single.assignments / (single.busyMs / 1000)),
-    task_add_per_s: Math.round(TASKS / (r.addMs / 1000)),
-    mean_record_bytes: Math.round(s.recordBytes / s.records),
+    assignments,
+    task_add_per_s: Math.round(TASKS / (addMs / 1000)),
+    mean_record_bytes: Math.round(s.recordBytes / (TASKS + AGENTS + steps)),
     max_record_bytes: s.maxRecordBytes,
-    part_bytes_per_record: Math.round(s.partBytes / s.records),
-    scope: 'in-process: queue stepped by the runtime Stepper, one record (parts planned, encoded) per batch as a shard stores it; no NATS write (see README)',
+    part_bytes_per_step: Math.round(s.partBytes / (TASKS + AGENTS + steps)),
+    scope: 'in-process: queue stepped by the runtime Stepper, its record and parts built as a shard stores them; no NATS write (see README)',
   });
-  report({ name: 'offer_p99_ms', value: percentile(r.offerMs, 99), unit: 'ms', goal: 'value <= 20', p50_ms: Math.round(percentile(r.offerMs, 50) * 1000) / 1000 });
+  report({ name: 'offer_p99_ms', value: percentile(offerMs, 99), unit: 'ms', goal: 'value <= 20', p50_ms: Math.round(percentile(offerMs, 50) * 1000) / 1000 });
 }
