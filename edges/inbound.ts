@@ -86,6 +86,9 @@ export function engineSink(deps: InboundDeps): InboundSink {
       const msg = parsed.output;
       const who = await store.resolve({ channel: IDENTITY_OF[msg.channel], handle: msg.from.handle, displayName: msg.from.displayName, ...contactsOf(msg), at: msg.sentAt });
       const threadId = msg.thread?.conversationId;
+      const customer = keyOf(who.customerId);
+      // The customer's tier (cached) is looked up while the message is stored.
+      const tierLookup = tierOf(customer, msg.sentAt);
       const stored = await store.append({
         customerId: who.customerId,
         identityId: who.identityId,
@@ -99,12 +102,14 @@ export function engineSink(deps: InboundDeps): InboundSink {
         attachments: msg.attachments.map((a) => ({ objectKey: a.key, contentType: a.contentType, size: a.size, name: a.name })),
       });
       const conversation = keyOf(stored.conversationId);
-      const customer = keyOf(who.customerId);
       const route = routeOf(msg);
-      const tier = await tierOf(customer, msg.sentAt);
+      const tier = await tierLookup;
       // Told even for a duplicate: if we stopped between storing and telling, this is the retry.
       // The stream drops repeats within its window, and the machines ignore an `open` they already had.
       const key = `${msg.channel}:${msg.channelMessageId}`;
+      // The customer actor learns of the message beside the conversation's two tells (their order matters; its does not).
+      const seen = actors.tell(`customer/${customer}`, { type: 'message.inbound', channel: msg.channel, at: msg.sentAt }, { msgId: `seen:${key}` });
+      seen.catch(() => undefined); // awaited below; not unhandled if a tell before it fails first
       await actors.tell(
         `conversation/${conversation}`,
         { type: 'open', at: msg.sentAt, customer, channel: msg.channel, queue: route.queue, skills: route.skills ?? [], language: languageOf(msg.text), tier },
@@ -128,7 +133,7 @@ export function engineSink(deps: InboundDeps): InboundSink {
         },
         { msgId: `in:${key}` },
       );
-      await actors.tell(`customer/${customer}`, { type: 'message.inbound', channel: msg.channel, at: msg.sentAt }, { msgId: `seen:${key}` });
+      await seen;
       deps.counters?.inbound.inc({ channel: msg.channel, outcome: stored.duplicate ? 'duplicate' : 'stored' });
       if (who.suggestions.length) log.info({ customer, suggestions: who.suggestions.length }, 'possible same customer: suggested to agents');
       return { conversationId: conversation, duplicate: stored.duplicate };
