@@ -43,6 +43,12 @@ export interface InboundDeps {
 export const keyOf = (recordId: string) => recordId.slice(recordId.indexOf(':') + 1);
 
 const TIER_TTL_MS = 10_000;
+/**
+ * A sender who writes again with the same handle and contact points is the same identity: the store is
+ * not asked again for this long. Safe across a merge meanwhile (the store appends to an absorbed
+ * customer's survivor); an unmerge is seen by the next resolve at the latest.
+ */
+const RESOLVE_TTL_MS = 30_000;
 
 /** Chinese text gets Chinese-speaking agents; the rest English, unless the account's routing says more. */
 const languageOf = (text: string | undefined) => (text && /[\u3400-\u9fff]/.test(text) ? 'zh' : 'en');
@@ -79,12 +85,22 @@ export function engineSink(deps: InboundDeps): InboundSink {
     tiers.set(customer, { tier, until: Date.now() + TIER_TTL_MS });
     return tier;
   };
+  const senders = new Map<string, { who: Awaited<ReturnType<StoreClient['resolve']>>; until: number }>();
+  const resolve = async (req: Parameters<StoreClient['resolve']>[0]) => {
+    const key = JSON.stringify({ ...req, at: undefined }); // who and what they proved; not when
+    const known = senders.get(key);
+    if (known && known.until > Date.now()) return { ...known.who, suggestions: [] };
+    const who = await store.resolve(req);
+    if (senders.size > 10_000) senders.clear();
+    senders.set(key, { who, until: Date.now() + RESOLVE_TTL_MS });
+    return who;
+  };
   return {
     async deliver(raw: InboundMessage) {
       const parsed = v.safeParse(InboundMessageSchema, raw);
       if (!parsed.success) throw new EdgeRejection(400, `bad message: ${parsed.issues[0].message} at ${v.getDotPath(parsed.issues[0]) ?? '(root)'}`);
       const msg = parsed.output;
-      const who = await store.resolve({ channel: IDENTITY_OF[msg.channel], handle: msg.from.handle, displayName: msg.from.displayName, ...contactsOf(msg), at: msg.sentAt });
+      const who = await resolve({ channel: IDENTITY_OF[msg.channel], handle: msg.from.handle, displayName: msg.from.displayName, ...contactsOf(msg), at: msg.sentAt });
       const threadId = msg.thread?.conversationId;
       const customer = keyOf(who.customerId);
       // The customer's tier (cached) is looked up while the message is stored.
