@@ -16,6 +16,7 @@ import type { Edge } from '../edges/message.ts';
 import { ensureOutboundStream, startOutbound } from '../edges/outbound.ts';
 import { startOutreachService } from '../edges/outreach.ts';
 import { startSmsEdge } from '../edges/sms/edge.ts';
+import { kvParts } from '../edges/sms/reassembly.ts';
 import { kvReceipts } from '../edges/sms/receipts.ts';
 import { webchatRoutes } from '../edges/webchat/routes.ts';
 import { voiceConfig } from './voice.ts';
@@ -168,6 +169,7 @@ export async function startChannels(deps: {
         blobs: deps.blobs,
         // Receipts find their message after a restart, or on another edge node.
         receipts: await kvReceipts(deps.nc, { replicas: deps.replicas }),
+        parts: await kvParts(deps.nc, { replicas: deps.replicas }),
         metrics: deps.registry,
         log: log.child({ part: 'sms' }),
       });

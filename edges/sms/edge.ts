@@ -14,7 +14,7 @@ import type { BlobStore } from '../../storage/blobs/store.ts';
 import { backoffMs, edgeCounters, silentEdgeLog, type EdgeCounters, type EdgeLog } from '../edge-metrics.ts';
 import { EsmeLink, SmppError, type SmscConfig } from './esme.ts';
 import { MESSAGE_STATES, SmsTooLong, concatInfo, encodeSms, parseReceipt, receiptOutcome, smppAddress, type SmsPart } from './encoding.ts';
-import { Reassembler, type Assembled } from './reassembly.ts';
+import { DEFAULT_PART_TIMEOUT_MS, Reassembler, memoryParts, type Assembled, type PartOrigin, type PartStore } from './reassembly.ts';
 import { memoryReceipts, type PartRef, type Progress, type ReceiptStore } from './receipts.ts';
 
 /** Our sender numbers / short codes; TON/NPI are inferred unless given. */
@@ -55,6 +55,11 @@ export interface SmsEdgeOptions {
    * survives restarts and is shared by edge nodes; default: this edge's memory.
    */
   receipts?: ReceiptStore;
+  /**
+   * Where parts of concatenated inbound messages wait (reassembly.ts): `kvParts` (NATS KV, made with the
+   * same partTimeoutMs) survives restarts and is shared by edge nodes; default: this edge's memory.
+   */
+  parts?: PartStore;
   now?: () => number;
 }
 
@@ -128,33 +133,36 @@ export async function startSmsEdge(o: SmsEdgeOptions): Promise<SmsEdge> {
     });
   }
 
-  async function deliverInbound(key: string, build: (id: string) => InboundMessage): Promise<void> {
-    const id = unacked.get(key)?.id ?? `sms:${key.slice(0, 32)}.${now()}`;
+  /** `since` names a reassembled message the same on every node (when its first part came). */
+  async function deliverInbound(key: string, build: (id: string) => InboundMessage, since?: number): Promise<void> {
+    const id = unacked.get(key)?.id ?? `sms:${key.slice(0, 32)}.${since ?? now()}`;
     unacked.set(key, { id, at: now() });
     const r = v.safeParse(InboundMessageSchema, build(id));
     if (!r.success) throw new Malformed(`${r.issues[0].path?.map((p) => String(p.key)).join('.') ?? 'message'}: ${r.issues[0].message}`);
     await o.sink.deliver(r.output);
   }
 
-  function inboundMessage(id: string, account: string, pdu: smpp.PDU, text: string, meta: Record<string, string | number | boolean>): InboundMessage {
-    const src = String(pdu.source_addr ?? '');
-    const handle = pdu.source_addr_ton === 1 && /^\d+$/.test(src) ? `+${src}` : src;
+  const originOf = (account: string, pdu: smpp.PDU): PartOrigin => ({ account, src: String(pdu.source_addr ?? ''), sourceTon: Number(pdu.source_addr_ton ?? 0), dataCoding: Number(pdu.data_coding ?? 0) });
+
+  function inboundMessage(id: string, origin: PartOrigin, text: string, meta: Record<string, string | number | boolean>): InboundMessage {
+    const src = origin.src;
+    const handle = origin.sourceTon === 1 && /^\d+$/.test(src) ? `+${src}` : src;
     return {
       channel: 'sms',
-      account,
+      account: origin.account,
       channelMessageId: id,
       from: { handle, ...(/^\+?\d{5,}$/.test(handle) ? { phone: handle } : {}) },
       text,
       attachments: [],
       sentAt: now(),
-      meta: { sourceTon: Number(pdu.source_addr_ton ?? 0), dataCoding: Number(pdu.data_coding ?? 0), ...meta },
+      meta: { sourceTon: origin.sourceTon, dataCoding: origin.dataCoding, ...meta },
     };
   }
 
-  async function handOver(key: string, account: string, pdu: smpp.PDU, text: string, meta: Record<string, string | number | boolean>): Promise<number> {
+  async function handOver(key: string, origin: PartOrigin, text: string, meta: Record<string, string | number | boolean>, since?: number): Promise<number> {
     try {
-      await deliverInbound(key, (id) => inboundMessage(id, account, pdu, text, meta));
-      counters.received.inc({ account });
+      await deliverInbound(key, (id) => inboundMessage(id, origin, text, meta), since);
+      counters.received.inc({ account: origin.account });
       return ESME_ROK;
     } catch (e) {
       if (e instanceof Malformed) {
@@ -168,16 +176,19 @@ export async function startSmsEdge(o: SmsEdgeOptions): Promise<SmsEdge> {
     }
   }
 
-  const parts = new Reassembler<{ account: string; pdu: smpp.PDU; key: string }>(o.partTimeoutMs ?? 5 * 60_000, (a) => void lateParts(a));
+  const ownParts = o.parts ? undefined : memoryParts();
+  const parts = new Reassembler(o.parts ?? ownParts!, o.partTimeoutMs ?? DEFAULT_PART_TIMEOUT_MS, lateParts, {
+    now,
+    onError: (e) => log.error({ err: e.message }, 'sms: held parts could not be swept; trying again later'),
+  });
 
-  async function lateParts(a: Assembled<{ account: string; pdu: smpp.PDU; key: string }>): Promise<void> {
-    log.warn({ missing: a.missing, total: a.total }, 'sms: parts missing after the timeout, delivering what came');
-    const meta = { parts: a.total, partsMissing: a.missing };
-    for (let attempt = 1; attempt <= 3; attempt++) {
-      const status = await handOver(a.first.key, a.first.account, a.first.pdu, a.text, meta);
-      if (status === ESME_ROK) return void unacked.delete(a.first.key);
-      await new Promise((r) => setTimeout(r, 5000 * attempt));
-    }
+  /** A group past the timeout (left by this or an earlier process): what came, gaps marked; the next sweep retries a failure. */
+  async function lateParts(key: string, a: Assembled): Promise<boolean> {
+    if (a.missing) log.warn({ missing: a.missing, total: a.total }, 'sms: parts missing after the timeout, delivering what came');
+    const meta: Record<string, number> = a.missing ? { parts: a.total, partsMissing: a.missing } : { parts: a.total };
+    const status = await handOver(key, a.first, a.text, meta, a.since);
+    if (status === ESME_ROK) unacked.delete(key);
+    return status === ESME_ROK;
   }
 
   async function onReceipt(session: smpp.Session, pdu: smpp.PDU, text: string): Promise<void> {
@@ -272,15 +283,23 @@ export async function startSmsEdge(o: SmsEdgeOptions): Promise<SmsEdge> {
     const umr = pdu.user_message_reference ?? '';
     if (concat && concat.total > 1) {
       const key = await sha256(`${src}|${account}|${concat.ref}|${concat.total}|${umr}`);
-      const whole = parts.add(key, concat.total, concat.seq, body.text, { account, pdu, key });
+      let whole: Assembled | undefined;
+      try {
+        whole = await parts.add(key, concat.total, concat.seq, body.text, originOf(account, pdu));
+      } catch (e) {
+        log.error({ err: (e as Error).message }, 'sms: part not held; the smsc will redeliver');
+        counters.rejected.inc({ reason: 'part_not_stored' });
+        return void (await respond(session, pdu, ESME_RX_T_APPN));
+      }
       if (!whole) return void (await respond(session, pdu, ESME_ROK)); // held until the rest comes
-      const status = await handOver(key, account, pdu, whole.text, { parts: whole.total });
-      if (status === ESME_ROK) parts.done(key);
+      const status = await handOver(key, whole.first, whole.text, { parts: whole.total }, whole.since);
+      // Parts left behind are handed over again by the sweep, under the same id: applied once.
+      if (status === ESME_ROK) await parts.done(key).catch((e: Error) => log.warn({ err: e.message }, 'sms: delivered parts not dropped'));
       if ((await respond(session, pdu, status)) && status === ESME_ROK) unacked.delete(key);
       return;
     }
     const key = await sha256(`${src}|${account}|${umr}|${body.text}`);
-    const status = await handOver(key, account, pdu, body.text, {});
+    const status = await handOver(key, originOf(account, pdu), body.text, {});
     if ((await respond(session, pdu, status)) && status === ESME_ROK) unacked.delete(key);
   }
 
@@ -404,9 +423,10 @@ export async function startSmsEdge(o: SmsEdgeOptions): Promise<SmsEdge> {
     },
     async close() {
       clearInterval(sweep);
-      parts.clear();
+      await parts.close();
       await link.close();
       await ownReceipts?.close();
+      await ownParts?.close();
     },
   };
 }
