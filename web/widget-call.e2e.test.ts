@@ -214,4 +214,79 @@ test('the agent hangs up a widget call: the widget is told, the conversation is 
   // In wrap-up there is no agent on the chat: a new call waits until the conversation is open again.
   await visitor.click('[data-cc-webchat] .cb', { timeout: 10_000 });
   await visitor.waitForSelector('[data-cc-webchat] .cs[data-call=ended]:has-text("the conversation has ended")', { timeout: 10_000 });
+  await bob.selectOption('#presence', 'offline'); // the next test's chat goes to its own agent
+});
+
+test('the agent calls the web chat visitor: the widget rings, a declined call leaves the chat going and the agent told; accepted, the agent takes it at once, audio both ways, wrap-up', { skip, timeout: 120_000 }, async (t) => {
+  const cara = await agentPage('cara');
+  const visitor = await visitorPage('could you call me about the delivery?');
+  await cara.waitForSelector('[data-offer]:has-text("webchat")', { timeout: 20_000 });
+  await cara.keyboard.press('a');
+  const item = await cara.waitForSelector('li[data-conversation]', { timeout: 15_000 });
+  const conversationId = (await item.getAttribute('data-conversation'))!;
+  await item.click();
+  await cara.waitForSelector('.history :text("could you call me about the delivery?")', { timeout: 10_000 });
+  const callButton = cara.locator('section.conv button:has-text("📞")');
+  const bar = '[data-cc-webchat] .cs';
+
+  // Declined: the widget rang with Accept/Decline, the agent is told, the chat goes on.
+  await callButton.click();
+  await visitor.waitForSelector(`${bar}[data-call=incoming]`, { timeout: 10_000 });
+  assert.equal(await visitor.locator(`${bar} .ac`).textContent(), 'Accept call');
+  assert.equal(await visitor.locator(`${bar} .dc`).textContent(), 'Decline call');
+  assert.equal(await visitor.locator(`${bar}`).getAttribute('role'), 'status', 'the ring is announced');
+  await visitor.click(`${bar} .dc`);
+  await cara.waitForSelector('section.conv [role=alert]:has-text("the visitor declined the call")', { timeout: 10_000 });
+  const declined = await conversation(conversationId);
+  assert.equal(stateOf(declined), 'active', 'the chat is still active');
+  assert.equal(declined.context.channel, 'webchat');
+  assert.equal(declined.context.agent, 'cara');
+  await visitor.fill('[data-cc-webchat] textarea', 'no call for now, thanks');
+  await visitor.press('[data-cc-webchat] textarea', 'Enter');
+  await cara.waitForSelector('.history :text("no call for now, thanks")', { timeout: 10_000 });
+
+  // Accepted: the same call as the visitor's own, and the agent who placed it holds the voice leg at once.
+  const started = Date.now();
+  await callButton.click();
+  await visitor.click(`${bar}[data-call=incoming] .ac`, { timeout: 10_000 });
+  const taken = await waitFor('cara holds the voice call', async () => {
+    const c = await conversation(conversationId);
+    return stateOf(c) === 'active' && c.context.channel === 'voice' && c.context.agent === 'cara' ? c : undefined;
+  }, 15_000, 100).catch(async (e) => {
+    throw new Error(`${(e as Error).message}: conversation ${JSON.stringify(await conversation(conversationId))}\nagent ${JSON.stringify(await actors.ask('agent/cara', { type: 'get' }))}\nwidget: ${await visitor.locator(bar).textContent()}`);
+  });
+  assert.deepEqual(taken.context.channels.map((c) => c.channel), ['webchat', 'voice'], 'one conversation, chat then voice');
+  await cara.click(`li[data-conversation="${conversationId}"]`, { timeout: 15_000 });
+  await cara.click('#call-answer', { timeout: 15_000 });
+  await cara.waitForSelector('[data-call=live]', { timeout: 15_000 });
+  await visitor.waitForSelector(`${bar}[data-call=live]`, { timeout: 15_000 });
+  t.diagnostic(`live ${Date.now() - started} ms after the agent pressed Call`);
+
+  // Audio both ways: each page's getStats and mediasoup's own counters.
+  await cara.waitForFunction(() => Number(document.querySelector('[data-rtp-in]')?.getAttribute('data-rtp-in')) > 25 && Number(document.querySelector('[data-rtp-out]')?.getAttribute('data-rtp-out')) > 25, undefined, { timeout: 15_000 });
+  await waitFor('the widget counts audio both ways', async () => (await attr(visitor, bar, 'data-rtp-in')) > 25 && (await attr(visitor, bar, 'data-rtp-out')) > 25, 15_000, 200);
+  type Info = { producers: { id: string; source: string }[]; consumers: { id: string; producerId: string }[] };
+  const count = async (id: string, type: string) => (await media.call<{ stats: { type: string; packetCount?: number }[] }>('stats', { conversationId, id })).stats.filter((s) => s.type === type).reduce((n, s) => n + (s.packetCount ?? 0), 0);
+  const figures = await waitFor('mediasoup counts both ways', async () => {
+    const info = await media.call<Info>('call.info', { conversationId });
+    const caller = info.producers.find((p) => p.source === 'caller');
+    const agent = info.producers.find((p) => p.source === 'agent');
+    const toAgent = info.consumers.find((c) => c.producerId === caller?.id);
+    const toVisitor = info.consumers.find((c) => c.producerId === agent?.id);
+    if (!caller || !agent || !toAgent || !toVisitor) return undefined;
+    const f = { fromVisitor: await count(caller.id, 'inbound-rtp'), toAgent: await count(toAgent.id, 'outbound-rtp'), fromAgent: await count(agent.id, 'inbound-rtp'), toVisitor: await count(toVisitor.id, 'outbound-rtp') };
+    return Object.values(f).every((n) => n > 25) ? f : undefined;
+  }, 15_000, 200);
+  t.diagnostic(`mediasoup packets: visitor→router ${figures.fromVisitor}, router→agent ${figures.toAgent}, agent→router ${figures.fromAgent}, router→visitor ${figures.toVisitor}; getStats: agent in ${await attr(cara, '[data-rtp-in]', 'data-rtp-in')} out ${await attr(cara, '[data-rtp-out]', 'data-rtp-out')}, visitor in ${await attr(visitor, bar, 'data-rtp-in')} out ${await attr(visitor, bar, 'data-rtp-out')}`);
+  await visitor.screenshot({ path: join(SHOTS, 'widget-call-incoming-live.png') });
+
+  // The agent hangs up: wrap-up, the router closes, the widget is told.
+  await cara.click('#call-hangup');
+  await visitor.waitForSelector(`${bar}[data-call=ended]:has-text("the agent hung up")`, { timeout: 10_000 });
+  await waitFor('wrap-up', async () => stateOf(await conversation(conversationId)) === 'wrapup', 10_000, 100);
+  const gone = await media.call('call.info', { conversationId }).catch((e: unknown) => e);
+  assert.ok(gone instanceof MediaError && gone.code === 404, 'the router is closed');
+  await cara.selectOption('#presence', 'offline');
+  await cara.context().close();
+  await visitor.context().close();
 });

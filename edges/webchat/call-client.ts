@@ -78,9 +78,9 @@ export class WidgetCall {
   }
 
   /** Calls: transports, microphone (opus), then ringing until an agent answers. */
-  static async start(signal: Signal, hooks: CallHooks): Promise<WidgetCall> {
+  static async start(signal: Signal, hooks: CallHooks, invite?: string): Promise<WidgetCall> {
     hooks.phase('starting');
-    const t = await request(signal, { type: 'call.start' }, 'call.transport');
+    const t = await request(signal, { type: 'call.start', ...(invite ? { invite } : {}) }, 'call.transport');
     let mic: MediaStream | undefined;
     const device = new Device();
     let send: Transport | undefined;
@@ -162,6 +162,6 @@ export class WidgetCall {
 }
 
 /** What widget.js calls after importing this module. */
-export function startCall(signal: Signal, hooks: CallHooks): Promise<WidgetCall> {
-  return WidgetCall.start(signal, hooks);
+export function startCall(signal: Signal, hooks: CallHooks, opts: { invite?: string } = {}): Promise<WidgetCall> {
+  return WidgetCall.start(signal, hooks, opts.invite);
 }

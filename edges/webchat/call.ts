@@ -13,6 +13,9 @@
 //   (AGENT_HANGUP_SUBJECT), wraps up, or the media node loses the call. An answered call goes to wrap-up; one
 //   still waiting is abandoned (`customer.left`). The router closes and the widget is told `call.ended`.
 //   The chat goes on in the same conversation: the visitor's next message lands there.
+// - The agent calls the visitor (ring.ts): the sockets of the conversation on this node get call.incoming;
+//   Accept is call.start with the invite (then as above, and the agent's voice reservation is accepted for
+//   them, as they placed the call), Decline is call.decline; either, or 30 s, is published to the agent.
 // A call lives on the edge node holding the visitor's socket (its media is tied to that page anyway).
 import type { NatsConnection, Subscription } from '@nats-io/nats-core';
 import * as v from 'valibot';
@@ -20,6 +23,7 @@ import type { ActorClient } from '../../actors/client.ts';
 import { CALL_FAILED_SUBJECT, MediaClient, MediaError } from '../../media/service.ts';
 import { AGENT_HANGUP_SUBJECT } from '../sip/edge.ts';
 import type { CallServerFrame, CallTransport, ClientFrame, ErrorCode } from './protocol.ts';
+import { RING_MS, RingRequest, WIDGET_RING_SUBJECT, ringOutcomeSubject, type RingOutcome } from './ring.ts';
 import type { Logger } from './session.ts';
 
 export type CallFrame = Extract<ClientFrame, { type: `call.${string}` }>;
@@ -47,12 +51,25 @@ export interface WidgetVoiceDeps {
   logger: Logger;
   /** How often a ringing call looks for the agent's microphone, and an answered one for its end. */
   pollMs?: { ringing: number; answered: number };
+  /** How long the widget rings when the agent calls (ring.ts). */
+  ringMs?: number;
+}
+
+/** The agent's call ringing in the widget(s) of a conversation (ring.ts). */
+interface Invite {
+  invite: string;
+  conversationId: string;
+  agent: string;
+  timer: ReturnType<typeof setTimeout>;
 }
 
 /** The widget calls on this node, and what ends them from outside (agent hang-up, lost media). */
 export class WidgetVoice {
   readonly media: MediaClient;
   readonly calls = new Map<string, WidgetCall>();
+  /** Sockets (v2+) following each conversation on this node: where a ring is shown. */
+  private readonly sockets = new Map<string, Set<(f: CallServerFrame) => void>>();
+  private readonly invites = new Map<string, Invite>();
   private readonly subs: Subscription[];
 
   constructor(readonly deps: WidgetVoiceDeps) {
@@ -69,12 +86,65 @@ export class WidgetVoice {
     this.subs = [
       deps.nc.subscribe(AGENT_HANGUP_SUBJECT, { callback: (err, m) => void (err || byConversation(m.data, (call) => void call.end('the agent hung up', 'agent'))) }),
       deps.nc.subscribe(CALL_FAILED_SUBJECT, { callback: (err, m) => void (err || byConversation(m.data, (call, b) => void call.end(`the call lost its media: ${String(b.reason ?? 'worker died')}`, 'media'))) }),
+      deps.nc.subscribe(WIDGET_RING_SUBJECT, { callback: (err, m) => void (err || this.ring(m.data, (sockets) => m.respond(JSON.stringify({ sockets }))) ) }),
     ];
   }
 
+  /** A socket of `conversationId` on this node hears rings; the returned function stops it. */
+  listen(conversationId: string, push: (f: CallServerFrame) => void): () => void {
+    const set = this.sockets.get(conversationId) ?? new Set();
+    this.sockets.set(conversationId, set.add(push));
+    return () => {
+      set.delete(push);
+      if (!set.size && this.sockets.get(conversationId) === set) this.sockets.delete(conversationId);
+    };
+  }
+
+  /** The agent rings the widget: only a node holding a socket of the conversation answers (ring.ts). */
+  private ring(data: Uint8Array, reply: (sockets: number) => void): void {
+    let r;
+    try {
+      r = v.safeParse(RingRequest, JSON.parse(dec.decode(data)));
+    } catch {
+      return;
+    }
+    if (!r.success) return;
+    const { conversationId, invite, agent, agentName } = r.output;
+    const sockets = this.sockets.get(conversationId);
+    if (!sockets?.size || this.calls.has(conversationId)) return;
+    const timer = setTimeout(() => this.settle(invite, { outcome: 'no-answer', reason: 'the visitor did not answer' }), this.deps.ringMs ?? RING_MS);
+    this.invites.set(invite, { invite, conversationId, agent, timer });
+    const expiresInMs = this.deps.ringMs ?? RING_MS;
+    for (const push of sockets) push({ type: 'call.incoming', invite, ...(agentName ? { agentName } : {}), expiresInMs });
+    reply(sockets.size);
+  }
+
+  /** The ring's end, once: the agent's workspace is told, every socket that rang stops ringing. */
+  private settle(invite: string, o: RingOutcome): Invite | undefined {
+    const inv = this.invites.get(invite);
+    if (!inv) return undefined;
+    this.invites.delete(invite);
+    clearTimeout(inv.timer);
+    this.deps.nc.publish(ringOutcomeSubject(invite), JSON.stringify(o));
+    for (const push of this.sockets.get(inv.conversationId) ?? []) push({ type: 'call.incoming.ended', invite, outcome: o.outcome });
+    return inv;
+  }
+
+  /** The visitor declines the agent's call: the chat goes on. */
+  decline(conversationId: string | undefined, invite: string): void {
+    if (this.invites.get(invite)?.conversationId !== conversationId) throw new CallRefusal('call_unavailable', 'that call is no longer ringing');
+    this.settle(invite, { outcome: 'declined', reason: 'the visitor declined the call' });
+  }
+
   /** Starts a call in the conversation for a socket; frames for the widget go to `push`. */
-  async start(conversationId: string | undefined, push: (f: CallServerFrame) => void, ref: string): Promise<WidgetCall> {
+  async start(conversationId: string | undefined, push: (f: CallServerFrame) => void, ref: string, invite?: string): Promise<WidgetCall> {
     if (!conversationId) throw new CallRefusal('call_unavailable', 'write to us first: a call starts from a chat');
+    // Answering the agent's call: the same call, but the agent who placed it takes it at once.
+    let invitedBy: string | undefined;
+    if (invite) {
+      if (this.invites.get(invite)?.conversationId !== conversationId) throw new CallRefusal('call_unavailable', 'that call is no longer ringing');
+      invitedBy = this.settle(invite, { outcome: 'accepted', reason: 'the visitor accepted the call' })?.agent;
+    }
     if (this.calls.has(conversationId)) throw new CallRefusal('call_unavailable', 'a call is already in progress in this conversation');
     const c = await this.conversation(conversationId);
     if (!c) throw new CallRefusal('call_unavailable', 'the conversation is not reachable now, try again');
@@ -82,7 +152,7 @@ export class WidgetVoice {
     if (state === 'wrapup' || state === 'closed') throw new CallRefusal('call_unavailable', 'the conversation has ended: write to us again first');
     if (c.context.channel === 'voice') throw new CallRefusal('call_unavailable', 'the conversation is already on a call');
     if (state !== 'active' || !c.context.agent) throw new CallRefusal('call_unavailable', 'an agent must join the chat before you can call');
-    const call = new WidgetCall(this, conversationId, push);
+    const call = new WidgetCall(this, conversationId, push, invitedBy === c.context.agent ? invitedBy : undefined);
     this.calls.set(conversationId, call);
     try {
       await call.open(ref);
@@ -101,6 +171,7 @@ export class WidgetVoice {
 
   async stop(): Promise<void> {
     for (const s of this.subs) s.unsubscribe();
+    for (const i of [...this.invites.keys()]) this.settle(i, { outcome: 'no-answer', reason: 'the server is stopping' });
     await Promise.all([...this.calls.values()].map((c) => c.end('the server is stopping', 'customer')));
   }
 }
@@ -121,7 +192,10 @@ export class WidgetCall {
     private readonly voice: WidgetVoice,
     readonly conversationId: string,
     private readonly push: (f: CallServerFrame) => void,
+    /** The agent who called the visitor: their reservation for the voice leg is accepted for them. */
+    private readonly invitedBy?: string,
   ) {}
+  private reservationAccepted = false;
 
   get ended(): boolean {
     return this.phase === 'ended';
@@ -206,6 +280,7 @@ export class WidgetCall {
       const state = stateOf(c.value);
       if (state === 'wrapup' || state === 'closed') return void (await this.end(state === 'closed' ? 'the conversation was closed' : 'the agent ended the call', 'conversation'));
       if (c.context.channel !== 'voice') return void (await this.end('the conversation went back to chat', 'conversation'));
+      if (this.invitedBy && !this.reservationAccepted && (state === 'transferring' || state === 'offered')) await this.acceptForAgent(this.invitedBy);
       if (this.phase !== 'ringing' || (state !== 'active' && state !== 'onHold')) return;
       const info = await this.media.call<{ producers: { id: string; source: string }[] }>('call.info', { conversationId: this.conversationId });
       const agent = info.producers.find((p) => p.source === 'agent');
@@ -219,6 +294,18 @@ export class WidgetCall {
     } finally {
       this.checking = false;
     }
+  }
+
+  /**
+   * The agent placed this call: once the conversation's reservation for the voice leg reached them (the
+   * agent actor must know the offer first), it is accepted in their name, as their Accept key would.
+   */
+  private async acceptForAgent(agent: string): Promise<void> {
+    const reservationId = `${this.conversationId}-${this.callId}`;
+    const a = await this.voice.deps.actors.ask<{ offers?: Record<string, unknown> }>(`agent/${agent}`, { type: 'get' }, { timeoutMs: 3000 });
+    if (!a?.offers || !(reservationId in a.offers) || this.reservationAccepted) return;
+    this.reservationAccepted = true;
+    await this.voice.deps.actors.tell(`agent/${agent}`, { type: 'offer.accept', reservationId }, { msgId: `accept:${reservationId}` });
   }
 
   /** Ends the call once, whoever ends it: the conversation is told, the router closed, the widget told. */

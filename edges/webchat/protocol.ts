@@ -81,6 +81,8 @@ export const HelloSchema = v.object({
   resume: v.optional(v.object({ conversationId: v.optional(Short(128)), lastSeq: Seq })),
   /** Web visitors: a signed chat link (`cc_link` in the page's URL, sent by SMS: link.ts) joining its conversation. */
   link: v.optional(Short(600)),
+  /** v2+: this client shows the agent's calls (call.incoming, Accept/Decline); others are never rung. */
+  ring: v.optional(v.boolean()),
 });
 export type Hello = v.InferOutput<typeof HelloSchema>;
 
@@ -97,7 +99,9 @@ export const ClientFrameSchema = v.variant('type', [
   v.object({ type: v.literal('delivered'), seq: Seq }),
   v.object({ type: v.literal('ping') }),
   // v2: a call from the widget, signalled on this socket (the media is WebRTC to the engine's media node).
-  v.object({ type: v.literal('call.start'), ref: CallRef }),
+  // `invite`: answering the agent's call (`call.incoming`) instead of calling.
+  v.object({ type: v.literal('call.start'), ref: CallRef, invite: v.optional(CallRef) }),
+  v.object({ type: v.literal('call.decline'), invite: CallRef }),
   v.object({ type: v.literal('call.connect'), ref: CallRef, direction: v.picklist(['send', 'recv'], 'direction must be send or recv'), dtlsParameters: DtlsParameters }),
   v.object({ type: v.literal('call.produce'), ref: CallRef, kind: v.literal('audio', 'only audio'), rtpParameters: RtpParameters }),
   v.object({ type: v.literal('call.consume'), ref: CallRef, rtpCapabilities: RtpCapabilities }),
@@ -137,7 +141,11 @@ export type CallServerFrame =
   | { type: 'call.consumer'; ref: string; consumerId: string; producerId: string; kind: 'audio'; rtpParameters: unknown }
   | { type: 'call.ringing'; callId: string }
   | { type: 'call.answered'; callId: string }
-  | { type: 'call.ended'; callId: string; reason: string };
+  | { type: 'call.ended'; callId: string; reason: string }
+  // The agent calls the visitor (edges/webchat/ring.ts): it rings until accepted (call.start with the invite),
+  // declined (call.decline) or expiresInMs passed; call.incoming.ended stops the ring on every socket.
+  | { type: 'call.incoming'; invite: string; agentName?: string; expiresInMs: number }
+  | { type: 'call.incoming.ended'; invite: string; outcome: 'accepted' | 'declined' | 'no-answer' };
 
 export type ServerFrame =
   | { type: 'welcome'; v: number; visitorId?: string; userId?: string; conversationId: string | null; lastSeq: number; voice?: boolean }

@@ -62,6 +62,9 @@ export class Session {
   private conversationId: string | undefined;
   private tail: { stop(): void } | undefined;
   private typingSub: Subscription | undefined;
+  /** Stops this socket hearing the agent's calls (v2+: edges/webchat/ring.ts). */
+  private offRing: (() => void) | undefined;
+  private ringable = false;
   /** Highest seq sent on this socket: a tail restarted after a conversation switch never repeats one. */
   private sentSeq = 0;
   private queued = 0;
@@ -135,6 +138,7 @@ export class Session {
     this.tail = undefined;
     this.typingSub?.unsubscribe();
     this.typingSub = undefined;
+    this.offRing?.();
     // The call's media is this page's: a visitor who leaves hangs up.
     void this.call?.end('the visitor left', 'customer');
     this.deps.metrics.sockets.dec({ channel: this.channel });
@@ -242,6 +246,7 @@ export class Session {
     }
     clearTimeout(this.helloTimer);
     this.version = h.v;
+    this.ringable = this.version >= 2 && h.ring === true;
     const current = await this.deps.log.current(this.account.key, this.who.handle);
     const resumes = current !== undefined && h.resume?.conversationId === current;
     this.send({
@@ -261,6 +266,8 @@ export class Session {
     this.tail?.stop();
     this.typingSub?.unsubscribe();
     this.conversationId = conversationId;
+    this.offRing?.();
+    if (this.ringable && !this.closed) this.offRing = this.deps.voice?.listen(conversationId, (f) => this.send(f));
     const forward = (e: LoggedEntry) => {
       if (this.closed || e.conversationId !== this.conversationId || e.seq <= this.sentSeq) return;
       this.sentSeq = e.seq;
@@ -362,8 +369,9 @@ export class Session {
     const voice = this.deps.voice;
     if (!voice) return this.reject('call_unavailable', 'calls are not enabled on this server', ref);
     try {
+      if (f.type === 'call.decline') return voice.decline(this.conversationId, f.invite);
       if (f.type === 'call.start' && (!this.call || this.call.ended)) {
-        this.call = await voice.start(this.conversationId, (frame) => this.send(frame), f.ref);
+        this.call = await voice.start(this.conversationId, (frame) => this.send(frame), f.ref, f.invite);
         return;
       }
       if (!this.call) return this.reject('call_unavailable', 'no call on this socket: send call.start first', ref);

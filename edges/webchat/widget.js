@@ -6,8 +6,8 @@
 (function () {
   'use strict';
   var STRINGS = {
-    en: { open: 'Chat with us', close: 'Close chat', title: 'Chat', input: 'Type your message', send: 'Send', attach: 'Attach a file', typing: 'Agent is typing…', sent: 'Sent', read: 'Read', failed: 'Not sent', queue: 'You are number {p} in the queue. Estimated wait: {w} min.', joined: '{a} joined the chat', closed: 'The conversation has ended.', offline: 'Reconnecting…', log: 'Messages', tooLarge: 'File too large or not accepted', call: 'Call', hangUp: 'Hang up', calling: 'Calling…', ringing: 'Waiting for an agent to answer…', inCall: 'On the call', callEnded: 'Call ended', rate: 'How was your chat?', score: '{s} out of 5', comment: 'Comment (optional)', thanks: 'Thank you for rating us {s} of 5.' },
-    'zh-CN': { open: '在线咨询', close: '关闭对话', title: '在线客服', input: '输入消息', send: '发送', attach: '添加文件', typing: '客服正在输入…', sent: '已发送', read: '已读', failed: '发送失败', queue: '您前面还有 {p} 位，预计等待 {w} 分钟。', joined: '{a} 已加入对话', closed: '对话已结束。', offline: '正在重新连接…', log: '消息', tooLarge: '文件过大或类型不支持', call: '语音通话', hangUp: '挂断', calling: '正在呼叫…', ringing: '正在等待客服接听…', inCall: '通话中', callEnded: '通话已结束', rate: '您对本次服务满意吗？', score: '{s} 分（满分 5 分）', comment: '留言（可选）', thanks: '感谢您的评价：{s} 分（满分 5 分）。' },
+    en: { open: 'Chat with us', close: 'Close chat', title: 'Chat', input: 'Type your message', send: 'Send', attach: 'Attach a file', typing: 'Agent is typing…', sent: 'Sent', read: 'Read', failed: 'Not sent', queue: 'You are number {p} in the queue. Estimated wait: {w} min.', joined: '{a} joined the chat', closed: 'The conversation has ended.', offline: 'Reconnecting…', log: 'Messages', tooLarge: 'File too large or not accepted', call: 'Call', hangUp: 'Hang up', calling: 'Calling…', ringing: 'Waiting for an agent to answer…', inCall: 'On the call', callEnded: 'Call ended', incoming: 'The agent is calling you', accept: 'Accept call', decline: 'Decline call', rate: 'How was your chat?', score: '{s} out of 5', comment: 'Comment (optional)', thanks: 'Thank you for rating us {s} of 5.' },
+    'zh-CN': { open: '在线咨询', close: '关闭对话', title: '在线客服', input: '输入消息', send: '发送', attach: '添加文件', typing: '客服正在输入…', sent: '已发送', read: '已读', failed: '发送失败', queue: '您前面还有 {p} 位，预计等待 {w} 分钟。', joined: '{a} 已加入对话', closed: '对话已结束。', offline: '正在重新连接…', log: '消息', tooLarge: '文件过大或类型不支持', call: '语音通话', hangUp: '挂断', calling: '正在呼叫…', ringing: '正在等待客服接听…', inCall: '通话中', callEnded: '通话已结束', incoming: '客服正在呼叫您', accept: '接听', decline: '拒绝', rate: '您对本次服务满意吗？', score: '{s} 分（满分 5 分）', comment: '留言（可选）', thanks: '感谢您的评价：{s} 分（满分 5 分）。' },
   };
   function pickStrings(lang) {
     return /^zh/i.test(lang || '') ? STRINGS['zh-CN'] : STRINGS.en;
@@ -48,6 +48,7 @@
         if (o.name) hello.name = o.name;
         if (o.user) { hello.user = o.user; hello.token = o.token; }
         if (s.conversationId) hello.resume = { conversationId: s.conversationId, lastSeq: s.lastSeq };
+        if (o.ring) hello.ring = true;
         if (o.link) { hello.link = o.link; o.link = null; } /* a chat link joins its conversation once */
         ws.send(JSON.stringify(hello));
       };
@@ -122,7 +123,7 @@
     'form{display:flex;gap:6px;padding:8px;border-top:1px solid #ddd}textarea{flex:1;resize:none;font:inherit;padding:6px;border:1px solid #bbb;border-radius:6px}' +
     'form button,label.f{border:0;border-radius:6px;padding:0 10px;background:#0b5fff;color:#fff;font:inherit;cursor:pointer;display:flex;align-items:center}' +
     '.h .cb{font-size:14px;border:1px solid #fff8;border-radius:6px;padding:2px 8px;margin-left:auto;margin-right:8px}.h .cb[hidden],.cs[hidden]{display:none}' +
-    '.cs{display:flex;gap:8px;align-items:center;justify-content:space-between;padding:6px 10px;background:#e9f7ef;font-size:13px}.cs button{border:0;border-radius:6px;padding:4px 10px;background:#c62828;color:#fff;font:inherit;cursor:pointer}' +
+    '.cs{display:flex;gap:8px;align-items:center;justify-content:space-between;padding:6px 10px;background:#e9f7ef;font-size:13px}.cs button{border:0;border-radius:6px;padding:4px 10px;background:#c62828;color:#fff;font:inherit;cursor:pointer}.cs .ac{background:#2e7d32}' +
     '.r{display:flex;flex-direction:column;gap:4px;margin-top:6px;padding:8px;border:1px solid #ccd;border-radius:8px;font-size:14px;color:#1c1c1c}.r div{display:flex;gap:4px;justify-content:center}' +
     '.r button{border:0;border-radius:6px;padding:4px 10px;background:#0b5fff;color:#fff;font:inherit;cursor:pointer}.r [aria-pressed=true]{background:#062a80;box-shadow:0 0 0 2px #ffb300}' +
     ':focus-visible{outline:2px solid #ffb300;outline-offset:2px}.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}';
@@ -136,7 +137,7 @@
     root.innerHTML = '<style>' + CSS + '</style>' +
       '<button class="l" type="button" aria-haspopup="dialog" aria-expanded="false"></button>' +
       '<div class="p" role="dialog" aria-modal="false" hidden><div class="h"><strong></strong><button type="button" class="cb" hidden></button><button type="button" class="x">×</button></div>' +
-      '<div class="cs" role="status" data-call="idle" hidden><span></span><button type="button" class="hu" hidden></button></div>' +
+      '<div class="cs" role="status" data-call="idle" hidden><span></span><button type="button" class="ac" hidden></button><button type="button" class="dc" hidden></button><button type="button" class="hu" hidden></button></div>' +
       '<div class="m" role="log" aria-live="polite"></div><div class="t" aria-live="polite"></div>' +
       '<form><label class="sr" for="cc-in"></label><textarea id="cc-in" rows="2"></textarea>' +
       '<label class="f" tabindex="0"><span aria-hidden="true">📎</span><span class="sr"></span><input type="file" hidden></label><button type="submit"></button></form></div>';
@@ -147,28 +148,34 @@
     q('label.sr').textContent = T.input; input.placeholder = T.input; q('label.f .sr').textContent = T.attach; q('form button').textContent = T.send;
     var mine = {}, readUpTo = 0, lastAgentSeq = 0, typingOff = null, lastTyping = 0;
     /* Voice: the Call button shows when the page asks for it (data-voice="on") and the engine offers it. */
-    var callBtn = q('.cb'), callBar = q('.cs'), callText = q('.cs span'), hangBtn = q('.hu'), call = null, figures = null;
-    callBtn.textContent = '📞 ' + T.call; hangBtn.textContent = T.hangUp;
+    var callBtn = q('.cb'), callBar = q('.cs'), callText = q('.cs span'), hangBtn = q('.hu'), call = null, figures = null, acBtn = q('.ac'), dcBtn = q('.dc'), invite = null;
+    callBtn.textContent = '📞 ' + T.call; hangBtn.textContent = T.hangUp; acBtn.textContent = T.accept; dcBtn.textContent = T.decline;
     function showCallButton() { callBtn.hidden = !(o.voice && client.state.voice) || !!call; }
     function phase(p, detail) {
       callBar.hidden = false; callBar.setAttribute('data-call', p);
-      callText.textContent = p === 'starting' ? T.calling : p === 'ringing' ? T.ringing : p === 'live' ? T.inCall : T.callEnded + (detail ? ' (' + detail + ')' : '');
-      hangBtn.hidden = p === 'ended';
+      callText.textContent = p === 'incoming' ? T.incoming : p === 'starting' ? T.calling : p === 'ringing' ? T.ringing : p === 'live' ? T.inCall : T.callEnded + (detail ? ' (' + detail + ')' : '');
+      hangBtn.hidden = p === 'ended' || p === 'incoming';
+      if (!(acBtn.hidden = dcBtn.hidden = p !== 'incoming')) return;
+      invite = null;
       clearInterval(figures);
       if (p === 'live') figures = setInterval(function () {
         if (call) call.figures().then(function (x) { callBar.setAttribute('data-rtp-in', x.packetsReceived); callBar.setAttribute('data-rtp-out', x.packetsSent); }, function () {});
       }, 1000);
       if (p === 'ended') { call = null; showCallButton(); }
     }
-    callBtn.addEventListener('click', function () {
+    /* Calling, or accepting the agent's call (its invite). */
+    function startCall(inv) {
       if (call) return;
       callBtn.hidden = true; phase('starting');
       var signal = { send: client.call, on: client.on };
       import(o.base + '/v1/call.js')
-        .then(function (m) { return m.startCall(signal, { phase: function (p, d) { if (call || p !== 'ended') phase(p, d); } }); })
+        .then(function (m) { return m.startCall(signal, { phase: function (p, d) { if (call || p !== 'ended') phase(p, d); } }, { invite: inv }); })
         .then(function (c) { call = c; if (callBar.getAttribute('data-call') === 'ended') { call = null; showCallButton(); } })
         .catch(function (err) { call = null; phase('ended', err && err.message); });
-    });
+    }
+    callBtn.onclick = function () { startCall(); };
+    acBtn.onclick = function () { if (invite) startCall(invite); };
+    dcBtn.onclick = function () { if (invite) client.call({ type: 'call.decline', invite: invite }); phase('ended'); };
     hangBtn.addEventListener('click', function () { if (call) call.hangup(); });
     /* The rating asked for when an agent closes the chat: 5 buttons, an optional comment, Send. */
     var rating = null;
@@ -227,6 +234,8 @@
         typingEl.textContent = f.typing ? T.typing : ''; clearTimeout(typingOff);
         if (f.typing) typingOff = setTimeout(function () { typingEl.textContent = ''; }, 8000);
       } else if (f.type === 'welcome') showCallButton();
+      else if (f.type === 'call.incoming' && !call) { invite = f.invite; callBtn.hidden = true; phase('incoming'); toggle(true); acBtn.focus(); }
+      else if (f.type === 'call.incoming.ended' && f.invite === invite) phase('ended');
       else if (f.type === 'state') typingEl.textContent = f.state === 'offline' ? T.offline : f.state === 'failed' ? f.reason || T.failed : '';
       else if (f.type === 'csat.ack') rated();
       else if (f.type === 'error' && rating && f.ref === rating.cid) rating.querySelector('small').textContent = f.reason;
@@ -271,8 +280,8 @@
     var site = script.getAttribute('data-site');
     var base = script.src.replace(/\/v1\/widget\.js.*$/, '');
     var start = function () {
-      var client = createClient({ url: base.replace(/^http/, 'ws') + '/v1/ws?site=' + encodeURIComponent(site), site: site, link: new URLSearchParams(location.search).get('cc_link') });
-      mountUi(client, { base: base, account: 'site=' + encodeURIComponent(site), lang: script.getAttribute('data-lang') || navigator.language, title: script.getAttribute('data-title'), voice: script.getAttribute('data-voice') === 'on' });
+      var voice = script.getAttribute('data-voice') === 'on', client = createClient({ url: base.replace(/^http/, 'ws') + '/v1/ws?site=' + encodeURIComponent(site), site: site, link: new URLSearchParams(location.search).get('cc_link'), ring: voice });
+      mountUi(client, { base: base, account: 'site=' + encodeURIComponent(site), lang: script.getAttribute('data-lang') || navigator.language, title: script.getAttribute('data-title'), voice: voice });
     };
     if (document.body) start(); else document.addEventListener('DOMContentLoaded', start);
   }

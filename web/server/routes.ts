@@ -30,6 +30,7 @@ import { IDENTITY_OF } from '../../edges/inbound.ts';
 import { OutreachClient, OutreachError } from '../../edges/outreach-api.ts';
 import { MAX_UPLOAD_BYTES, uploadRefusal } from '../client/upload-limits.ts';
 import { page } from './page.ts';
+import { ringWidget } from '../../edges/webchat/ring.ts';
 import { FailureLimiter } from './ratelimit.ts';
 import { CannedBody, LoginBody, OutreachBody, PresenceBody, reasonOf, RejectBody, ReplyBody, ReportQuery, TransferBody, WrapupBody, isResponse, jsonBody } from './schemas.ts';
 
@@ -290,6 +291,16 @@ export async function workspace(deps: WorkspaceDeps): Promise<Workspace> {
     if (e.state !== 'active') return fail(c, 409, `the conversation is ${e.state}; a call starts from an active conversation`);
     const b = await body(c, CallBody);
     if (isResponse(b)) return b;
+    // A web chat with its widget open and no number given: the widget rings (Accept/Decline) and this answers
+    // with the visitor's choice; no widget connected, the customer's phone is dialled as for any chat.
+    if (e.channel === 'webchat' && !b.number && e.agent) {
+      // A customer who opted out of voice is not rung in the widget either.
+      const check = await actors.ask<{ allowed: boolean; reason: string }>(`customer/${e.customer}`, { type: 'contact.check', channel: 'voice' }, { timeoutMs: 3000 });
+      if (!check.allowed) return fail(c, 403, `call refused: ${check.reason}`);
+      const rung = await ringWidget(deps.nc, { conversationId: e.id, agent: e.agent });
+      if (rung?.outcome === 'accepted') return c.json({ ok: true, channel: 'voice', via: 'widget' });
+      if (rung) return fail(c, 409, rung.reason);
+    }
     // The edge tells the conversation `dialing` (it switches to voice), then ringing, answered, ended.
     const placed = await placeCall({ nc: deps.nc, actors, store }, { conversationId: e.id, customer: e.customer, number: b.number });
     if ('error' in placed) return fail(c, placed.status, placed.error);
