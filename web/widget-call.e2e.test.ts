@@ -73,6 +73,30 @@ const stateOf = (v: View) => String(typeof v.value === 'object' && v.value ? Obj
 const attr = async (page: Page, sel: string, name: string) => Number(await page.getAttribute(sel, name));
 
 /** A new agent, signed in to the workspace in their own browser context and available. */
+/**
+ * Audio both ways on a live widget call: each page's own getStats (the agent's call panel, the widget's call
+ * bar), then mediasoup's counters — each producer received from its browser, each consumer sent towards the
+ * other. Returns the figures for the test's diagnostics.
+ */
+async function audioBothWays(conversationId: string, agent: Page, visitor: Page, bar: string) {
+  await agent.waitForFunction(() => Number(document.querySelector('[data-rtp-in]')?.getAttribute('data-rtp-in')) > 25 && Number(document.querySelector('[data-rtp-out]')?.getAttribute('data-rtp-out')) > 25, undefined, { timeout: 15_000 });
+  await waitFor('the widget counts audio both ways', async () => (await attr(visitor, bar, 'data-rtp-in')) > 25 && (await attr(visitor, bar, 'data-rtp-out')) > 25, 15_000, 200);
+  type Info = { producers: { id: string; source: string }[]; consumers: { id: string; producerId: string }[] };
+  const count = async (id: string, type: string) => (await media.call<{ stats: { type: string; packetCount?: number }[] }>('stats', { conversationId, id })).stats.filter((s) => s.type === type).reduce((n, s) => n + (s.packetCount ?? 0), 0);
+  const figures = await waitFor('mediasoup counts both ways', async () => {
+    const info = await media.call<Info>('call.info', { conversationId });
+    const caller = info.producers.find((p) => p.source === 'caller');
+    const agentVoice = info.producers.find((p) => p.source === 'agent');
+    const toAgent = info.consumers.find((c) => c.producerId === caller?.id);
+    const toVisitor = info.consumers.find((c) => c.producerId === agentVoice?.id);
+    if (!caller || !agentVoice || !toAgent || !toVisitor) return undefined;
+    const f = { fromVisitor: await count(caller.id, 'inbound-rtp'), toAgent: await count(toAgent.id, 'outbound-rtp'), fromAgent: await count(agentVoice.id, 'inbound-rtp'), toVisitor: await count(toVisitor.id, 'outbound-rtp') };
+    return Object.values(f).every((n) => n > 25) ? f : undefined;
+  }, 15_000, 200);
+  const pages = { agentIn: await attr(agent, '[data-rtp-in]', 'data-rtp-in'), agentOut: await attr(agent, '[data-rtp-out]', 'data-rtp-out'), visitorIn: await attr(visitor, bar, 'data-rtp-in'), visitorOut: await attr(visitor, bar, 'data-rtp-out') };
+  return `mediasoup packets: visitor→router ${figures.fromVisitor}, router→agent ${figures.toAgent}, agent→router ${figures.fromAgent}, router→visitor ${figures.toVisitor}; getStats: agent in ${pages.agentIn} out ${pages.agentOut}, visitor in ${pages.visitorIn} out ${pages.visitorOut}`;
+}
+
 async function agentPage(id: string): Promise<Page> {
   const cookie = await loginCookie(base, 'admin', adminPassword);
   const created = await fetch(`${base}/api/users`, { method: 'POST', headers: { cookie, 'content-type': 'application/json' }, body: JSON.stringify({ id, name: id, role: 'agent', password: `${id}-password-1`, queues: ['support'] }) });
@@ -129,24 +153,7 @@ test('a web chat visitor calls from the widget: same conversation, the agent ans
   await visitor.waitForSelector('[data-cc-webchat] .cs[data-call=live]', { timeout: 15_000 });
   t.diagnostic(`answered ${Date.now() - started} ms after the visitor pressed Call`);
 
-  // Audio both ways, by each page's own RTCPeerConnection counters ...
-  await ann.waitForFunction(() => Number(document.querySelector('[data-rtp-in]')?.getAttribute('data-rtp-in')) > 25 && Number(document.querySelector('[data-rtp-out]')?.getAttribute('data-rtp-out')) > 25, undefined, { timeout: 15_000 });
-  await waitFor('the widget counts audio both ways', async () => (await attr(visitor, '[data-cc-webchat] .cs', 'data-rtp-in')) > 25 && (await attr(visitor, '[data-cc-webchat] .cs', 'data-rtp-out')) > 25, 15_000, 200);
-  // ... and by mediasoup's: each producer received from its browser, each consumer sent towards the other.
-  type Info = { producers: { id: string; source: string }[]; consumers: { id: string; producerId: string }[] };
-  const count = async (id: string, type: string) => (await media.call<{ stats: { type: string; packetCount?: number }[] }>('stats', { conversationId, id })).stats.filter((s) => s.type === type).reduce((n, s) => n + (s.packetCount ?? 0), 0);
-  const figures = await waitFor('mediasoup counts both ways', async () => {
-    const info = await media.call<Info>('call.info', { conversationId });
-    const caller = info.producers.find((p) => p.source === 'caller');
-    const agent = info.producers.find((p) => p.source === 'agent');
-    const toAgent = info.consumers.find((c) => c.producerId === caller?.id);
-    const toVisitor = info.consumers.find((c) => c.producerId === agent?.id);
-    if (!caller || !agent || !toAgent || !toVisitor) return undefined;
-    const f = { fromVisitor: await count(caller.id, 'inbound-rtp'), toAgent: await count(toAgent.id, 'outbound-rtp'), fromAgent: await count(agent.id, 'inbound-rtp'), toVisitor: await count(toVisitor.id, 'outbound-rtp') };
-    return Object.values(f).every((n) => n > 25) ? f : undefined;
-  }, 15_000, 200);
-  const pages = { agentIn: await attr(ann, '[data-rtp-in]', 'data-rtp-in'), agentOut: await attr(ann, '[data-rtp-out]', 'data-rtp-out'), visitorIn: await attr(visitor, '[data-cc-webchat] .cs', 'data-rtp-in'), visitorOut: await attr(visitor, '[data-cc-webchat] .cs', 'data-rtp-out') };
-  t.diagnostic(`mediasoup packets: visitor→router ${figures.fromVisitor}, router→agent ${figures.toAgent}, agent→router ${figures.fromAgent}, router→visitor ${figures.toVisitor}; getStats: agent in ${pages.agentIn} out ${pages.agentOut}, visitor in ${pages.visitorIn} out ${pages.visitorOut}`);
+  t.diagnostic(await audioBothWays(conversationId, ann, visitor, '[data-cc-webchat] .cs'));
 
   // The agent sees the chat beside the call controls, without the visitor repeating anything.
   const conv = ann.locator('section.conv');
@@ -262,22 +269,7 @@ test('the agent calls the web chat visitor: the widget rings, a declined call le
   await visitor.waitForSelector(`${bar}[data-call=live]`, { timeout: 15_000 });
   t.diagnostic(`live ${Date.now() - started} ms after the agent pressed Call`);
 
-  // Audio both ways: each page's getStats and mediasoup's own counters.
-  await cara.waitForFunction(() => Number(document.querySelector('[data-rtp-in]')?.getAttribute('data-rtp-in')) > 25 && Number(document.querySelector('[data-rtp-out]')?.getAttribute('data-rtp-out')) > 25, undefined, { timeout: 15_000 });
-  await waitFor('the widget counts audio both ways', async () => (await attr(visitor, bar, 'data-rtp-in')) > 25 && (await attr(visitor, bar, 'data-rtp-out')) > 25, 15_000, 200);
-  type Info = { producers: { id: string; source: string }[]; consumers: { id: string; producerId: string }[] };
-  const count = async (id: string, type: string) => (await media.call<{ stats: { type: string; packetCount?: number }[] }>('stats', { conversationId, id })).stats.filter((s) => s.type === type).reduce((n, s) => n + (s.packetCount ?? 0), 0);
-  const figures = await waitFor('mediasoup counts both ways', async () => {
-    const info = await media.call<Info>('call.info', { conversationId });
-    const caller = info.producers.find((p) => p.source === 'caller');
-    const agent = info.producers.find((p) => p.source === 'agent');
-    const toAgent = info.consumers.find((c) => c.producerId === caller?.id);
-    const toVisitor = info.consumers.find((c) => c.producerId === agent?.id);
-    if (!caller || !agent || !toAgent || !toVisitor) return undefined;
-    const f = { fromVisitor: await count(caller.id, 'inbound-rtp'), toAgent: await count(toAgent.id, 'outbound-rtp'), fromAgent: await count(agent.id, 'inbound-rtp'), toVisitor: await count(toVisitor.id, 'outbound-rtp') };
-    return Object.values(f).every((n) => n > 25) ? f : undefined;
-  }, 15_000, 200);
-  t.diagnostic(`mediasoup packets: visitor→router ${figures.fromVisitor}, router→agent ${figures.toAgent}, agent→router ${figures.fromAgent}, router→visitor ${figures.toVisitor}; getStats: agent in ${await attr(cara, '[data-rtp-in]', 'data-rtp-in')} out ${await attr(cara, '[data-rtp-out]', 'data-rtp-out')}, visitor in ${await attr(visitor, bar, 'data-rtp-in')} out ${await attr(visitor, bar, 'data-rtp-out')}`);
+  t.diagnostic(await audioBothWays(conversationId, cara, visitor, bar));
   await visitor.screenshot({ path: join(SHOTS, 'widget-call-incoming-live.png') });
 
   // The agent hangs up: wrap-up, the router closes, the widget is told.
