@@ -1,6 +1,6 @@
 /// <reference path="./smpp.d.ts" />
 // Parts of a long inbound SMS survive a restart of the SMS edge: they wait in NATS KV, so the edge that
-// binds next completes the message, or, when the rest never comes, its sweep delivers what came with
+// smsc.binds next completes the message, or, when the rest never comes, its sweep delivers what came with
 // the gap marked. Real nats-server, embedded SurrealDB behind the storage service, real conversation
 // actors, the smpp package's server as the SMSC.
 import { after, before, test } from 'node:test';
@@ -10,7 +10,6 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import pino from 'pino';
 import smpp from 'smpp';
 import { ActorNode } from '../../actors/node.ts';
-import { freePort } from '../../engine/nats-server.ts';
 import { conversationKind, type ConversationContext } from '../../machines/conversation.ts';
 import { customerKind } from '../../machines/customer.ts';
 import { StoreClient } from '../../storage/client.ts';
@@ -21,6 +20,7 @@ import { engineSink } from '../inbound.ts';
 import type { InboundMessage, InboundSink } from '../message.ts';
 import { startSmsEdge, type SmsEdge } from './edge.ts';
 import { kvParts, partTtlMs, PARTS_BUCKET } from './reassembly.ts';
+import { startSmsc, type TestSmsc } from '../../tests/support/peers.ts';
 
 exitWhenDone();
 
@@ -29,10 +29,7 @@ let nc: NatsConnection;
 let node: ActorNode;
 let storeService: StoreService;
 let store: StoreClient;
-let server: ReturnType<typeof smpp.createServer>;
-let smscPort: number;
-let bound: smpp.Session | undefined;
-let binds = 0;
+let smsc: TestSmsc;
 /** What the engine's inbound sink took, with the conversation it answered. */
 const taken: { msg: InboundMessage; conversationId: string }[] = [];
 
@@ -43,30 +40,13 @@ before(async () => {
   storeService = await startStoreService(await nats.connect(), db);
   store = new StoreClient(nc);
   node = await ActorNode.start({ nc, nodeId: 'core', kinds: [conversationKind, customerKind], shards: 2, leaseTtlMs: 2000 });
-  server = smpp.createServer({}, (session) => {
-    session.on('error', () => undefined);
-    session.on('bind_transceiver', (pdu) => {
-      session.send(pdu.response());
-      bound = session;
-      binds++;
-    });
-    session.on('enquire_link', (pdu) => session.send(pdu.response()));
-    session.on('unbind', (pdu) => {
-      session.send(pdu.response());
-      session.close();
-    });
-  });
-  smscPort = await freePort();
-  await new Promise<void>((ok) => server.listen(smscPort, '127.0.0.1', () => ok()));
+  smsc = await startSmsc();
 });
 
 after(async () => {
   await node?.stop();
   await storeService?.stop();
-  await new Promise<void>((ok) => {
-    for (const s of [...server.sessions]) s.destroy();
-    server.close(() => ok());
-  });
+  await smsc?.close();
   await nats?.stop();
 });
 
@@ -83,7 +63,7 @@ async function edgeOn(conn: NatsConnection, partTimeoutMs: number): Promise<SmsE
     delivery: (u) => sink.delivery(u),
   };
   const edge = await startSmsEdge({
-    smsc: { host: '127.0.0.1', port: smscPort, systemId: 'cc', password: 'secret', reconnectBaseMs: 50 },
+    smsc: { host: '127.0.0.1', port: smsc.port, systemId: 'cc', password: 'secret', reconnectBaseMs: 50 },
     accounts: ['10690001'],
     sink: recording,
     parts: await kvParts(conn, { timeoutMs: partTimeoutMs }),
@@ -93,10 +73,10 @@ async function edgeOn(conn: NatsConnection, partTimeoutMs: number): Promise<SmsE
   return edge;
 }
 
-/** The SMSC sends part seq of total (UCS-2, UDH reference ref) to whichever ESME is bound now. */
+/** The SMSC sends part seq of total (UCS-2, UDH reference ref) to whichever ESME is smsc.bound now. */
 function part(from: string, ref: number, total: number, seq: number, message: string): Promise<number> {
-  const s = bound;
-  assert.ok(s, 'an ESME is bound');
+  const s = smsc.bound;
+  assert.ok(s, 'an ESME is smsc.bound');
   const pdu = new smpp.PDU('deliver_sm', {
     source_addr: from,
     source_addr_ton: 1,
@@ -118,7 +98,7 @@ async function storedTexts(conversationId: string): Promise<(string | undefined)
 
 const zh = '您好！您的订单已经发货，预计三天内送达。如有任何问题，请随时回复本短信与我们的客服联系，我们将竭诚为您服务。感谢您选择我们的产品，祝您生活愉快，万事如意！再次感谢您的支持与信任，期待您的再次光临。我们的客服热线全天候为您服务，欢迎随时来电咨询。如需修改收货地址或退换货，请在签收前回复本短信，我们会尽快为您处理。';
 
-test('part 1 reaches one edge, parts 2 and 3 the edge that binds after it stopped: one whole message reaches the conversation', { timeout: 30_000 }, async () => {
+test('part 1 reaches one edge, parts 2 and 3 the edge that smsc.binds after it stopped: one whole message reaches the conversation', { timeout: 30_000 }, async () => {
   assert.ok(zh.length > 134 && zh.length <= 201, 'three UCS-2 parts of 67');
   const parts = [zh.slice(0, 67), zh.slice(67, 134), zh.slice(134)];
   const first = await edgeOn(nc, 10_000);
@@ -129,7 +109,7 @@ test('part 1 reaches one edge, parts 2 and 3 the edge that binds after it stoppe
   const nc2 = await nats.connect();
   const second = await edgeOn(nc2, 10_000);
   try {
-    assert.equal(binds, 2);
+    assert.equal(smsc.binds, 2);
     assert.equal(await part('8613800138000', 0x51, 3, 3, parts[2]), 0);
     assert.equal(taken.length, 0, 'part 2 is still missing');
     assert.equal(await part('8613800138000', 0x51, 3, 2, parts[1]), 0);
@@ -149,7 +129,7 @@ test('part 1 reaches one edge, parts 2 and 3 the edge that binds after it stoppe
   }
 });
 
-test('a group whose last part never comes is delivered, gap marked, by the edge that binds after a restart', { timeout: 30_000 }, async () => {
+test('a group whose last part never comes is delivered, gap marked, by the edge that smsc.binds after a restart', { timeout: 30_000 }, async () => {
   const before = taken.length;
   // The first edge would wait a minute; it stops holding parts 1 and 2 of 3.
   const first = await edgeOn(nc, 60_000);
@@ -157,7 +137,7 @@ test('a group whose last part never comes is delivered, gap marked, by the edge 
   assert.equal(await part('8613900000000', 0x07, 3, 2, '第二部分。'), 0);
   await first.close();
 
-  // The next edge (half a second to wait) binds; part 3 never comes: its sweep delivers what came.
+  // The next edge (half a second to wait) smsc.binds; part 3 never comes: its sweep delivers what came.
   const nc2 = await nats.connect();
   const second = await edgeOn(nc2, 500);
   try {

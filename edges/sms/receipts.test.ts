@@ -1,6 +1,6 @@
 /// <reference path="./smpp.d.ts" />
 // Delivery receipts survive a restart of the SMS edge: the SMSC ids of what was sent live in NATS KV, so
-// a receipt that reaches a new edge (after a restart, or another node bound to the same SMSC) still
+// a receipt that reaches a new edge (after a restart, or another node smsc.bound to the same SMSC) still
 // moves the right conversation's delivery state. Real nats-server, a real conversation actor, the smpp
 // package's server as the SMSC.
 import { after, before, test } from 'node:test';
@@ -11,54 +11,29 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import smpp from 'smpp';
 import { ActorNode } from '../../actors/node.ts';
-import { freePort } from '../../engine/nats-server.ts';
 import { conversationKind, type ConversationContext } from '../../machines/conversation.ts';
 import { StoreClient } from '../../storage/client.ts';
 import { startTestNats, waitFor, type TestNats } from '../../tests/support/nats.ts';
 import { engineSink } from '../inbound.ts';
 import { startSmsEdge, type SmsEdge } from './edge.ts';
 import { DEFAULT_RECEIPT_TTL_MS, kvReceipts, RECEIPTS_BUCKET } from './receipts.ts';
+import { startSmsc, type TestSmsc } from '../../tests/support/peers.ts';
 
 let nats: TestNats;
 let nc: NatsConnection;
 let node: ActorNode;
-let server: ReturnType<typeof smpp.createServer>;
-let smscPort: number;
-let bound: smpp.Session | undefined;
-let binds = 0;
-const submits: smpp.PDU[] = [];
+let smsc: TestSmsc;
 
 before(async () => {
   nats = await startTestNats();
   nc = await nats.connect();
   node = await ActorNode.start({ nc, nodeId: 'core', kinds: [conversationKind], shards: 2, leaseTtlMs: 2000 });
-  server = smpp.createServer({}, (session) => {
-    session.on('error', () => undefined);
-    session.on('bind_transceiver', (pdu) => {
-      session.send(pdu.response());
-      bound = session;
-      binds++;
-    });
-    session.on('enquire_link', (pdu) => session.send(pdu.response()));
-    session.on('unbind', (pdu) => {
-      session.send(pdu.response());
-      session.close();
-    });
-    session.on('submit_sm', (pdu) => {
-      submits.push(pdu);
-      session.send(pdu.response({ message_id: `0A${submits.length}` }));
-    });
-  });
-  smscPort = await freePort();
-  await new Promise<void>((ok) => server.listen(smscPort, '127.0.0.1', () => ok()));
+  smsc = await startSmsc({ messageIdPrefix: '0A' });
 });
 
 after(async () => {
   await node?.stop();
-  await new Promise<void>((ok) => {
-    for (const s of [...server.sessions]) s.destroy();
-    server.close(() => ok());
-  });
+  await smsc?.close();
   await nats?.stop();
 });
 
@@ -66,7 +41,7 @@ after(async () => {
 async function edgeOn(conn: NatsConnection, metrics: Registry): Promise<SmsEdge> {
   const log = pino({ level: 'silent' });
   const edge = await startSmsEdge({
-    smsc: { host: '127.0.0.1', port: smscPort, systemId: 'cc', password: 'secret', reconnectBaseMs: 50 },
+    smsc: { host: '127.0.0.1', port: smsc.port, systemId: 'cc', password: 'secret', reconnectBaseMs: 50 },
     accounts: ['10690001'],
     sink: engineSink({ store: new StoreClient(conn), actors: node, log }),
     receipts: await kvReceipts(conn),
@@ -76,10 +51,10 @@ async function edgeOn(conn: NatsConnection, metrics: Registry): Promise<SmsEdge>
   return edge;
 }
 
-/** The SMSC's receipt for one of its message ids, to whichever ESME is bound now. */
+/** The SMSC's receipt for one of its message ids, to whichever ESME is smsc.bound now. */
 function receipt(id: string, stat: string): Promise<number> {
-  const s = bound;
-  assert.ok(s, 'an ESME is bound');
+  const s = smsc.bound;
+  assert.ok(s, 'an ESME is smsc.bound');
   const short_message = `id:${id} sub:001 dlvrd:001 submit date:2401011200 done date:2401011201 stat:${stat} err:000 text:`;
   return new Promise((ok) => s.send(new smpp.PDU('deliver_sm', { source_addr: '8613800138000', destination_addr: '10690001', esm_class: 0x04, short_message }), (r) => ok(r.command_status)));
 }
@@ -103,12 +78,12 @@ test('a receipt that arrives after the SMS edge restarted still reaches its conv
   await first.close();
   assert.equal((await deliveryOf('c_restart', 'm_restart'))?.state, 'sent');
 
-  // A new edge on a new connection (nothing shared in memory) binds, and the SMSC sends part 2's receipt there.
+  // A new edge on a new connection (nothing shared in memory) smsc.binds, and the SMSC sends part 2's receipt there.
   const nc2 = await nats.connect();
   const metrics = new Registry();
   const second = await edgeOn(nc2, metrics);
   try {
-    assert.equal(binds, 2);
+    assert.equal(smsc.binds, 2);
     assert.equal(await receipt(ids[1], 'DELIVRD'), 0);
     await waitFor('delivered at the conversation', async () => (await deliveryOf('c_restart', 'm_restart'))?.state === 'delivered', 10_000);
     // A resent receipt changes nothing and is not "unknown".

@@ -1,5 +1,6 @@
 // The channel edges' peers on loopback, for tests: an SMSC (the `smpp` package's server) that accepts a
-// bind, answers enquire_link and records every submit_sm (message ids SM1, SM2, …), and an SMTP relay
+// bind (counted), answers enquire_link and unbind, and records every submit_sm (message ids SM1, SM2, …
+// unless another prefix is asked for), and an SMTP relay
 // (smtp-server) that records what it is given, parsed by mailparser.
 import { SMTPServer } from 'smtp-server';
 import { simpleParser, type ParsedMail } from 'mailparser';
@@ -10,24 +11,32 @@ export interface TestSmsc {
   port: number;
   /** submit_sm PDUs in the order they came. */
   submits: smpp.PDU[];
-  /** The engine's bound session, once it has bound. */
+  /** The latest bound session (a new edge's, after a restart), once one has bound. */
   readonly bound: smpp.Session | undefined;
+  /** Binds so far. */
+  readonly binds: number;
   close(): Promise<void>;
 }
 
-export async function startSmsc(): Promise<TestSmsc> {
+export async function startSmsc(o: { messageIdPrefix?: string } = {}): Promise<TestSmsc> {
   const submits: smpp.PDU[] = [];
   let bound: smpp.Session | undefined;
+  let binds = 0;
   const server = smpp.createServer({}, (session) => {
     session.on('error', () => undefined);
     session.on('bind_transceiver', (pdu) => {
       session.send(pdu.response());
       bound = session;
+      binds++;
     });
     session.on('enquire_link', (pdu) => session.send(pdu.response()));
+    session.on('unbind', (pdu) => {
+      session.send(pdu.response());
+      session.close();
+    });
     session.on('submit_sm', (pdu) => {
       submits.push(pdu);
-      session.send(pdu.response({ message_id: `SM${submits.length}` }));
+      session.send(pdu.response({ message_id: `${o.messageIdPrefix ?? 'SM'}${submits.length}` }));
     });
   });
   const port = await freePort();
@@ -37,6 +46,9 @@ export async function startSmsc(): Promise<TestSmsc> {
     submits,
     get bound() {
       return bound;
+    },
+    get binds() {
+      return binds;
     },
     close: () =>
       new Promise<void>((ok) => {

@@ -348,16 +348,13 @@ export async function workspace(deps: WorkspaceDeps): Promise<Workspace> {
       { type: 'open', customer: key, channel: b.channel, queue, attrs: { outbound: true, by: s.user }, replyTo: { account, handle: handle! }, at },
       { msgId: `open:${id}` },
     );
-    if (b.channel === 'voice') {
-      // A call now: answered, the customer hears music until an agent of the queue takes it.
-      const placed = await placeCall({ nc: deps.nc, actors, store }, { conversationId: id, customer: key, number: handle });
-      if ('error' in placed) {
-        await actors.tell(`conversation/${id}`, { type: 'customer.left' }, { msgId: `left:${id}` });
-        return fail(c, placed.status, `the call was not placed: ${placed.error}`);
-      }
-      return c.json({ conversationId: id, messageId: stored.messageId, callId: placed.callId, note: 'calling: the conversation is queued for an agent' });
+    // Voice: a call now; answered, the customer hears music until an agent of the queue takes it.
+    const placed = await placeCall({ nc: deps.nc, actors, store }, { conversationId: id, customer: key, number: handle });
+    if ('error' in placed) {
+      await actors.tell(`conversation/${id}`, { type: 'customer.left' }, { msgId: `left:${id}` });
+      return fail(c, placed.status, `the call was not placed: ${placed.error}`);
     }
-    return c.json({ conversationId: id, messageId: stored.messageId, note: 'queued: the first message leaves once an agent holds the conversation' });
+    return c.json({ conversationId: id, messageId: stored.messageId, callId: placed.callId, note: 'calling: the conversation is queued for an agent' });
   });
 
   // ---- the agent's voice leg in the browser (WebRTC through the media service) --------------------
