@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Kvm } from '@nats-io/kv';
 import { startTestNats } from '../tests/support/nats.ts';
-import { PartState, commitPart, diffPart, listPart, loadPart, mapPart, planPart, stripContext, type PartPlan } from './parts.ts';
+import { PartState, SharedMap, commitPart, diffPart, listPart, loadPart, mapPart, noteChanges, planPart, segmentCount, sharedMapPart, stripContext, type Change, type PartPlan } from './parts.ts';
 
 interface Item {
   id: string;
@@ -62,9 +62,9 @@ test('thousands of steps: journal, sealed segments and new bases read back to th
       if (r < 6 || list.length < 10) list = [...list, { id: `t${next}`, n: next++, pad }];
       else if (r < 8) list = list.map((it, i) => (i === step % list.length ? { ...it, pad: `${pad}${step}` } : it));
       else list = list.filter((_, i) => i !== step % list.length);
-      const before = { segs: state.meta.segs.length, base: state.meta.base?.id };
+      const before = { segs: segmentCount(state.meta), base: state.meta.base?.id };
       const plan = planPart('queue.q1', 'tasks', state, list, byN);
-      if (plan.meta.segs.length > before.segs) segments++;
+      if (segmentCount(plan.meta) > before.segs) segments++;
       if (plan.meta.base?.id !== before.base) bases++;
       await store(plan);
     }
@@ -78,6 +78,191 @@ test('thousands of steps: journal, sealed segments and new bases read back to th
     const lost = state.meta.base ?? state.meta.segs[0];
     await kv.purge(`queue.q1.tasks.${lost.id}.0`);
     await assert.rejects(loadPart(kv, 'queue.q1', 'tasks', state.meta, byN, {}), /is missing/);
+  } finally {
+    await nats.stop();
+  }
+});
+
+const rnd = (() => {
+  let x = 7;
+  return (n: number) => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) % n);
+})();
+
+test('a SharedMap changes by copies that leave older versions as they were, and compares by bucket', () => {
+  let m = SharedMap.from<number>();
+  const versions: [SharedMap<number>, Record<string, number>][] = [];
+  const plain: Record<string, number> = {};
+  for (let step = 0; step < 3000; step++) {
+    const k = `a${rnd(400)}`;
+    const before = m;
+    if (rnd(4) === 0) {
+      m = m.delete(k);
+      delete plain[k];
+    } else {
+      const n = rnd(1000);
+      m = m.set(k, n);
+      plain[k] = n;
+    }
+    if (step % 100 === 0) versions.push([m, { ...plain }]);
+    // What changed is exactly what a comparison of the two as records finds.
+    const s = new PartState();
+    commitPart(s, planPart('k', 'm', s, before.toJSON(), mapPart()));
+    assert.deepEqual(new Map(m.changesSince(before)), new Map(diffPart(s, m.toJSON(), mapPart())));
+  }
+  for (const [v, was] of versions) {
+    assert.deepEqual(v.toJSON(), was);
+    assert.equal(v.size, Object.keys(was).length);
+    for (const [k, n] of Object.entries(was)) assert.equal(v.get(k), n);
+  }
+  const [k0, v0] = [...m][0];
+  assert.equal(m.set(k0, v0), m, 'setting the same value keeps the version');
+  assert.equal(m.delete('nobody'), m);
+});
+
+test('a SharedMap part stores only what changed and reads back as a SharedMap', async () => {
+  const nats = await startTestNats();
+  const nc = await nats.connect();
+  try {
+    const kv = await new Kvm(nc).create('parts_shared', { history: 1 });
+    const c = sharedMapPart();
+    const state = new PartState();
+    let m = SharedMap.from<{ id: string; n: number }>();
+    for (let step = 0; step < 2000; step++) {
+      const id = `a${rnd(300)}`;
+      const before = m;
+      m = rnd(5) === 0 ? m.delete(id) : m.set(id, { id, n: step });
+      const plan = planPart('queue.s', 'workers', state, m, c);
+      assert.ok(plan.changes.length <= 1, 'one agent changed, one change stored');
+      assert.equal(plan.changes.length, before === m ? 0 : 1);
+      await Promise.all(plan.writes.map((w) => kv.put(w.key, w.data)));
+      commitPart(state, plan);
+    }
+    const { value } = await loadPart(kv, 'queue.s', 'workers', state.meta, c, {});
+    assert.ok(value instanceof SharedMap);
+    assert.deepEqual((value as SharedMap<unknown>).toJSON(), m.toJSON());
+  } finally {
+    await nats.stop();
+  }
+});
+
+test('noted changes are stored as a comparison would store them, also over several steps and past the notes kept', () => {
+  let list: Item[] = [];
+  const noted = new PartState();
+  const compared = new PartState();
+  let next = 0;
+  for (let step = 0; step < 3000; step++) {
+    // Now and then several steps go by before the part is stored (a batch of mail), sometimes more than the notes keep.
+    const steps = step % 50 === 0 ? 12 : step % 7 === 0 ? 3 : 1;
+    for (let k = 0; k < steps; k++) {
+      let to: Item[];
+      let changes: Change[];
+      const r = rnd(10);
+      if (r < 5 || list.length < 5) {
+        const it = { id: `t${next}`, n: next++, pad: '' };
+        to = [...list, it];
+        changes = [[it.id, it]];
+      } else if (r < 7) {
+        const i = rnd(list.length);
+        const it = { ...list[i], pad: `p${step}` };
+        to = list.with(i, it);
+        changes = [[it.id, it]];
+      } else {
+        const i = rnd(list.length);
+        to = list.toSpliced(i, 1);
+        changes = [[list[i].id, null]];
+      }
+      list = noteChanges(list, to, changes);
+    }
+    const a = planPart('q', 'tasks', noted, list, byN);
+    commitPart(noted, a);
+    // The same list without notes: compared with what was stored.
+    const b = planPart('q', 'tasks', compared, [...list], byN);
+    commitPart(compared, b);
+    assert.deepEqual(new Map(a.changes), new Map(b.changes), `step ${step}`);
+  }
+  assert.deepEqual(new Map(noted.items), new Map(compared.items));
+});
+
+test('sealed segments take a few bytes of the record; a run read back is not extended by its reader', async () => {
+  const nats = await startTestNats();
+  const nc = await nats.connect();
+  try {
+    const kv = await new Kvm(nc).create('parts_runs', { history: 1 });
+    let state = new PartState();
+    let list: Item[] = [];
+    const pad = 'y'.repeat(100);
+    const run = async (from: number, to: number) => {
+      for (let i = from; i < to; i++) {
+        list = [...list, { id: `t${i}`, n: i, pad }];
+        const plan = planPart('queue.r', 'tasks', state, list, byN);
+        await Promise.all(plan.writes.map((w) => kv.put(w.key, w.data)));
+        commitPart(state, plan);
+      }
+    };
+    await run(0, 3000);
+    assert.ok(segmentCount(state.meta) > 20, `segments: ${segmentCount(state.meta)}`);
+    assert.ok(JSON.stringify(state.meta.segs).length < 200, `segment list: ${JSON.stringify(state.meta.segs)}`);
+    // Another activation reads the part back: its segments start a run of their own, under new keys.
+    const loaded = await loadPart(kv, 'queue.r', 'tasks', state.meta, byN, {});
+    assert.deepEqual(loaded.value, list);
+    const stored = state.meta;
+    state = loaded.state;
+    let i = 3000;
+    while (segmentCount(state.meta) === segmentCount(stored) && state.meta.base?.id === stored.base?.id) await run(i, ++i);
+    if (state.meta.base?.id === stored.base?.id) {
+      assert.equal(state.meta.segs.length, stored.segs.length + 1, 'a new entry, not the stored run extended');
+      assert.ok(!stored.segs.some((seg) => seg.id === state.meta.segs.at(-1)!.id));
+    }
+    await run(i, i + 300);
+    assert.deepEqual((await loadPart(kv, 'queue.r', 'tasks', state.meta, byN, {})).value, list);
+  } finally {
+    await nats.stop();
+  }
+});
+
+test('a step too large for one chunk is a segment of its own between runs', async () => {
+  const nats = await startTestNats();
+  const nc = await nats.connect();
+  try {
+    const kv = await new Kvm(nc).create('parts_big', { history: 1 });
+    const state = new PartState();
+    const store = async (list: Item[]) => {
+      const plan = planPart('queue.b', 'tasks', state, list, byN);
+      await Promise.all(plan.writes.map((w) => kv.put(w.key, w.data)));
+      commitPart(state, plan);
+    };
+    const pad = 'z'.repeat(150);
+    let list = Array.from({ length: 12_000 }, (_, n) => ({ id: `t${n}`, n, pad }));
+    await store(list);
+    assert.ok(state.meta.base && !state.meta.segs.length);
+    for (let i = 0; i < 40; i++) await store((list = list.map((it, k) => (k === i ? { ...it, pad: `${pad}${i}` } : it))));
+    const run = state.meta.segs.at(-1)!;
+    assert.ok(run.n! > 1, 'small segments form a run');
+    // 4,000 changes at once: more than one chunk.
+    await store((list = list.map((it, k) => (k < 4000 ? { ...it, pad: `${pad}!` } : it))));
+    assert.equal(state.meta.segs.length, 2);
+    assert.deepEqual(state.meta.segs[0], run, 'the run before it is kept whole');
+    assert.ok(state.meta.segs[1].chunks > 1 && state.meta.segs[1].n === undefined);
+    for (let i = 0; i < 40; i++) await store((list = list.map((it, k) => (k === 5000 + i ? { ...it, pad: `${pad}${i}` } : it))));
+    assert.equal(state.meta.segs.length, 3, 'and a new run follows it');
+    assert.deepEqual((await loadPart(kv, 'queue.b', 'tasks', state.meta, byN, {})).value, list);
+  } finally {
+    await nats.stop();
+  }
+});
+
+test('segments listed one by one (as stored before runs) still read back', async () => {
+  const nats = await startTestNats();
+  const nc = await nats.connect();
+  try {
+    const kv = await new Kvm(nc).create('parts_legacy', { history: 1 });
+    const a = { id: 'a', n: 1, pad: '' };
+    const b = { id: 'b', n: 2, pad: '' };
+    await kv.put('queue.l.tasks.base1.0', JSON.stringify([['a', a]]));
+    await kv.put('queue.l.tasks.seg1.0', JSON.stringify([['b', b]]));
+    await kv.put('queue.l.tasks.seg2.0', JSON.stringify([['a', null]]));
+    const meta = { base: { id: 'base1', chunks: 1 }, segs: [{ id: 'seg1', chunks: 1 }, { id: 'seg2', chunks: 1 }], journal: [], bytes: 0, baseBytes: 0, segBytes: 0 };
+    assert.deepEqual((await loadPart(kv, 'queue.l', 'tasks', meta, byN, {})).value, [b]);
   } finally {
     await nats.stop();
   }

@@ -8,7 +8,7 @@
 import type { KV } from '@nats-io/kv';
 import * as v from 'valibot';
 
-/** How a context field is kept outside the snapshot: a list of items with keys, or a record by key. */
+/** How a context field is kept outside the snapshot: a list of items with keys, a record by key, or a SharedMap. */
 export type Collection =
   | {
       shape: 'list';
@@ -16,7 +16,8 @@ export type Collection =
       /** Restores the list's order after loading (insertion order otherwise). */
       order?: (items: unknown[], context: unknown) => unknown[];
     }
-  | { shape: 'map' };
+  | { shape: 'map' }
+  | { shape: 'shared' };
 type AnyCollection = Collection;
 
 /** A context field that is a list of items, each with its own key. */
@@ -28,10 +29,150 @@ export function listPart<T, C = unknown>(key: (item: T) => string, order?: (item
 /** A context field that is a record by key. */
 export const mapPart = (): Collection => ({ shape: 'map' });
 
-/** [key, item] is an upsert, [key, null] a removal. */
-type Change = [string, unknown];
+/** A context field that is a SharedMap: compared with what is stored bucket by bucket. */
+export const sharedMapPart = (): Collection => ({ shape: 'shared' });
 
-const Chunked = v.object({ id: v.string(), chunks: v.number() });
+/** [key, item] is an upsert, [key, null] a removal. */
+export type Change = [string, unknown];
+
+const BUCKETS = 64;
+function bucketOf(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return (h >>> 0) & (BUCKETS - 1);
+}
+
+/**
+ * An immutable map whose versions share structure: `set` and `delete` copy one of 64 buckets, not the
+ * whole map (copying a record of a thousand agents on every step cost more than the step), and two
+ * versions are compared bucket by bucket, by reference. Iteration goes bucket by bucket.
+ */
+export class SharedMap<T> implements Iterable<[string, T]> {
+  private constructor(
+    private readonly buckets: readonly ReadonlyMap<string, T>[],
+    readonly size: number,
+  ) {}
+
+  static from<T>(entries: Iterable<readonly [string, T]> | Record<string, T> = []): SharedMap<T> {
+    const buckets = Array.from({ length: BUCKETS }, () => new Map<string, T>());
+    const list = Symbol.iterator in entries ? (entries as Iterable<readonly [string, T]>) : Object.entries(entries as Record<string, T>);
+    for (const [k, item] of list) buckets[bucketOf(k)].set(k, item);
+    return new SharedMap(buckets, buckets.reduce((n, b) => n + b.size, 0));
+  }
+
+  get(key: string): T | undefined {
+    return this.buckets[bucketOf(key)].get(key);
+  }
+
+  has(key: string): boolean {
+    return this.buckets[bucketOf(key)].has(key);
+  }
+
+  set(key: string, item: T): SharedMap<T> {
+    const i = bucketOf(key);
+    const old = this.buckets[i];
+    const had = old.has(key);
+    if (had && old.get(key) === item) return this;
+    return this.with(i, new Map(old).set(key, item), this.size + (had ? 0 : 1));
+  }
+
+  delete(key: string): SharedMap<T> {
+    const i = bucketOf(key);
+    const old = this.buckets[i];
+    if (!old.has(key)) return this;
+    const bucket = new Map(old);
+    bucket.delete(key);
+    return this.with(i, bucket, this.size - 1);
+  }
+
+  *entries(): IterableIterator<[string, T]> {
+    for (const b of this.buckets) yield* b;
+  }
+
+  *values(): IterableIterator<T> {
+    for (const b of this.buckets) yield* b.values();
+  }
+
+  [Symbol.iterator](): IterableIterator<[string, T]> {
+    return this.entries();
+  }
+
+  /** As a plain record: what a view or a log shows. */
+  toJSON(): Record<string, T> {
+    return Object.fromEntries(this.entries());
+  }
+
+  /** What changed from `old` to this: only buckets that are not the same object are compared. */
+  changesSince(old: SharedMap<T>): Change[] {
+    const changes: Change[] = [];
+    for (let i = 0; i < BUCKETS; i++) {
+      const a = old.buckets[i];
+      const b = this.buckets[i];
+      if (a === b) continue;
+      for (const [k, item] of b) if (a.get(k) !== item || !a.has(k)) changes.push([k, item]);
+      for (const k of a.keys()) if (!b.has(k)) changes.push([k, null]);
+    }
+    return changes;
+  }
+
+  private with(i: number, bucket: Map<string, T>, size: number): SharedMap<T> {
+    const buckets = this.buckets.slice();
+    buckets[i] = bucket;
+    return new SharedMap(buckets, size);
+  }
+}
+
+/** Where a noted value came from, and what changed. */
+interface Note {
+  from: object;
+  changes: Change[];
+}
+const notes = new WeakMap<object, Note>();
+/** Links kept per chain of versions: a consumer further behind compares instead. */
+const MAX_NOTED = 8;
+
+/**
+ * A machine that knows what it changed in a collection says so (`changes` take `from` to `to`):
+ * the runtime then stores those changes without comparing the whole collection with what it stored,
+ * and indexes follow them without a scan. A value without a note is compared as before. Returns `to`.
+ */
+export function noteChanges<T extends object>(from: object, to: T, changes: Change[]): T {
+  if (from === to) return to;
+  notes.set(to, { from, changes });
+  // The version MAX_NOTED links back forgets where it came from, so notes keep only a few old versions alive.
+  let at = from;
+  for (let i = 1; i < MAX_NOTED; i++) {
+    const note = notes.get(at);
+    if (!note) return to;
+    at = note.from;
+  }
+  notes.delete(at);
+  return to;
+}
+
+/** The noted changes from `from` to `to` (each key once, the last wins), or undefined when the notes do not lead there. */
+export function notedChanges(from: unknown, to: unknown): Change[] | undefined {
+  if (from === to) return [];
+  if (typeof from !== 'object' || from === null || typeof to !== 'object' || to === null) return undefined;
+  const links: Change[][] = [];
+  for (let at: object = to; at !== from; ) {
+    const note = notes.get(at);
+    if (!note) return undefined;
+    links.push(note.changes);
+    at = note.from;
+  }
+  if (links.length === 1) return links[0];
+  const last = new Map<string, unknown>();
+  for (let i = links.length - 1; i >= 0; i--) for (const [k, item] of links[i]) last.set(k, item);
+  return [...last];
+}
+
+/**
+ * A stored piece: `chunks` keys under `id`; with `n`, a run of n one-chunk segments stored under
+ * `id-0` … `id-(n-1)`, so that the record lists hundreds of segments in a few bytes.
+ */
+const Chunked = v.object({ id: v.string(), chunks: v.number(), n: v.optional(v.number()) });
+type Piece = v.InferOutput<typeof Chunked>;
 export const PartMetaSchema = v.object({
   base: v.optional(Chunked),
   segs: v.array(Chunked),
@@ -58,7 +199,18 @@ export class PartState {
   /** The context value last stored: an unchanged reference means nothing to write. */
   ref: unknown = undefined;
   meta: PartMeta = { segs: [], journal: [], bytes: 0, baseBytes: 0, segBytes: 0 };
+  /**
+   * The run this resident state writes its segments into. Only a run it started itself is extended:
+   * a run read back from storage might be extended by another (stale) activation under the same keys.
+   */
+  run: string | undefined = undefined;
 }
+
+/** How many sealed segments a part has. */
+export const segmentCount = (meta: PartMeta): number => meta.segs.reduce((n, s) => n + (s.n ?? 1), 0);
+
+/** The pieces a listed entry stands for, each with the id its chunks are stored under. */
+const piecesOf = (p: Piece): { id: string; chunks: number }[] => (p.n === undefined ? [p] : Array.from({ length: p.n }, (_, j) => ({ id: `${p.id}-${j}`, chunks: p.chunks })));
 
 export interface PartPlan {
   field: string;
@@ -67,6 +219,8 @@ export interface PartPlan {
   value: unknown;
   writes: { key: string; data: string }[];
   garbage: string[];
+  /** The segment run the part writes into after this plan. */
+  run: string | undefined;
 }
 
 const partKey = (prefix: string, id: string, chunk: number) => `${prefix}.${id}.${chunk}`;
@@ -81,6 +235,9 @@ export function stripContext(context: Record<string, unknown>, collections: Reco
 /** The changes between what is stored and the context's current value of the part. */
 export function diffPart(state: PartState, value: unknown, c: AnyCollection): Change[] {
   if (value === state.ref) return [];
+  if (value instanceof SharedMap && state.ref instanceof SharedMap) return value.changesSince(state.ref);
+  const noted = notedChanges(state.ref, value);
+  if (noted) return noted;
   if (c.shape === 'list' && Array.isArray(state.ref)) return diffLists(state.ref, value as unknown[], c.key, state);
   return diffByKey(state, value, c);
 }
@@ -109,6 +266,9 @@ function diffLists(old: unknown[], now: unknown[], key: (item: unknown) => strin
   return changes;
 }
 
+/** The entries of a record by key or of a SharedMap (a plain record read back from an older snapshot). */
+const entriesOf = (value: unknown): Iterable<[string, unknown]> => (value instanceof SharedMap ? value.entries() : Object.entries(value as Record<string, unknown>));
+
 function diffByKey(state: PartState, value: unknown, c: AnyCollection): Change[] {
   const changes: Change[] = [];
   let kept = 0;
@@ -118,10 +278,10 @@ function diffByKey(state: PartState, value: unknown, c: AnyCollection): Change[]
     if (old !== item) changes.push([k, item]);
   };
   if (c.shape === 'list') for (const item of value as unknown[]) visit(c.key(item), item);
-  else for (const [k, item] of Object.entries(value as Record<string, unknown>)) visit(k, item);
+  else for (const [k, item] of entriesOf(value)) visit(k, item);
   if (kept < state.items.size) {
     // Something was removed: only now is a set of the current keys worth building.
-    const now = new Set(c.shape === 'list' ? (value as unknown[]).map(c.key) : Object.keys(value as object));
+    const now = new Set(c.shape === 'list' ? (value as unknown[]).map(c.key) : [...entriesOf(value)].map(([k]) => k));
     for (const k of state.items.keys()) if (!now.has(k)) changes.push([k, null]);
   }
   return changes;
@@ -130,7 +290,7 @@ function diffByKey(state: PartState, value: unknown, c: AnyCollection): Change[]
 /** Decides what a step writes for one part: a longer journal, a sealed segment, or a new base. */
 export function planPart(prefix: string, field: string, state: PartState, value: unknown, c: AnyCollection): PartPlan {
   const changes = diffPart(state, value, c);
-  const plan: PartPlan = { field, meta: state.meta, changes, value, writes: [], garbage: [] };
+  const plan: PartPlan = { field, meta: state.meta, changes, value, writes: [], garbage: [], run: state.run };
   if (!changes.length) return plan;
   let bytes = state.meta.bytes;
   for (const ch of changes) bytes += JSON.stringify(ch).length + 1;
@@ -140,9 +300,17 @@ export function planPart(prefix: string, field: string, state: PartState, value:
     return plan;
   }
   const { segBytes, baseBytes } = state.meta;
-  if (state.meta.segs.length < MAX_SEGMENTS && segBytes + bytes < Math.max(MIN_REBASE_BYTES, baseBytes / 2)) {
-    const seg = writeChunks(`${prefix}.${field}`, journal, plan.writes);
-    plan.meta = { ...state.meta, segs: [...state.meta.segs, seg], journal: [], bytes: 0, segBytes: segBytes + bytes };
+  if (segmentCount(state.meta) < MAX_SEGMENTS && segBytes + bytes < Math.max(MIN_REBASE_BYTES, baseBytes / 2)) {
+    // The segment joins this state's run when it fits in one chunk; a larger one is a piece of its own and ends the run.
+    const segs = state.meta.segs;
+    const last = segs.at(-1);
+    const extend = state.run !== undefined && last?.id === state.run && last.n !== undefined;
+    const run = extend ? state.run! : crypto.randomUUID();
+    const n = extend ? last!.n! : 0;
+    const chunks = writeChunks(`${prefix}.${field}`, `${run}-${n}`, journal, plan.writes);
+    const seg = chunks === 1 ? { id: run, chunks, n: n + 1 } : { id: `${run}-${n}`, chunks };
+    plan.run = chunks === 1 ? run : undefined;
+    plan.meta = { ...state.meta, segs: extend && chunks === 1 ? [...segs.slice(0, -1), seg] : [...segs, seg], journal: [], bytes: 0, segBytes: segBytes + bytes };
     return plan;
   }
   // Too many segments to read back quickly: write the whole part anew and drop the old pieces.
@@ -152,9 +320,11 @@ export function planPart(prefix: string, field: string, state: PartState, value:
     else merged.set(k, item);
   }
   const first = plan.writes.length;
-  const base = writeChunks(`${prefix}.${field}`, [...merged], plan.writes);
+  const id = crypto.randomUUID();
+  const base = { id, chunks: writeChunks(`${prefix}.${field}`, id, [...merged], plan.writes) };
   const written = plan.writes.slice(first).reduce((n, w) => n + w.data.length, 0);
-  for (const old of [...(state.meta.base ? [state.meta.base] : []), ...state.meta.segs]) {
+  plan.run = undefined;
+  for (const old of [...(state.meta.base ? [state.meta.base] : []), ...state.meta.segs].flatMap(piecesOf)) {
     for (let i = 0; i < old.chunks; i++) plan.garbage.push(partKey(`${prefix}.${field}`, old.id, i));
   }
   plan.meta = { base, segs: [], journal: [], bytes: 0, baseBytes: written, segBytes: 0 };
@@ -169,6 +339,14 @@ export function commitPart(state: PartState, plan: PartPlan): void {
   }
   state.ref = plan.value;
   state.meta = plan.meta;
+  state.run = plan.run;
+}
+
+/** A read that failed on the way (timeout, leader change), not because of what is stored: worth retrying. */
+export class StoreUnavailable extends Error {
+  constructor(cause: Error) {
+    super(cause.message, { cause });
+  }
 }
 
 /** Reads a part back: base, then segments, then the journal, in the order they were written. */
@@ -182,10 +360,12 @@ export async function loadPart(kv: KV, prefix: string, field: string, meta: Part
     }
   };
   // Read all pieces at once, apply them in the order they were written.
-  const keys = [...(meta.base ? [meta.base] : []), ...meta.segs].flatMap((piece) => Array.from({ length: piece.chunks }, (_, i) => partKey(`${prefix}.${field}`, piece.id, i)));
+  const keys = [...(meta.base ? [meta.base] : []), ...meta.segs].flatMap(piecesOf).flatMap((piece) => Array.from({ length: piece.chunks }, (_, i) => partKey(`${prefix}.${field}`, piece.id, i)));
   const chunks = await Promise.all(
     keys.map(async (key) => {
-      const e = await kv.get(key);
+      const e = await kv.get(key).catch((err: Error) => {
+        throw new StoreUnavailable(err);
+      });
       if (!e || e.operation !== 'PUT') throw new Error(`part ${key} is missing`);
       return JSON.parse(e.string()) as Change[];
     }),
@@ -196,14 +376,13 @@ export async function loadPart(kv: KV, prefix: string, field: string, meta: Part
   if (c.shape === 'list') {
     const items = [...state.items.values()];
     value = c.order ? c.order(items, context) : items;
-  } else value = Object.fromEntries(state.items);
+  } else value = c.shape === 'shared' ? SharedMap.from(state.items) : Object.fromEntries(state.items);
   state.ref = value;
   return { state, value };
 }
 
-/** Writes changes as JSON chunks under a fresh id; returns where they are. */
-function writeChunks(prefix: string, changes: Change[], writes: PartPlan['writes']): { id: string; chunks: number } {
-  const id = crypto.randomUUID();
+/** Writes changes as JSON chunks under `id` (never used before); returns how many chunks. */
+function writeChunks(prefix: string, id: string, changes: Change[], writes: PartPlan['writes']): number {
   const first = writes.length;
   let chunk: string[] = [];
   let size = 2;
@@ -219,5 +398,5 @@ function writeChunks(prefix: string, changes: Change[], writes: PartPlan['writes
     size += s.length + 1;
   }
   if (chunk.length || writes.length === first) flush();
-  return { id, chunks: writes.length - first };
+  return writes.length - first;
 }

@@ -9,7 +9,7 @@ import { HDR_ACTOR, HDR_REASON, IdSchema, MAIL_STREAM, consumerName, keys, parse
 import { EventSchema } from './client.ts';
 import { Deadlines } from './deadlines.ts';
 import { decodeRecord, encodeRecord, type ActorRecord, type OutboxEntry, type Timer } from './record.ts';
-import { PartState, commitPart, loadPart, planPart, stripContext, type PartMeta, type PartPlan } from './parts.ts';
+import { PartState, StoreUnavailable, commitPart, loadPart, planPart, stripContext, type PartMeta, type PartPlan } from './parts.ts';
 import type { HostedKind, NodeServices } from './services.ts';
 import type { StepResult } from './step.ts';
 
@@ -84,8 +84,17 @@ export class Shard {
   async start(): Promise<void> {
     const { jsm, js, nc } = this.svc;
     const name = consumerName(this.kind, this.index);
+    // The node gives up on a start that takes too long and may start this shard again: a start that
+    // goes on after abort() must not bring a second copy of the shard to life.
+    const check = () => {
+      if (this.state !== 'stopped') return;
+      this.deadlines.clear();
+      void this.messages?.close().catch(() => undefined);
+      throw new Error(`shard ${this.kind}.${this.index} was stopped while starting`);
+    };
     // A fresh consumer hands over every unacknowledged message at once, including those a dead owner held.
     await jsm.consumers.delete(MAIL_STREAM, name).catch(() => undefined);
+    check();
     await jsm.consumers.add(MAIL_STREAM, {
       durable_name: name,
       filter_subject: subjects.mail(this.kind, this.index),
@@ -95,10 +104,14 @@ export class Shard {
       max_ack_pending: 4096,
       max_deliver: -1,
     });
+    check();
     this.state = 'running';
     await this.loadDeadlines();
+    check();
     const consumer = await js.consumers.get(MAIL_STREAM, name);
+    check();
     this.messages = await consumer.consume({ max_messages: 256 });
+    check();
     void (async () => {
       for await (const m of this.messages!) this.onMail(m);
     })().catch((e) => this.svc.log.error({ err: e, kind: this.kind, shard: this.index }, 'mail consumer stopped'));
@@ -262,6 +275,8 @@ export class Shard {
         if (rec.outbox.length) pending = rec;
       }
     } catch (e) {
+      // Not the record's fault: run() reloads after a pause, and no mail is turned away.
+      if (e instanceof StoreUnavailable) throw e.cause;
       // Loud, and never a silent reset: the mail stays in the dead-letter stream with the reason.
       const reason = `cannot activate ${who}: ${(e as Error).message}`;
       this.svc.log.error({ actor: who }, reason);
@@ -470,6 +485,9 @@ export class Shard {
       if (outbox.length) await this.flushOutbox(id, a, record);
       if (newDue !== oldDue && !sooner) await this.writeDeadline(id, newDue);
       this.deadlines.set(id, newDue);
+    } else if (batch.some((w) => w.t === 'timer')) {
+      // The clock fired before anything was due (an index written early): arm it again for what is due.
+      this.deadlines.set(id, earliest(a.timers));
     }
 
     for (const w of batch) {

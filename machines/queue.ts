@@ -3,7 +3,7 @@
 import * as v from 'valibot';
 import { assign, emit, enqueueActions, setup } from 'xstate';
 import { defineKind } from '../actors/kind.ts';
-import { listPart, mapPart } from '../actors/parts.ts';
+import { SharedMap, listPart, mapPart, noteChanges, sharedMapPart } from '../actors/parts.ts';
 import { groupKey, taskIndex } from './task-index.ts';
 import { notify, reply, tell, type Effect } from './effects.ts';
 import {
@@ -60,8 +60,9 @@ export interface QueueStats {
 export interface QueueContext {
   id: string;
   config: QueueConfig;
+  /** In priority order; every new list is noted with what changed (see changedTasks). */
   tasks: Task[];
-  workers: Record<string, Worker>;
+  workers: SharedMap<Worker>;
   /** Reservations sent and not yet answered: task id and agent, by reservation id. */
   pending: Record<string, { taskId: string; agent: string; cls: WorkClass }>;
   seq: number;
@@ -78,11 +79,14 @@ const LIVE_EVERY_MS = 250;
 
 const defaults = (): QueueConfig => v.parse(QueueConfigSchema, {});
 
+/** The agents; a plain record only in a snapshot stored before they were a SharedMap. */
+const roster = (c: QueueContext): SharedMap<Worker> => (c.workers instanceof SharedMap ? c.workers : SharedMap.from(c.workers as unknown as Record<string, Worker>));
+
 /** Reservations each agent has not counted yet, per kind of work: they still take a slot. */
 function unseen(c: QueueContext): Map<string, Record<string, number>> {
   const out = new Map<string, Record<string, number>>();
   for (const [rid, p] of Object.entries(c.pending)) {
-    const w = c.workers[p.agent];
+    const w = roster(c).get(p.agent);
     if (w && w.held.includes(rid)) continue;
     const m = out.get(p.agent) ?? {};
     m[p.cls] = (m[p.cls] ?? 0) + 1;
@@ -109,7 +113,9 @@ export function dispatch(c: QueueContext, now: number, focus: Focus): { context:
   if (focus === 'none') return { context: c, effects };
   const busy = new Set(Object.values(c.pending).map((p) => p.taskId));
   const extra = unseen(c);
-  const pool = typeof focus === 'object' && 'worker' in focus ? [c.workers[focus.worker]].filter(Boolean) : Object.values(c.workers);
+  const workers = roster(c);
+  const one = typeof focus === 'object' && 'worker' in focus ? workers.get(focus.worker) : undefined;
+  const pool = typeof focus === 'object' && 'worker' in focus ? (one ? [one] : []) : [...workers.values()];
   // Only agents with a free slot can take anything: with one agent freed among a thousand, this is one.
   const current = new Map<string, Worker>();
   for (const w of pool) {
@@ -203,7 +209,14 @@ const positionNotice = (c: QueueContext, t: Task, i: number) =>
 
 /** Position and wait notices for every waiting customer (voice callers hear them as prompts); tasks remember what they were told. */
 function notices(c: QueueContext): { effects: Effect[]; tasks: Task[] } {
-  return { effects: c.tasks.map((t, i) => positionNotice(c, t, i)), tasks: c.tasks.map((t, i) => (t.told === i + 1 ? t : { ...t, told: i + 1 })) };
+  const changes: [string, Task][] = [];
+  const tasks = c.tasks.map((t, i) => {
+    if (t.told === i + 1) return t;
+    const told = { ...t, told: i + 1 };
+    changes.push([t.id, told]);
+    return told;
+  });
+  return { effects: c.tasks.map((t, i) => positionNotice(c, t, i)), tasks: changes.length ? changedTasks(c, tasks, changes) : c.tasks };
 }
 
 /**
@@ -212,6 +225,7 @@ function notices(c: QueueContext): { effects: Effect[]; tasks: Task[] } {
  */
 function movedNotices(c: QueueContext): { effects: Effect[]; tasks: Task[] } {
   const effects: Effect[] = [];
+  const changes: [string, Task][] = [];
   let tasks = c.tasks;
   c.tasks.forEach((t, i) => {
     const before = t.told;
@@ -219,9 +233,10 @@ function movedNotices(c: QueueContext): { effects: Effect[]; tasks: Task[] } {
       effects.push(positionNotice(c, t, i));
       if (tasks === c.tasks) tasks = [...c.tasks];
       tasks[i] = { ...t, told: i + 1 };
+      changes.push([t.id, tasks[i]]);
     }
   });
-  return { effects, tasks };
+  return { effects, tasks: changes.length ? changedTasks(c, tasks, changes) : tasks };
 }
 
 /**
@@ -229,12 +244,19 @@ function movedNotices(c: QueueContext): { effects: Effect[]; tasks: Task[] } {
  * available and full) or in wrap-up (back in moments). Away and offline agents are not taking calls.
  */
 export function staffing(c: QueueContext, cls: WorkClass) {
-  const able = Object.values(c.workers).filter((w) => w.capacity[cls] > 0 && (w.available || w.presence === 'wrapup'));
+  const able = [...roster(c).values()].filter((w) => w.capacity[cls] > 0 && (w.available || w.presence === 'wrapup'));
   return { queue: c.id, work: cls, onDuty: able.length, free: able.filter((w) => w.available && w.load[cls] < w.capacity[cls]).length };
 }
 
+/** The wait of the task waiting longest: the oldest of the index's group heads, not a walk over every task. */
+function longestWaitMs(c: QueueContext, now: number): number {
+  let oldest = now;
+  for (const g of taskIndex(c.id, c.tasks).groups.values()) oldest = Math.min(oldest, g[0].enqueuedAt);
+  return now - oldest;
+}
+
 export function liveView(c: QueueContext, now: number) {
-  const longest = c.tasks.reduce((m, t) => Math.max(m, now - t.enqueuedAt), 0);
+  const longest = longestWaitMs(c, now);
   const avg = (tier: string) => (c.stats.count[tier] ? Math.round(c.stats.waitMs[tier] / c.stats.count[tier]) : 0);
   return {
     queue: c.id,
@@ -242,19 +264,33 @@ export function liveView(c: QueueContext, now: number) {
     offering: Object.keys(c.pending).length,
     longestWaitSec: Math.round(longest / 1000),
     serviceLevelPct: c.stats.assigned ? Math.round((c.stats.withinSl / c.stats.assigned) * 1000) / 10 : 100,
-    agentsAvailable: Object.values(c.workers).filter((w) => w.available).length,
+    agentsAvailable: [...roster(c).values()].filter((w) => w.available).length,
     meanWaitMs: { normal: avg('normal'), vip: avg('vip') },
     stats: c.stats,
   };
 }
 
 const findTask = (c: QueueContext, taskId: string) => taskIndex(c.id, c.tasks).byId.get(taskId);
+
+/**
+ * A new list of waiting tasks, noted with what changed from the context's list: the task index and the
+ * stored part follow the note instead of comparing ten thousand tasks on every step.
+ */
+const changedTasks = (c: QueueContext, tasks: Task[], changes: [string, Task | null][]): Task[] => noteChanges(c.tasks, tasks, changes);
+
+/** Where a waiting task is: found by its priority (the list is kept in that order), else by a scan. */
+function indexOfTask(c: QueueContext, t: Task): number {
+  const after = sortedIndex(c.tasks, t, c.config);
+  for (let i = after - 1; i >= 0 && i >= after - 8; i--) if (c.tasks[i] === t) return i;
+  return c.tasks.indexOf(t);
+}
+
 /** The list without one task, or with it replaced; the same list when it is not there. */
 function replaceTask(c: QueueContext, taskId: string, by?: Task): Task[] {
   const t = findTask(c, taskId);
   if (!t) return c.tasks;
-  const i = c.tasks.indexOf(t);
-  return by ? [...c.tasks.slice(0, i), by, ...c.tasks.slice(i + 1)] : [...c.tasks.slice(0, i), ...c.tasks.slice(i + 1)];
+  const i = indexOfTask(c, t);
+  return changedTasks(c, by ? c.tasks.with(i, by) : c.tasks.toSpliced(i, 1), [[taskId, by ?? null]]);
 }
 const removeTask = (c: QueueContext, taskId: string) => replaceTask(c, taskId);
 const withoutPending = (c: QueueContext, rid: string) => {
@@ -292,7 +328,11 @@ export const queueMachine = setup({
           enqueue.emit(tell(`queue/${overflow.queue}`, { type: 'task.add', task: { ...t, excluded: [] }, note: `overflow from ${c.id}` }));
           enqueue.emit(tell(`conversation/${t.id}`, { type: 'queue.overflowed', from: c.id, to: overflow.queue }));
         }
-        if (gone.length) c = { ...c, tasks: c.tasks.filter((t) => !gone.includes(t)), stats: { ...c.stats, overflowed: c.stats.overflowed + gone.length } };
+        if (gone.length) {
+          const left = new Set(gone);
+          const tasks = changedTasks(c, c.tasks.filter((t) => !left.has(t)), gone.map((t) => [t.id, null]));
+          c = { ...c, tasks, stats: { ...c.stats, overflowed: c.stats.overflowed + gone.length } };
+        }
       }
       if (now - c.lastNoticeAt >= c.config.reminderSec * 1000) {
         const all = notices(c);
@@ -317,7 +357,7 @@ export const queueMachine = setup({
     id: input.id,
     config: defaults(),
     tasks: [],
-    workers: {},
+    workers: SharedMap.from<Worker>(),
     pending: {},
     seq: 0,
     stats: { added: 0, assigned: 0, withinSl: 0, overflowed: 0, cancelled: 0, rejected: 0, timeouts: 0, refused: 0, waitMs: {}, count: {} },
@@ -342,11 +382,13 @@ export const queueMachine = setup({
         actions: [
           enqueueActions(({ context, event, enqueue }) => {
             // The customer is told their place at once, and the task remembers it.
-            const rest = removeTask(context, event.task.id);
+            // A task added again (same id) takes its new place: one change for the stored part either way.
+            const old = findTask(context, event.task.id);
+            const rest = old ? context.tasks.toSpliced(indexOfTask(context, old), 1) : context.tasks;
             const i = sortedIndex(rest, event.task, context.config);
             const task = { ...event.task, told: i + 1 };
             enqueue.assign({
-              tasks: [...rest.slice(0, i), task, ...rest.slice(i)],
+              tasks: changedTasks(context, rest.toSpliced(i, 0, task), [[task.id, task]]),
               stats: { ...context.stats, added: context.stats.added + 1 },
               // The first customer of an empty queue was just told: the reminder clock starts now.
               ...(rest.length === 0 ? { lastNoticeAt: event.at } : {}),
@@ -366,7 +408,7 @@ export const queueMachine = setup({
         { type: 'route', params: { focus: 'none' as Focus } },
       ],
     },
-    'worker.update': { actions: [assign({ workers: ({ context, event }) => ({ ...context.workers, [event.worker.id]: event.worker }) }), { type: 'route', params: ({ event }) => ({ focus: { worker: event.worker.id } }) }] },
+    'worker.update': { actions: [assign({ workers: ({ context, event }) => roster(context).set(event.worker.id, event.worker) }), { type: 'route', params: ({ event }) => ({ focus: { worker: event.worker.id } }) }] },
     'reservation.accepted': {
       actions: [
         assign(({ context, event }) => {
@@ -408,11 +450,11 @@ export const queueMachine = setup({
       actions: [
         assign(({ context, event }) => {
           const p = context.pending[event.reservationId];
-          const w = p && context.workers[p.agent];
+          const w = p && roster(context).get(p.agent);
           // The agent's own view wins: it was not free, so route elsewhere until it says otherwise.
           return {
             pending: withoutPending(context, event.reservationId),
-            workers: w ? { ...context.workers, [w.id]: { ...w, available: false } } : context.workers,
+            workers: w ? roster(context).set(w.id, { ...w, available: false }) : context.workers,
             stats: { ...context.stats, refused: context.stats.refused + 1 },
           };
         }),
@@ -438,7 +480,7 @@ export const queueKind = defineKind({
   // Thousands of waiting tasks and agents: each step stores only the ones that changed.
   collections: {
     tasks: listPart((t: Task) => t.id, (tasks: Task[], c: QueueContext) => sortTasks(tasks, c.config)),
-    workers: mapPart(),
+    workers: sharedMapPart(),
     pending: mapPart(),
   },
 });

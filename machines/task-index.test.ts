@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as v from 'valibot';
 import type { AnyMachineSnapshot, EventObject } from 'xstate';
+import { SharedMap } from '../actors/parts.ts';
 import { Stepper } from '../actors/step.ts';
 import { QueueEventSchema, dispatch, queueMachine, type QueueContext } from './queue.ts';
 import { groupKey, taskIndex } from './task-index.ts';
@@ -85,7 +86,7 @@ test('a freed agent gets through the index exactly what scanning every task woul
     step({ type: 'configure', at, config: { steps: [{ afterSec: 0, match: 'exact' }, { afterSec: 300, match: 'any-level' }, { afterSec: 900, match: 'anyone' }] } });
     for (let i = 0; i < 400; i++) step({ type: 'task.add', at: at + i * 1000, task: task(i) });
     const w = worker(round, true);
-    const c = { ...(snap.context as QueueContext), workers: { [w.id]: w } };
+    const c = { ...(snap.context as QueueContext), workers: SharedMap.from({ [w.id]: w }) };
     const now = at + 1_000_000;
     const viaIndex = dispatch(c, now, { worker: w.id }).effects.map((e) => (e.type === 'effect.tell' ? (e.event as unknown as { task: Task }).task.id : ''));
     const viaScan = dispatch(c, now, 'all').effects.map((e) => (e.type === 'effect.tell' ? (e.event as unknown as { task: Task }).task.id : ''));

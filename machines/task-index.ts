@@ -1,6 +1,7 @@
 // An index beside a queue's waiting tasks, never stored: tasks by id, and tasks alike grouped so that
 // routing one freed agent looks at each group's head instead of every task. It is a cache of the list
 // it was built for, carried forward from the queue's previous list by what changed between them.
+import { notedChanges } from '../actors/parts.ts';
 import { boost, workClass, type Task } from './routing.ts';
 
 export interface TaskIndex {
@@ -44,9 +45,20 @@ function build(list: Task[]): TaskIndex {
   return index;
 }
 
-/** The previous list's index moved onto the new list: only what lies between their common head and tail changed. */
+/** The previous list's index moved onto the new list: by the changes the queue noted, else by what lies between their common head and tail. */
 function carry(prev: TaskIndex, list: Task[]): TaskIndex {
   const old = prev.list;
+  const noted = notedChanges(old, list);
+  if (noted && noted.length <= 64) {
+    built.delete(old);
+    const index: TaskIndex = { list, byId: prev.byId, groups: prev.groups };
+    for (const [id, t] of noted) {
+      const was = index.byId.get(id);
+      if (was) remove(index, was);
+      if (t) add(index, t as Task);
+    }
+    return index;
+  }
   let head = 0;
   const shorter = Math.min(old.length, list.length);
   while (head < shorter && old[head] === list[head]) head++;

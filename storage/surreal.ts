@@ -3,6 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { Surreal, createRemoteEngines } from 'surrealdb';
 import { createNodeEngines } from '@surrealdb/node';
+import { migrateInChild, surrealkvDir, waitForRelease } from './surrealkv.ts';
 
 export interface SurrealHandle {
   db: Surreal;
@@ -11,9 +12,23 @@ export interface SurrealHandle {
   close(): Promise<void>;
 }
 
-export async function openSurreal(url: string, opts: { namespace?: string; database?: string } = {}): Promise<SurrealHandle> {
+export interface OpenSurrealOptions {
+  namespace?: string;
+  database?: string;
+  /**
+   * surrealkv only: apply the store's migrations in a child process first (default true), so that this
+   * process never defines an index and close() can shut the engine down (see storage/surrealkv.ts).
+   */
+  schemaInChild?: boolean;
+  /** surrealkv only: how long close() waits for the engine's shutdown (memtable flush) to finish (default 60 s). */
+  closeTimeoutMs?: number;
+}
+
+export async function openSurreal(url: string, opts: OpenSurrealOptions = {}): Promise<SurrealHandle> {
   const embedded = /^(mem|surrealkv|rocksdb):\/\//.test(url);
-  if (embedded && !url.startsWith('mem://')) mkdirSync(url.replace(/^\w+:\/\//, ''), { recursive: true });
+  if (embedded && !url.startsWith('mem://')) mkdirSync(url.replace(/^[\w+]+:\/\//, '').replace(/\?.*/, ''), { recursive: true });
+  const kvDir = surrealkvDir(url);
+  if (kvDir && opts.schemaInChild !== false) await migrateInChild(url, opts.namespace ?? 'cc', opts.database ?? 'main');
   const db = new Surreal({ engines: { ...createRemoteEngines(), ...createNodeEngines() } });
   await db.connect(url, { namespace: opts.namespace ?? 'cc', database: opts.database ?? 'main' });
   await db.use({ namespace: opts.namespace ?? 'cc', database: opts.database ?? 'main' });
@@ -30,6 +45,11 @@ export async function openSurreal(url: string, opts: { namespace?: string; datab
     },
     async close() {
       await db.close();
+      // close() returns before the engine's shutdown has flushed its memtables; a process that exits
+      // now can lose commits (storage/surrealkv.ts). Wait for the engine to let go of its directory.
+      if (kvDir && !(await waitForRelease(kvDir, opts.closeTimeoutMs ?? 60_000))) {
+        throw new Error(`surrealkv: the engine still holds ${kvDir} ${Math.round((opts.closeTimeoutMs ?? 60_000) / 1000)} s after close (an index defined in this process pins it); writes since its last memtable flush rely on its WAL`);
+      }
     },
   };
 }

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { ActorClient } from '../actors/client.ts';
-import { MAIL_STREAM, STATE_BUCKET } from '../actors/address.ts';
+import { MAIL_STREAM, STATE_BUCKET, shardOf } from '../actors/address.ts';
 import { freePort, startNatsServer, type RunningNatsServer } from '../engine/nats-server.ts';
 import { connect } from '@nats-io/transport-node';
 import { activationIntervals, overlaps, spawnCoreNode, type NodeProc } from './support/cluster.ts';
@@ -155,7 +155,9 @@ test('durable timers fire after the whole cluster (NATS and engine nodes) restar
     const kv = await new Kvm(nc).open(STATE_BUCKET);
     await waitFor('every timer fired', async () => {
       const states = await Promise.all(ids.map(async (id) => (await kv.get(`counter.${id}`))!.json<{ snapshot: { value: string; context: { fired: number } } }>()));
-      return states.every((s) => s.snapshot.context.fired === 1 && s.snapshot.value === 'idle');
+      const late = ids.filter((_, i) => !(states[i].snapshot.context.fired === 1 && states[i].snapshot.value === 'idle'));
+      if (late.length) throw new Error(`${late.length} not fired yet: ${late.slice(0, 5).map((id) => `counter/${id} (shard ${shardOf(id, SHARDS)})`).join(', ')}`);
+      return true;
     }, 60_000, 500);
     assert.ok(Date.now() - armedAt >= 12_000, 'fired no earlier than due');
     await nc.close();

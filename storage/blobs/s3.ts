@@ -169,7 +169,9 @@ export function s3Shelf(opts: S3ShelfOptions): Shelf {
         const pairs: [string, string][] = [];
         res.headers.forEach((value, name) => pairs.push([name, value]));
         info.meta = userMeta(pairs);
-        return { body: res.body as ReadableStream<Uint8Array>, info };
+        // Node's fetch cancels a body whose Response was garbage-collected while nobody read it yet
+        // (undici's FinalizationRegistry); piping locks the body now, so the caller's stream outlives `res`.
+        return { body: (res.body as ReadableStream<Uint8Array>).pipeThrough(new TransformStream<Uint8Array, Uint8Array>()), info };
       } catch (e) {
         await res.body.cancel().catch(() => {});
         throw e;
