@@ -124,7 +124,9 @@ export function engineSink(deps: InboundDeps): InboundSink {
       // The stream drops repeats within its window, and the machines ignore an `open` they already had.
       const key = `${msg.channel}:${msg.channelMessageId}`;
       // The customer actor learns of the message beside the conversation's two tells (their order matters; its does not).
-      const seen = actors.tell(`customer/${customer}`, { type: 'message.inbound', channel: msg.channel, at: msg.sentAt }, { msgId: `seen:${key}` });
+      // It is told the conversation too: the first message in one we opened (outreach) counts as an answer to us,
+      // whether this comes before or after the conversation's `conversation.opened` (machines/customer.ts).
+      const seen = actors.tell(`customer/${customer}`, { type: 'message.inbound', channel: msg.channel, at: msg.sentAt, conversationId: conversation }, { msgId: `seen:${key}` });
       seen.catch(() => undefined); // awaited below; not unhandled if a tell before it fails first
       await actors.tell(
         `conversation/${conversation}`,

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { agentKind } from './agent.ts';
 import { conversationKind, type ConversationContext, type CsatAnswer } from './conversation.ts';
+import { customerKind, type CustomerContext } from './customer.ts';
 import { queueKind } from './queue.ts';
 import { Sim } from '../tests/support/sim.ts';
 
@@ -227,4 +228,81 @@ test('a rating is taken in wrap-up; a conversation nobody served is not rated an
   assert.deepEqual(sim.replies.at(-1), { ok: false, reason: 'no agent served this conversation: there is nothing to rate' });
   sim.send('conversation/c10', { type: 'csat.rated', score: 1, by: { channel: 'webchat', handle: 'visitor:x' } });
   assert.deepEqual(sim.replies.at(-1), { ok: false, reason: 'no such conversation' });
+});
+
+// ---- Answers to outreach: the customer learns which conversations we opened ----
+
+const withCustomers = () => new Sim({ agent: agentKind, conversation: conversationKind, queue: queueKind, customer: customerKind });
+/** A customer message as edges/inbound.ts tells it: the customer first (beside), then the conversation's open and message. */
+function customerWrites(sim: Sim, conversation: string, channel: 'sms' | 'email' | 'webchat', queue = 'q') {
+  sim.send('customer/u1', { type: 'message.inbound', channel, conversationId: conversation });
+  sim.send(`conversation/${conversation}`, { type: 'open', customer: 'u1', channel, queue });
+  sim.send(`conversation/${conversation}`, { type: 'customer.message', channel });
+}
+const usesOf = (sim: Sim) => {
+  const stats = (sim.state('customer/u1').context as CustomerContext).channelStats;
+  return Object.fromEntries(Object.entries(stats).map(([ch, x]) => [ch, { inbound: x.inbound, replies: x.replies }]));
+};
+const openedTells = (sim: Sim, conversation: string) =>
+  sim.log.filter((m) => m.to === 'customer/u1' && m.event.type === 'conversation.opened' && (m.event as { conversationId?: string }).conversationId === conversation).map((m) => (m.event as { outreach?: boolean }).outreach ?? false);
+
+test("an agent's outreach: the customer's first message there answers it, later ones are inbound", () => {
+  const sim = withCustomers();
+  sim.send('queue/q', { type: 'configure', config: {} });
+  sim.send('conversation/o1', { type: 'open', customer: 'u1', channel: 'sms', queue: 'q', attrs: { outbound: true, by: 'a1' }, replyTo: { account: '10690001', handle: '+8613812345678' } });
+  assert.equal((sim.state('conversation/o1').context as ConversationContext).outreach, true);
+  assert.deepEqual(openedTells(sim, 'o1'), [true]);
+  customerWrites(sim, 'o1', 'sms');
+  customerWrites(sim, 'o1', 'sms');
+  assert.deepEqual(usesOf(sim), { sms: { inbound: 1, replies: 1 } });
+});
+
+test("a campaign's conversation is opened by the answer: its delivery before the open marks it ours, and the answer counts once", () => {
+  const sim = withCustomers();
+  sim.send('queue/q', { type: 'configure', config: {} });
+  // The campaign stored and sent its message; the edge reports it sent. Nothing opened the conversation.
+  sim.send('conversation/cp1', { type: 'delivery', messageId: 'cp1m', state: 'sent' });
+  assert.equal(sim.state('conversation/cp1').value, 'new');
+  // The answer: the customer hears of it before the conversation says it opened (as the edge tells it).
+  customerWrites(sim, 'cp1', 'email');
+  assert.deepEqual(openedTells(sim, 'cp1'), [true]);
+  assert.deepEqual(usesOf(sim), { email: { inbound: 0, replies: 1 } });
+  customerWrites(sim, 'cp1', 'email');
+  assert.deepEqual(usesOf(sim), { email: { inbound: 1, replies: 1 } });
+});
+
+test('a conversation the customer opened is not ours: inbound, even with deliveries of our replies; a failed send before an open marks nothing', () => {
+  const sim = withCustomers();
+  sim.send('queue/q', { type: 'configure', config: {} });
+  customerWrites(sim, 'w1', 'webchat');
+  sim.send('conversation/w1', { type: 'delivery', messageId: 'r1', state: 'sent' });
+  customerWrites(sim, 'w1', 'webchat');
+  assert.equal((sim.state('conversation/w1').context as ConversationContext).outreach, undefined);
+  assert.deepEqual(openedTells(sim, 'w1'), [false]);
+  assert.deepEqual(usesOf(sim), { webchat: { inbound: 2, replies: 0 } });
+  // A campaign message that never left: its conversation is not marked.
+  sim.send('conversation/cp2', { type: 'delivery', messageId: 'cp2m', state: 'failed', reason: 'no route', permanent: true });
+  assert.equal((sim.state('conversation/cp2').context as ConversationContext).outreach, undefined);
+});
+
+test('a reopen says outreach only when the reopening message is the customer’s first there', () => {
+  const sim = withCustomers();
+  sim.send('queue/q', { type: 'configure', config: {} });
+  // Opened by an agent, refused by the queue before the customer answered: closed, never answered.
+  sim.send('conversation/o2', { type: 'open', customer: 'u1', channel: 'sms', queue: 'q', attrs: { outbound: true } });
+  sim.send('conversation/o2', { type: 'queue.refused', queue: 'q', reason: 'no agents' });
+  assert.equal(sim.state('conversation/o2').value, 'closed');
+  // Their answer an hour later reopens it: an answer to our outreach.
+  sim.advance(3600_000);
+  sim.send('customer/u1', { type: 'message.inbound', channel: 'sms', conversationId: 'o2' });
+  sim.send('conversation/o2', { type: 'customer.message', channel: 'sms' });
+  assert.equal(sim.state('conversation/o2').value, 'queued');
+  assert.deepEqual(openedTells(sim, 'o2'), [true, true]);
+  assert.deepEqual(usesOf(sim), { sms: { inbound: 0, replies: 1 } });
+  // Closed again and reopened by another message: their own use now.
+  sim.send('conversation/o2', { type: 'queue.refused', queue: 'q', reason: 'no agents' });
+  sim.send('customer/u1', { type: 'message.inbound', channel: 'sms', conversationId: 'o2' });
+  sim.send('conversation/o2', { type: 'customer.message', channel: 'sms' });
+  assert.deepEqual(openedTells(sim, 'o2'), [true, true, false]);
+  assert.deepEqual(usesOf(sim), { sms: { inbound: 1, replies: 1 } });
 });

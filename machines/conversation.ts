@@ -133,6 +133,8 @@ export interface ConversationContext {
   call?: { callId: string; state: CallState; at: number; reason?: string; from?: Channel };
   /** The customer's rating (1-5), taken once. */
   csat?: Csat;
+  /** We wrote first: an agent's outreach (`open` with `attrs.outbound`) or a campaign's message sent before any `open`. */
+  outreach?: true;
 }
 
 export interface Csat {
@@ -167,6 +169,13 @@ const statusEvent = (c: ConversationContext, status: 'open' | 'closed', at: numb
   publish(conversationStatusSubject(c.id), { type: 'conversation.status', conversation: c.id, customer: c.customer, channel: c.channel, status, at, ...extra } satisfies ConversationStatusEvent);
 /** Who closed it: the customer who left, the queue that refused it, or the agent who held it. */
 const closedBy = (c: ConversationContext) => (c.outcome === 'abandoned' ? 'customer' : c.outcome === 'refused' ? `queue/${c.queue}` : c.agent ? `agent/${c.agent}` : undefined);
+
+/**
+ * The customer learns of an open or reopen. `outreach` while the customer has written at most the message
+ * that opens it now: their first message in a conversation we opened answers us (machines/customer.ts).
+ */
+const openedTell = (c: ConversationContext) =>
+  tell(`customer/${c.customer}`, { type: 'conversation.opened', conversationId: c.id, channel: c.channel, ...(c.outreach && (c.inbound ?? 0) <= 1 ? { outreach: true } : {}) });
 
 const live = (c: ConversationContext, state: string) => notify(`cc.live.conversation.${c.id}`, { id: c.id, state, channel: c.channel, queue: c.queue, agent: c.agent, customer: c.customer });
 
@@ -303,6 +312,11 @@ export const conversationMachine = setup({
     'csat.rated': { actions: emit(({ context }) => reply({ ok: false, reason: context.customer ? 'the conversation is still going on: rate it once it is closed' : 'no such conversation' } satisfies CsatAnswer)) },
     delivery: {
       actions: [
+        // A campaign stores and sends its message without opening the conversation (the customer's answer
+        // opens it): a delivery state before any `open` is that message, so we wrote first.
+        enqueueActions(({ context, event, enqueue }) => {
+          if (event.type === 'delivery' && !context.customer && event.state !== 'failed') enqueue.assign({ outreach: true });
+        }),
         assign({
           deliveries: ({ context, event }) => {
             const now = context.deliveries?.[event.messageId];
@@ -331,6 +345,7 @@ export const conversationMachine = setup({
               channels: [{ channel: event.channel, at: event.at }],
               queue: event.queue,
               openedAt: event.at,
+              ...(event.attrs.outbound === true ? { outreach: true as const } : {}),
               replyTo: event.replyTo ? { ...context.replyTo, [event.channel]: event.replyTo } : context.replyTo,
               slaFirstSec: event.slaFirstSec ?? context.slaFirstSec,
               slaNextSec: event.slaNextSec ?? context.slaNextSec,
@@ -348,7 +363,7 @@ export const conversationMachine = setup({
               },
             })),
             raise({ type: 'sla.first' }, { delay: 'slaFirst', id: 'sla.first' }),
-            emit(({ context }) => tell(`customer/${context.customer}`, { type: 'conversation.opened', conversationId: context.id, channel: context.channel })),
+            emit(({ context }) => openedTell(context)),
           ],
         },
       },
@@ -479,7 +494,7 @@ export const conversationMachine = setup({
               'publishReopened',
               'customerSpoke',
               assign(({ context, event }) => ({ agent: undefined, closedAt: undefined, outcome: undefined, disposition: '', task: { ...context.task!, enqueuedAt: event.at, excluded: [] } })),
-              emit(({ context }) => tell(`customer/${context.customer}`, { type: 'conversation.opened', conversationId: context.id, channel: context.channel })),
+              emit(({ context }) => openedTell(context)),
             ],
           },
         ],

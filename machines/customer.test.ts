@@ -10,6 +10,7 @@ import {
   customerKind,
   customerMachine,
   hourOfDay,
+  migrateCustomerV1,
   preferredChannel,
   type CustomerContext,
   type CustomerEvent,
@@ -64,6 +65,7 @@ describe('customer machine', () => {
       identities: [],
       openConversations: [],
       channelStats: {},
+      firstMessages: [],
       consent: {},
     });
     assert.equal(customerKind.name, 'customer');
@@ -144,6 +146,106 @@ describe('customer machine', () => {
     assert.equal(sms.hours.reduce((a, b) => a + b, 0), 3);
     assert.equal(ctx(snap).channelStats.email, undefined);
     assert.equal(hourOfDay(T(5, 23, 59)), 23);
+  });
+
+  describe('answers to outreach', () => {
+    const stats = (snap: Snap) => Object.fromEntries(Object.entries(ctx(snap).channelStats).map(([ch, s]) => [ch, { inbound: s.inbound, replies: s.replies }]));
+
+    test('the first message in a conversation we opened is an answer; later ones there are inbound', () => {
+      let { snap } = send(start(), { type: 'conversation.opened', conversationId: 'o1', channel: 'sms', at: T(0, 9), outreach: true });
+      assert.deepEqual(ctx(snap).openConversations, [{ id: 'o1', channel: 'sms', openedAt: T(0, 9), outreach: true }]);
+      ({ snap } = send(snap, { type: 'message.inbound', channel: 'sms', at: T(0, 19), conversationId: 'o1' }));
+      assert.deepEqual(stats(snap), { sms: { inbound: 0, replies: 1 } });
+      assert.deepEqual(ctx(snap).openConversations, [{ id: 'o1', channel: 'sms', openedAt: T(0, 9) }], 'answered: no longer awaiting');
+      assert.deepEqual(ctx(snap).firstMessages, [{ conversationId: 'o1', channel: 'sms', counted: 'replies' }]);
+      ({ snap } = send(snap, { type: 'message.inbound', channel: 'sms', at: T(0, 19, 5), conversationId: 'o1' }, { type: 'message.inbound', channel: 'sms', at: T(0, 19, 6), conversationId: 'o1' }));
+      assert.deepEqual(stats(snap), { sms: { inbound: 2, replies: 1 } });
+      assert.equal(ctx(snap).channelStats.sms?.hours[19], 3, 'every message is one use at its hour');
+    });
+
+    test('an answer told before its conversation.opened (a campaign opened by the answer) is recounted once', () => {
+      let { snap } = send(
+        start(),
+        { type: 'message.inbound', channel: 'email', at: T(1, 8), conversationId: 'cp1' },
+        { type: 'message.inbound', channel: 'email', at: T(1, 8, 2), conversationId: 'cp1' },
+      );
+      assert.deepEqual(stats(snap), { email: { inbound: 2, replies: 0 } });
+      ({ snap } = send(snap, { type: 'conversation.opened', conversationId: 'cp1', channel: 'email', at: T(1, 8), outreach: true }));
+      assert.deepEqual(stats(snap), { email: { inbound: 1, replies: 1 } }, 'only the first message answered us');
+      assert.equal(ctx(snap).channelStats.email?.hours[8], 2, 'the hours are unchanged');
+      assert.equal(ctx(snap).channelStats.email?.lastAt, T(1, 8, 2));
+      assert.deepEqual(ctx(snap).openConversations, [{ id: 'cp1', channel: 'email', openedAt: T(1, 8) }], 'already answered: not awaiting');
+      // The same news again changes nothing.
+      const again = send(snap, { type: 'conversation.opened', conversationId: 'cp1', channel: 'email', at: T(1, 8), outreach: true }).snap;
+      assert.equal(again.context, snap.context);
+      // Nor does a later message.
+      ({ snap } = send(snap, { type: 'message.inbound', channel: 'email', at: T(1, 9), conversationId: 'cp1' }));
+      assert.deepEqual(stats(snap), { email: { inbound: 2, replies: 1 } });
+    });
+
+    test('messages in a conversation they opened, or with no conversation named, are inbound', () => {
+      const { snap } = send(
+        start(),
+        { type: 'message.inbound', channel: 'webchat', at: T(0, 14), conversationId: 'w1' },
+        { type: 'conversation.opened', conversationId: 'w1', channel: 'webchat', at: T(0, 14) },
+        { type: 'message.inbound', channel: 'webchat', at: T(0, 14, 1), conversationId: 'w1' },
+        { type: 'message.inbound', channel: 'voice', at: T(0, 15) },
+      );
+      assert.deepEqual(stats(snap), { webchat: { inbound: 2, replies: 0 }, voice: { inbound: 1, replies: 0 } });
+      assert.deepEqual(ctx(snap).openConversations, [{ id: 'w1', channel: 'webchat', openedAt: T(0, 14) }]);
+      assert.deepEqual(ctx(snap).firstMessages, [{ conversationId: 'w1', channel: 'webchat', counted: 'inbound' }]);
+    });
+
+    test('an outreach never answered, closed and then answered (a reopen) counts the answer; one answered before does not', () => {
+      let { snap } = send(
+        start(),
+        { type: 'conversation.opened', conversationId: 'o1', channel: 'sms', at: T(0, 9), outreach: true },
+        { type: 'conversation.closed', conversationId: 'o1' },
+        // Their answer reopens it; the conversation says `outreach` since it is their first message there.
+        { type: 'message.inbound', channel: 'sms', at: T(0, 20), conversationId: 'o1' },
+        { type: 'conversation.opened', conversationId: 'o1', channel: 'sms', at: T(0, 20), outreach: true },
+      );
+      assert.deepEqual(stats(snap), { sms: { inbound: 0, replies: 1 } });
+      ({ snap } = send(
+        snap,
+        { type: 'conversation.closed', conversationId: 'o1' },
+        { type: 'message.inbound', channel: 'sms', at: T(0, 21), conversationId: 'o1' },
+        { type: 'conversation.opened', conversationId: 'o1', channel: 'sms', at: T(0, 21) },
+      ));
+      assert.deepEqual(stats(snap), { sms: { inbound: 1, replies: 1 } });
+    });
+
+    test('an answer shifts the preference: ties go to the channel they answer us on', () => {
+      const { snap } = send(
+        start(),
+        { type: 'message.inbound', channel: 'email', at: T(0, 10), conversationId: 'e1' },
+        { type: 'conversation.opened', conversationId: 'e1', channel: 'email', at: T(0, 10) },
+        { type: 'conversation.opened', conversationId: 'o1', channel: 'sms', at: T(1, 9), outreach: true },
+        { type: 'message.inbound', channel: 'sms', at: T(1, 10), conversationId: 'o1' },
+      );
+      assert.deepEqual(ask(snap, { type: 'preference.query', at: T(2, 10) }), { channel: 'sms', reason: 'most used around 10:00 UTC (1 within ±2h)' });
+    });
+
+    test('the latest 50 conversations are remembered', () => {
+      const events: CustomerEvent[] = Array.from({ length: 52 }, (_, i) => ({ type: 'message.inbound', channel: 'app', at: T(0, 1, i), conversationId: `a${i}` }));
+      const { snap } = send(start(), ...events);
+      assert.equal(ctx(snap).firstMessages.length, 50);
+      assert.equal(ctx(snap).firstMessages[0].conversationId, 'a2');
+      assert.equal(ctx(snap).channelStats.app?.inbound, 52);
+    });
+
+    test('a version-1 snapshot migrates: its counts stay, answers are learned from then on', () => {
+      assert.equal(customerKind.version, 2);
+      assert.equal(customerKind.migrations?.[1], migrateCustomerV1);
+      const { firstMessages: _, ...v1context } = ctx(send(start(), { type: 'message.inbound', channel: 'sms', at: T(0, 9) }).snap);
+      const v1 = JSON.parse(JSON.stringify({ status: 'active', value: 'active', context: v1context, historyValue: {}, children: {} })) as unknown;
+      const migrated = migrateCustomerV1(v1) as { value: string; context: CustomerContext };
+      assert.deepEqual(migrated.context.firstMessages, []);
+      let snap = customerMachine.resolveState({ value: migrated.value, context: migrated.context });
+      ({ snap } = send(snap, { type: 'conversation.opened', conversationId: 'o1', channel: 'sms', at: T(1, 9), outreach: true }, { type: 'message.inbound', channel: 'sms', at: T(1, 10), conversationId: 'o1' }));
+      assert.deepEqual(stats(snap), { sms: { inbound: 1, replies: 1 } });
+      assert.throws(() => migrateCustomerV1({ value: 'active' }), /no context/);
+    });
   });
 
   test('consent: opt-in and opt-out are recorded; contact.check answers with a reason', () => {
@@ -318,9 +420,9 @@ describe('customer machine', () => {
       'tag.remove': { type: 'tag.remove', tag: 'b2b' },
       'identity.link': { type: 'identity.link', channel: 'xiaohongshu', handle: 'li_xhs' },
       'identity.unlink': { type: 'identity.unlink', channel: 'douyin', handle: 'li_dy' },
-      'conversation.opened': { type: 'conversation.opened', conversationId: 'v1', channel: 'wecom', at: T(0, 1) },
+      'conversation.opened': { type: 'conversation.opened', conversationId: 'v1', channel: 'wecom', at: T(0, 1), outreach: true },
       'conversation.closed': { type: 'conversation.closed', conversationId: 'v1' },
-      'message.inbound': { type: 'message.inbound', channel: 'dingtalk', at: T(0, 1) },
+      'message.inbound': { type: 'message.inbound', channel: 'dingtalk', at: T(0, 1), conversationId: 'v1' },
       'reply.received': { type: 'reply.received', channel: 'app', at: 0 },
       'consent.opt_in': { type: 'consent.opt_in', channel: 'email', at: T(0, 1), source: 'web form' },
       'consent.opt_out': { type: 'consent.opt_out', channel: 'voice', at: T(0, 1), source: 'IVR' },
@@ -353,6 +455,8 @@ describe('customer machine', () => {
         ['fractional at', { type: 'preference.query', at: 1.5 }],
         ['NaN at', { type: 'consent.opt_out', channel: 'sms', at: Number.NaN, source: 'x' }],
         ['missing at', { type: 'conversation.opened', conversationId: 'v1', channel: 'sms' }],
+        ['outreach not a boolean', { type: 'conversation.opened', conversationId: 'v1', channel: 'sms', at: T(0, 1), outreach: 'yes' }],
+        ['empty conversation on message.inbound', { type: 'message.inbound', channel: 'sms', at: T(0, 1), conversationId: '  ' }],
         ['bad at on get', { type: 'get', at: 'now' }],
         ['unknown tier', { type: 'tier.set', tier: 'gold' }],
         ['empty tag', { type: 'tag.add', tag: '   ' }],

@@ -10,6 +10,8 @@ import { CHANNELS, ChannelSchema, type Channel } from './routing.ts';
 const HOUR_MS = 3_600_000;
 /** Hours either side of the asked hour that count as "around then" when learning when they answer. */
 const WINDOW_HOURS = 2;
+/** Conversations remembered in `firstMessages` (the latest; the oldest is dropped). */
+const MAX_FIRST_MESSAGES = 50;
 
 // ---- Events (the schema is the source of truth; the runtime validates mail and asks with it) ----
 
@@ -37,11 +39,18 @@ export const CustomerEventSchema = v.variant(
     /** From the identity graph: this channel handle identifies this customer. */
     v.object({ type: v.literal('identity.link'), channel: ChannelSchema, handle: Text }),
     v.object({ type: v.literal('identity.unlink'), channel: ChannelSchema, handle: Text }),
-    v.object({ type: v.literal('conversation.opened'), conversationId: Text, channel: ChannelSchema, at: At }),
+    /**
+     * Told by the conversation when it opens or reopens. `outreach`: we wrote first (an agent or a campaign)
+     * and the customer has not written in it before: their first message there answers us.
+     */
+    v.object({ type: v.literal('conversation.opened'), conversationId: Text, channel: ChannelSchema, at: At, outreach: v.optional(v.boolean()) }),
     v.object({ type: v.literal('conversation.closed'), conversationId: Text }),
-    /** The customer wrote to us on `channel` (unprompted). */
-    v.object({ type: v.literal('message.inbound'), channel: ChannelSchema, at: At }),
-    /** The customer answered our outreach on `channel`. */
+    /**
+     * The customer wrote to us on `channel`, in `conversationId` when the edge knows it: the first message in
+     * a conversation we opened counts as an answer to outreach, every other one as their own use.
+     */
+    v.object({ type: v.literal('message.inbound'), channel: ChannelSchema, at: At, conversationId: v.optional(Text) }),
+    /** The customer answered our outreach on `channel` (counted as is, for callers that know it). */
     v.object({ type: v.literal('reply.received'), channel: ChannelSchema, at: At }),
     v.object({ type: v.literal('consent.opt_in'), channel: ChannelSchema, at: At, source: Text }),
     v.object({ type: v.literal('consent.opt_out'), channel: ChannelSchema, at: At, source: Text }),
@@ -73,14 +82,34 @@ export interface Consent {
   at: number;
   source: string;
 }
+export interface OpenConversation {
+  id: string;
+  channel: Channel;
+  openedAt: number;
+  /** We opened it and the customer has not answered yet (set by `conversation.opened`, cleared by their first message). */
+  outreach?: true;
+}
+/** How the customer's first message in a conversation was counted. */
+export interface FirstMessage {
+  conversationId: string;
+  channel: Channel;
+  counted: 'inbound' | 'replies';
+}
 export interface CustomerContext {
   id: string;
   profile: Profile;
   tier: Tier;
   tags: string[];
   identities: { channel: Channel; handle: string }[];
-  openConversations: { id: string; channel: Channel; openedAt: number }[];
+  openConversations: OpenConversation[];
   channelStats: Partial<Record<Channel, ChannelStats>>;
+  /**
+   * The latest conversations they wrote in (at most MAX_FIRST_MESSAGES): how the first message there was
+   * counted. The edge tells us of a message beside the conversation's tells (web chat latency), so a
+   * campaign's `conversation.opened` (sent when their answer opens it) may come after the answer: the first
+   * message, counted as inbound meanwhile, is then recounted as a reply, and later messages stay inbound.
+   */
+  firstMessages: FirstMessage[];
   consent: Partial<Record<Channel, Consent>>;
   mergedInto?: string;
   mergedAt?: number;
@@ -104,7 +133,7 @@ function usesAround(s: ChannelStats, hour: number): number {
   return n;
 }
 
-function learn(stats: ChannelStats | undefined, kind: 'inbound' | 'replies', at: number): ChannelStats {
+function learn(stats: ChannelStats | undefined, kind: FirstMessage['counted'], at: number): ChannelStats {
   const s = stats ?? { inbound: 0, replies: 0, hours: Array<number>(24).fill(0) };
   const h = hourOfDay(at);
   return {
@@ -113,6 +142,43 @@ function learn(stats: ChannelStats | undefined, kind: 'inbound' | 'replies', at:
     lastAt: Math.max(s.lastAt ?? at, at), // mail may arrive out of order
     hours: s.hours.map((n, i) => (i === h ? n + 1 : n)),
   };
+}
+
+/** A message counted as inbound turns out to have answered us: same use (hour, time), other kind. */
+function recount(s: ChannelStats): ChannelStats {
+  return { ...s, inbound: Math.max(0, s.inbound - 1), replies: s.replies + 1 };
+}
+
+/**
+ * A customer message: the first in a conversation we opened answers our outreach (once per conversation);
+ * any other message, or one without its conversation, is their own use.
+ */
+function wrote(ctx: CustomerContext, e: { channel: Channel; at: number; conversationId?: string }): Partial<CustomerContext> {
+  const id = e.conversationId;
+  const first = id !== undefined && !ctx.firstMessages.some((f) => f.conversationId === id);
+  const answers = first && ctx.openConversations.some((c) => c.id === id && c.outreach);
+  const counted: FirstMessage['counted'] = answers ? 'replies' : 'inbound';
+  const out: Partial<CustomerContext> = { channelStats: { ...ctx.channelStats, [e.channel]: learn(ctx.channelStats[e.channel], counted, e.at) } };
+  if (!first) return out;
+  out.firstMessages = [...ctx.firstMessages, { conversationId: id, channel: e.channel, counted }].slice(-MAX_FIRST_MESSAGES);
+  if (answers) out.openConversations = ctx.openConversations.map((c) => (c.id === id ? { id: c.id, channel: c.channel, openedAt: c.openedAt } : c));
+  return out;
+}
+
+/** A conversation opened (or reopened); one of ours whose answer came first has that answer recounted. */
+function opened(ctx: CustomerContext, e: { conversationId: string; channel: Channel; at: number; outreach?: boolean }): Partial<CustomerContext> {
+  const out: Partial<CustomerContext> = {};
+  const first = ctx.firstMessages.find((f) => f.conversationId === e.conversationId);
+  if (e.outreach && first?.counted === 'inbound') {
+    const stats = ctx.channelStats[first.channel];
+    if (stats) out.channelStats = { ...ctx.channelStats, [first.channel]: recount(stats) };
+    out.firstMessages = ctx.firstMessages.map((f) => (f === first ? { ...f, counted: 'replies' as const } : f));
+  }
+  if (!ctx.openConversations.some((c) => c.id === e.conversationId)) {
+    const awaiting = e.outreach && !first ? { outreach: true as const } : {};
+    out.openConversations = [...ctx.openConversations, { id: e.conversationId, channel: e.channel, openedAt: e.at, ...awaiting }];
+  }
+  return out;
 }
 
 /**
@@ -178,6 +244,7 @@ export const customerMachine = setup({
     identities: [],
     openConversations: [],
     channelStats: {},
+    firstMessages: [],
     consent: {},
   }),
   initial: 'active',
@@ -209,20 +276,15 @@ export const customerMachine = setup({
           actions: assign({ identities: ({ context, event }) => context.identities.filter((i) => !sameIdentity(i, event)) }),
         },
         'conversation.opened': {
-          guard: ({ context, event }) => !context.openConversations.some((c) => c.id === event.conversationId),
-          actions: assign({
-            openConversations: ({ context, event }) => [...context.openConversations, { id: event.conversationId, channel: event.channel, openedAt: event.at }],
-          }),
+          // A repeat changes nothing (no new context).
+          guard: ({ context, event }) => Object.keys(opened(context, event)).length > 0,
+          actions: assign(({ context, event }) => opened(context, event)),
         },
         'conversation.closed': {
           guard: ({ context, event }) => context.openConversations.some((c) => c.id === event.conversationId),
           actions: assign({ openConversations: ({ context, event }) => context.openConversations.filter((c) => c.id !== event.conversationId) }),
         },
-        'message.inbound': {
-          actions: assign({
-            channelStats: ({ context, event }) => ({ ...context.channelStats, [event.channel]: learn(context.channelStats[event.channel], 'inbound', event.at) }),
-          }),
-        },
+        'message.inbound': { actions: assign(({ context, event }) => wrote(context, event)) },
         'reply.received': {
           actions: assign({
             channelStats: ({ context, event }) => ({ ...context.channelStats, [event.channel]: learn(context.channelStats[event.channel], 'replies', event.at) }),
@@ -262,4 +324,19 @@ export const customerMachine = setup({
   },
 });
 
-export const customerKind = defineKind({ name: 'customer', machine: customerMachine, version: 1, events: CustomerEventSchema, input: (id) => ({ id }) });
+/** Version 2 added `firstMessages`: a version-1 snapshot starts with none (its past messages stay counted as they were). */
+export function migrateCustomerV1(persisted: unknown): unknown {
+  if (typeof persisted !== 'object' || persisted === null || !('context' in persisted)) throw new Error('customer snapshot v1: no context');
+  const { context } = persisted;
+  if (typeof context !== 'object' || context === null) throw new Error('customer snapshot v1: context is not an object');
+  return { ...persisted, context: { firstMessages: [], ...context } };
+}
+
+export const customerKind = defineKind({
+  name: 'customer',
+  machine: customerMachine,
+  version: 2,
+  migrations: { 1: migrateCustomerV1 },
+  events: CustomerEventSchema,
+  input: (id) => ({ id }),
+});
