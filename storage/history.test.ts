@@ -109,7 +109,8 @@ test('append refuses a message for an unknown customer or without content', asyn
 
 test('surrealkv: history written by a process that has exited is there when the store opens again', async () => {
   // The writer is another process: it closes and exits, as a store node does on shutdown. (The embedded
-  // engine cannot reopen a surrealkv path in the process that closed it: close() leaves it held.)
+  // engine cannot reopen a surrealkv path in a process that defined an index on it: close() leaves it
+  // held; storage/surrealkv.ts.)
   const dir = tempDir('store-kv');
   const ring = testRing();
   const url = `surrealkv://${dir}/db`;
@@ -129,5 +130,5 @@ test('surrealkv: history written by a process that has exited is there when the 
   const view = await store.view({ customerId: again.customerId, viewer: 'admin' });
   assert.deepEqual(view.messages.map((m) => m.text), ['durable?']);
   assert.equal(view.customer.phone, '+8613811112222');
-  await surreal.close(); // the dir stays under .test-data (npm test clears it): the engine still holds it
+  await surreal.close(); // the dir stays under .test-data (npm test clears it)
 });

@@ -16,8 +16,9 @@ export async function openTestStore(opts: { url?: string; ring?: KeyRing; now?: 
 }
 
 /**
- * The embedded engine keeps the process alive after close() once an index was defined (seen with
- * @surrealdb/node 3.0.3; surrealdb/surrealdb.js#673 reports the same for full-text indexes), so a test
+ * The embedded engine keeps the process alive after close() once an index was defined in this process
+ * (seen with @surrealdb/node 3.0.3, e.g. on mem://; surrealdb/surrealdb.js#673 reports the same for
+ * full-text indexes; surrealkv stores get their schema from a child: storage/surrealkv.ts), so a test
  * file that used it ends its process itself once its tests are done, with the runner's exit code.
  */
 export function exitWhenDone(): void {
