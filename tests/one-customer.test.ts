@@ -8,9 +8,9 @@ import { randomBytes } from 'node:crypto';
 import nodemailer from 'nodemailer';
 import smpp from 'smpp';
 import { signUserToken } from '../edges/webchat/token.ts';
-import { agentOnDuty, answer as answerBy, chatSocket, conversationOf, startTestEngine, type TestEngine } from './support/engine.ts';
+import { agentOnDuty, answer as answerBy, chatSocket, conversationOf, startEngineWithPeers, type EngineWithPeers, type TestEngine } from './support/engine.ts';
 import { waitFor } from './support/nats.ts';
-import { startSmsc, startSmtpRelay, type TestRelay, type TestSmsc } from './support/peers.ts';
+import type { TestRelay, TestSmsc } from './support/peers.ts';
 
 const APP_SECRET = randomBytes(32).toString('base64url');
 const PHONE = '+8613812345678';
@@ -19,28 +19,15 @@ const EMAIL = 'alice@example.test';
 let t: TestEngine;
 let relay: TestRelay;
 let smsc: TestSmsc;
+let peers: EngineWithPeers;
 
 before(async () => {
-  relay = await startSmtpRelay();
-  smsc = await startSmsc();
-  t = await startTestEngine('one-customer', {
-    EMAIL_ACCOUNTS: 'support@shop.test',
-    SMTP_RELAY_URL: `smtp://127.0.0.1:${relay.port}`,
-    SMS_ACCOUNTS: '10690001',
-    SMSC_URL: `smpp://127.0.0.1:${smsc.port}`,
-    SMSC_SYSTEM_ID: 'cc',
-    SMSC_PASSWORD: randomBytes(6).toString('hex'),
-    APP_KEYS: `shopapp:${APP_SECRET}`,
-  });
+  peers = await startEngineWithPeers('one-customer', { APP_KEYS: `shopapp:${APP_SECRET}` });
+  ({ t, relay, smsc } = peers);
   await agentOnDuty(t.actors, 'ann');
-  await waitFor('SMSC smsc.bound', () => smsc.bound, 20_000);
 });
 
-after(async () => {
-  await t?.stop();
-  await relay?.close();
-  await smsc?.close();
-});
+after(() => peers?.stop());
 
 const conversation = (id: string) => conversationOf(t.actors, id);
 const answer = (id: string) => answerBy(t.actors, 'ann', id);

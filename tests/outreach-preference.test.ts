@@ -4,44 +4,32 @@
 // use (`inbound`) for the rest; a web chat the visitor starts themselves counts only as inbound.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/nats-core';
 import nodemailer from 'nodemailer';
 import smpp from 'smpp';
 import { OutreachClient } from '../edges/outreach-api.ts';
 import type { CustomerContext, Preference } from '../machines/customer.ts';
-import { chatSocket, conversationOf, startTestEngine, type TestEngine } from './support/engine.ts';
+import { chatSocket, conversationOf, startEngineWithPeers, type EngineWithPeers, type TestEngine } from './support/engine.ts';
 import { waitFor } from './support/nats.ts';
-import { startSmsc, startSmtpRelay, type TestRelay, type TestSmsc } from './support/peers.ts';
+import type { TestRelay, TestSmsc } from './support/peers.ts';
 
 let t: TestEngine;
 let nc: NatsConnection;
 let outreach: OutreachClient;
 let relay: TestRelay;
 let smsc: TestSmsc;
+let peers: EngineWithPeers;
 
 before(async () => {
-  relay = await startSmtpRelay();
-  smsc = await startSmsc();
-  t = await startTestEngine('outreach-preference', {
-    EMAIL_ACCOUNTS: 'support@shop.test',
-    SMTP_RELAY_URL: `smtp://127.0.0.1:${relay.port}`,
-    SMS_ACCOUNTS: '10690001',
-    SMSC_URL: `smpp://127.0.0.1:${smsc.port}`,
-    SMSC_SYSTEM_ID: 'cc',
-    SMSC_PASSWORD: randomBytes(6).toString('hex'),
-    WEBCHAT_SITES: 'shop:Shop',
-  });
+  peers = await startEngineWithPeers('outreach-preference', { WEBCHAT_SITES: 'shop:Shop' });
+  ({ t, relay, smsc } = peers);
   nc = await t.nats.connect();
   outreach = new OutreachClient(nc);
-  await waitFor('SMSC smsc.bound', () => smsc.bound, 20_000);
 });
 
 after(async () => {
   await nc?.close();
-  await t?.stop();
-  await relay?.close();
-  await smsc?.close();
+  await peers?.stop();
 });
 
 type Uses = Partial<Record<string, { inbound: number; replies: number }>>;

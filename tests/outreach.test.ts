@@ -15,9 +15,9 @@ import smpp from 'smpp';
 import { selfSignedCert } from '../edges/email/tls.ts';
 import { OutreachClient, type CampaignReply } from '../edges/outreach-api.ts';
 import { loginCookie } from '../web/browser.testing.ts';
-import { agentOnDuty, conversationOf, startTestEngine, type TestEngine } from './support/engine.ts';
+import { agentOnDuty, conversationOf, startEngineWithPeers, type EngineWithPeers, type TestEngine } from './support/engine.ts';
 import { tempDir, waitFor } from './support/nats.ts';
-import { startSmsc, startSmtpRelay, type TestRelay, type TestSmsc } from './support/peers.ts';
+import type { TestRelay, TestSmsc } from './support/peers.ts';
 
 const ADMIN_PASSWORD = randomBytes(12).toString('base64url');
 const MX = 'mx.shop.test';
@@ -28,31 +28,19 @@ let nc: NatsConnection;
 let outreach: OutreachClient;
 let relay: TestRelay;
 let smsc: TestSmsc;
+let peers: EngineWithPeers;
 const ids = { amy: '', bo: '', cy: '' };
 
 before(async () => {
-  relay = await startSmtpRelay();
-  smsc = await startSmsc();
   // The listener's certificate from PEM files, as an operator gives it (SMTP_TLS_CERT / SMTP_TLS_KEY).
   const dir = tempDir('outreach-tls');
   writeFileSync(join(dir, 'cert.pem'), tls.cert);
   writeFileSync(join(dir, 'key.pem'), tls.key, { mode: 0o600 });
-  t = await startTestEngine('outreach', {
-    EMAIL_ACCOUNTS: 'support@shop.test',
-    SMTP_RELAY_URL: `smtp://127.0.0.1:${relay.port}`,
-    SMTP_TLS_CERT: join(dir, 'cert.pem'),
-    SMTP_TLS_KEY: join(dir, 'key.pem'),
-    SMTP_HOSTNAME: MX,
-    SMS_ACCOUNTS: '10690001',
-    SMSC_URL: `smpp://127.0.0.1:${smsc.port}`,
-    SMSC_SYSTEM_ID: 'cc',
-    SMSC_PASSWORD: randomBytes(6).toString('hex'),
-    ADMIN_PASSWORD,
-  });
+  peers = await startEngineWithPeers('outreach', { SMTP_TLS_CERT: join(dir, 'cert.pem'), SMTP_TLS_KEY: join(dir, 'key.pem'), SMTP_HOSTNAME: MX, ADMIN_PASSWORD });
+  ({ t, relay, smsc } = peers);
   nc = await t.nats.connect();
   outreach = new OutreachClient(nc);
   await agentOnDuty(t.actors, 'ann');
-  await waitFor('SMSC smsc.bound', () => smsc.bound, 20_000);
 
   // Three customers in the identity graph, with what their actors learned from use.
   const at = Date.now();
@@ -74,9 +62,7 @@ before(async () => {
 
 after(async () => {
   await nc?.close();
-  await t?.stop();
-  await relay?.close();
-  await smsc?.close();
+  await peers?.stop();
 });
 
 const smsText = (p: smpp.PDU) => String((p.short_message as smpp.DecodedMessage).message ?? p.short_message);

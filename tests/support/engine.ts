@@ -10,6 +10,7 @@ import { startEngine, type Engine } from '../../engine/start.ts';
 import type { ConversationContext } from '../../machines/conversation.ts';
 import { StoreClient } from '../../storage/client.ts';
 import { startTestNats, tempDir, waitFor, type TestNats } from './nats.ts';
+import { startSmsc, startSmtpRelay, type TestRelay, type TestSmsc } from './peers.ts';
 
 export interface TestEngine {
   nats: TestNats;
@@ -84,4 +85,37 @@ export async function chatSocket(url: string, hello: Record<string, unknown> = {
   ws.send(JSON.stringify({ type: 'hello', v: 1, ...hello }));
   const welcome = await waitFor('welcome', () => frames.find((f) => f.type === 'welcome'));
   return { ws, frames, welcome };
+}
+
+export interface EngineWithPeers {
+  t: TestEngine;
+  relay: TestRelay;
+  smsc: TestSmsc;
+  stop(): Promise<void>;
+}
+
+/** An engine whose mail goes to a loopback SMTP relay and whose SMS go to a loopback SMSC (bound before it returns). */
+export async function startEngineWithPeers(name: string, extra: Record<string, string> = {}): Promise<EngineWithPeers> {
+  const relay = await startSmtpRelay();
+  const smsc = await startSmsc();
+  const t = await startTestEngine(name, {
+    EMAIL_ACCOUNTS: 'support@shop.test',
+    SMTP_RELAY_URL: `smtp://127.0.0.1:${relay.port}`,
+    SMS_ACCOUNTS: '10690001',
+    SMSC_URL: `smpp://127.0.0.1:${smsc.port}`,
+    SMSC_SYSTEM_ID: 'cc',
+    SMSC_PASSWORD: crypto.randomUUID(),
+    ...extra,
+  });
+  await waitFor('the SMSC bound', () => smsc.bound, 20_000);
+  return {
+    t,
+    relay,
+    smsc,
+    async stop() {
+      await t.stop();
+      await relay.close();
+      await smsc.close();
+    },
+  };
 }
