@@ -1,13 +1,17 @@
 // `npm run bench -- <name>...`: runs the named benches (all when none is named); each prints JSON lines.
 import { benchActors } from './actors.ts';
 import { benchRouting } from './routing.ts';
+import { benchRoutingRuntime } from './routing-runtime.ts';
 import { benchIdentity } from './identity.ts';
 import { benchWebchat } from './webchat.ts';
 import { benchMedia } from './media.ts';
 
 const benches: Record<string, () => Promise<void>> = {
   actors: benchActors,
-  routing: benchRouting,
+  routing: async () => {
+    await benchRouting();
+    await benchRoutingRuntime();
+  },
   identity: benchIdentity,
   webchat: benchWebchat,
   media: benchMedia,

@@ -3,7 +3,7 @@
 import * as v from 'valibot';
 import { assign, emit, enqueueActions, setup } from 'xstate';
 import { defineKind } from '../actors/kind.ts';
-import { SharedMap, listPart, mapPart, noteChanges, sharedMapPart } from '../actors/parts.ts';
+import { SharedMap, listPart, noteChanges, sharedMapPart } from '../actors/parts.ts';
 import { groupKey, taskIndex } from './task-index.ts';
 import { notify, reply, tell, type Effect } from './effects.ts';
 import {
@@ -64,7 +64,7 @@ export interface QueueContext {
   tasks: Task[];
   workers: SharedMap<Worker>;
   /** Reservations sent and not yet answered: task id and agent, by reservation id. */
-  pending: Record<string, { taskId: string; agent: string; cls: WorkClass }>;
+  pending: SharedMap<Reservation>;
   seq: number;
   stats: QueueStats;
   /** Assignments per second, smoothed: the basis of wait estimates. */
@@ -79,18 +79,78 @@ const LIVE_EVERY_MS = 250;
 
 const defaults = (): QueueConfig => v.parse(QueueConfigSchema, {});
 
+export interface Reservation {
+  taskId: string;
+  agent: string;
+  cls: WorkClass;
+}
+
 /** The agents; a plain record only in a snapshot stored before they were a SharedMap. */
 const roster = (c: QueueContext): SharedMap<Worker> => (c.workers instanceof SharedMap ? c.workers : SharedMap.from(c.workers as unknown as Record<string, Worker>));
 
-/** Reservations each agent has not counted yet, per kind of work: they still take a slot. */
-function unseen(c: QueueContext): Map<string, Record<string, number>> {
-  const out = new Map<string, Record<string, number>>();
-  for (const [rid, p] of Object.entries(c.pending)) {
-    const w = roster(c).get(p.agent);
-    if (w && w.held.includes(rid)) continue;
-    const m = out.get(p.agent) ?? {};
-    m[p.cls] = (m[p.cls] ?? 0) + 1;
-    out.set(p.agent, m);
+/** The reservations; a plain record only in a snapshot stored before they were a SharedMap. */
+const reservations = (c: QueueContext): SharedMap<Reservation> => (c.pending instanceof SharedMap ? c.pending : SharedMap.from(c.pending as unknown as Record<string, Reservation>));
+
+/**
+ * Derived from the reservations: the tasks on offer and each agent's reservations. Agents answer offers
+ * while thousands wait, so this is not rebuilt per step: it moves to each new version of the reservations
+ * and is updated in place (a version asked for again later is rebuilt from scratch).
+ */
+interface OfferIndex {
+  busy: Set<string>;
+  byAgent: Map<string, Map<string, WorkClass>>;
+}
+const offerIndexes = new WeakMap<SharedMap<Reservation>, OfferIndex>();
+
+function offerIndex(p: SharedMap<Reservation>): OfferIndex {
+  let x = offerIndexes.get(p);
+  if (!x) {
+    x = { busy: new Set(), byAgent: new Map() };
+    for (const [rid, r] of p) indexReservation(x, rid, r);
+    offerIndexes.set(p, x);
+  }
+  return x;
+}
+
+function indexReservation(x: OfferIndex, rid: string, r: Reservation): void {
+  x.busy.add(r.taskId);
+  const mine = x.byAgent.get(r.agent) ?? new Map<string, WorkClass>();
+  x.byAgent.set(r.agent, mine.set(rid, r.cls));
+}
+
+function withReservation(p: SharedMap<Reservation>, rid: string, r: Reservation): SharedMap<Reservation> {
+  const next = p.set(rid, r);
+  const x = offerIndexes.get(p);
+  if (x) {
+    offerIndexes.delete(p);
+    indexReservation(x, rid, r);
+    offerIndexes.set(next, x);
+  }
+  return next;
+}
+
+function withoutReservation(p: SharedMap<Reservation>, rid: string): SharedMap<Reservation> {
+  const r = p.get(rid);
+  if (!r) return p;
+  const next = p.delete(rid);
+  const x = offerIndexes.get(p);
+  if (x) {
+    offerIndexes.delete(p);
+    // A task is on offer to one agent at a time, so its id leaves the busy set with its reservation.
+    x.busy.delete(r.taskId);
+    x.byAgent.get(r.agent)?.delete(rid);
+    offerIndexes.set(next, x);
+  }
+  return next;
+}
+
+/** Reservations the agent has not counted yet, per kind of work: they still take a slot. */
+function unseen(x: OfferIndex, w: Worker): Record<string, number> | undefined {
+  let out: Record<string, number> | undefined;
+  for (const [rid, cls] of x.byAgent.get(w.id) ?? []) {
+    if (w.held.includes(rid)) continue;
+    out ??= {};
+    out[cls] = (out[cls] ?? 0) + 1;
   }
   return out;
 }
@@ -111,8 +171,9 @@ export type Focus = 'all' | 'none' | { task: string } | { worker: string };
 export function dispatch(c: QueueContext, now: number, focus: Focus): { context: QueueContext; effects: Effect[] } {
   const effects: Effect[] = [];
   if (focus === 'none') return { context: c, effects };
-  const busy = new Set(Object.values(c.pending).map((p) => p.taskId));
-  const extra = unseen(c);
+  const offers = offerIndex(reservations(c));
+  // Tasks on offer; each offer below adds to it (withReservation).
+  const busy = offers.busy;
   const workers = roster(c);
   const one = typeof focus === 'object' && 'worker' in focus ? workers.get(focus.worker) : undefined;
   const pool = typeof focus === 'object' && 'worker' in focus ? (one ? [one] : []) : [...workers.values()];
@@ -120,17 +181,17 @@ export function dispatch(c: QueueContext, now: number, focus: Focus): { context:
   const current = new Map<string, Worker>();
   for (const w of pool) {
     if (!w.available) continue;
-    const e = effective(w, extra.get(w.id));
+    const e = effective(w, unseen(offers, w));
     if (hasRoom(e)) current.set(e.id, e);
   }
   if (!current.size) return { context: c, effects };
   const index = taskIndex(c.id, c.tasks);
-  let { pending, seq, last } = c;
+  let { seq, last } = c;
+  let pending = reservations(c);
   const offer = (t: Task, worker: Worker, why: Explanation) => {
     const cls = workClass(t.channel);
     const reservationId = `${c.id}-${++seq}`;
-    pending = { ...pending, [reservationId]: { taskId: t.id, agent: worker.id, cls } };
-    busy.add(t.id);
+    pending = withReservation(pending, reservationId, { taskId: t.id, agent: worker.id, cls });
     const taken = { ...worker, load: { ...worker.load, [cls]: worker.load[cls] + 1 } };
     if (hasRoom(taken)) current.set(taken.id, taken);
     else current.delete(taken.id);
@@ -261,7 +322,7 @@ export function liveView(c: QueueContext, now: number) {
   return {
     queue: c.id,
     waiting: c.tasks.length,
-    offering: Object.keys(c.pending).length,
+    offering: reservations(c).size,
     longestWaitSec: Math.round(longest / 1000),
     serviceLevelPct: c.stats.assigned ? Math.round((c.stats.withinSl / c.stats.assigned) * 1000) / 10 : 100,
     agentsAvailable: [...roster(c).values()].filter((w) => w.available).length,
@@ -293,10 +354,7 @@ function replaceTask(c: QueueContext, taskId: string, by?: Task): Task[] {
   return changedTasks(c, by ? c.tasks.with(i, by) : c.tasks.toSpliced(i, 1), [[taskId, by ?? null]]);
 }
 const removeTask = (c: QueueContext, taskId: string) => replaceTask(c, taskId);
-const withoutPending = (c: QueueContext, rid: string) => {
-  const { [rid]: _, ...rest } = c.pending;
-  return rest;
-};
+const withoutPending = (c: QueueContext, rid: string) => withoutReservation(reservations(c), rid);
 
 export const queueMachine = setup({
   types: {} as { context: QueueContext; events: QueueEvent; input: { id: string } },
@@ -321,7 +379,7 @@ export const queueMachine = setup({
       const overflow = context.config.overflow;
       let c = context;
       if (overflow) {
-        const busy = new Set(Object.values(c.pending).map((p) => p.taskId));
+        const busy = offerIndex(reservations(c)).busy;
         const gone = c.tasks.filter((t) => !busy.has(t.id) && now - t.enqueuedAt >= overflow.afterSec * 1000);
         for (const t of gone) {
           // A new queue is a new chance: agents who declined here may be asked there.
@@ -358,7 +416,7 @@ export const queueMachine = setup({
     config: defaults(),
     tasks: [],
     workers: SharedMap.from<Worker>(),
-    pending: {},
+    pending: SharedMap.from<Reservation>(),
     seq: 0,
     stats: { added: 0, assigned: 0, withinSl: 0, overflowed: 0, cancelled: 0, rejected: 0, timeouts: 0, refused: 0, waitMs: {}, count: {} },
     rate: 0,
@@ -449,7 +507,7 @@ export const queueMachine = setup({
     'reservation.refused': {
       actions: [
         assign(({ context, event }) => {
-          const p = context.pending[event.reservationId];
+          const p = reservations(context).get(event.reservationId);
           const w = p && roster(context).get(p.agent);
           // The agent's own view wins: it was not free, so route elsewhere until it says otherwise.
           return {
@@ -481,7 +539,7 @@ export const queueKind = defineKind({
   collections: {
     tasks: listPart((t: Task) => t.id, (tasks: Task[], c: QueueContext) => sortTasks(tasks, c.config)),
     workers: sharedMapPart(),
-    pending: mapPart(),
+    pending: sharedMapPart(),
   },
 });
 
