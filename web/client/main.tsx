@@ -572,8 +572,12 @@ function App() {
   useEffect(() => void reloadMe(), []);
   useEffect(() => {
     document.documentElement.lang = lang;
-    localStorage.setItem('cc.lang', lang);
   }, [lang]);
+  // Saved at once, not after the next render: a reload right after the choice must keep it.
+  const chooseLang = (l: Lang) => {
+    localStorage.setItem('cc.lang', l);
+    setLang(l);
+  };
   useEffect(() => {
     if (!me) return;
     return connectLive((f) => listeners.forEach((l) => l(f)), setOnline);
@@ -582,7 +586,7 @@ function App() {
   const langPicker = (
     <>
       <label for="lang">{t.language}</label>
-      <select id="lang" value={lang} onChange={(e: Event) => setLang((e.target as HTMLSelectElement).value as Lang)}>
+      <select id="lang" value={lang} onChange={(e: Event) => chooseLang((e.target as HTMLSelectElement).value as Lang)}>
         <option value="en">English</option>
         <option value="zh-CN">中文</option>
       </select>
