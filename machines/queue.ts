@@ -188,10 +188,13 @@ export function dispatch(c: QueueContext, now: number, focus: Focus): { context:
   const index = taskIndex(c.id, c.tasks);
   let { seq, last } = c;
   let pending = reservations(c);
+  // Offered tasks are marked in the list at the end (the task index then keeps them out of its groups).
+  const marked: [Task, Task][] = [];
   const offer = (t: Task, worker: Worker, why: Explanation) => {
     const cls = workClass(t.channel);
     const reservationId = `${c.id}-${++seq}`;
     pending = withReservation(pending, reservationId, { taskId: t.id, agent: worker.id, cls });
+    marked.push([t, { ...t, offer: reservationId }]);
     const taken = { ...worker, load: { ...worker.load, [cls]: worker.load[cls] + 1 } };
     if (hasRoom(taken)) current.set(taken.id, taken);
     else current.delete(taken.id);
@@ -222,7 +225,7 @@ export function dispatch(c: QueueContext, now: number, focus: Focus): { context:
       const { explanation } = bestWorker(best, [w], now, c.config);
       offer(best, w, explanation!);
     }
-    return { context: { ...c, pending, seq, last }, effects };
+    return { context: { ...c, tasks: markOffers(c, marked), pending, seq, last }, effects };
   }
 
   // Free agents that fit, by escalation step and then by the needs of tasks alike: found once per dispatch.
@@ -260,7 +263,7 @@ export function dispatch(c: QueueContext, now: number, focus: Focus): { context:
     const why = unmatched ? { ...explanation, others, passed: { ...explanation.passed, 'no match under this rule': unmatched } } : explanation;
     offer(t, current.get(explanation.agent)!, why);
   }
-  return { context: { ...c, pending, seq, last }, effects };
+  return { context: { ...c, tasks: markOffers(c, marked), pending, seq, last }, effects };
 }
 
 const hasRoom = (w: Worker) => w.available && (w.load.voice < w.capacity.voice || w.load.chat < w.capacity.chat || w.load.email < w.capacity.email);
@@ -354,6 +357,17 @@ function replaceTask(c: QueueContext, taskId: string, by?: Task): Task[] {
   return changedTasks(c, by ? c.tasks.with(i, by) : c.tasks.toSpliced(i, 1), [[taskId, by ?? null]]);
 }
 const removeTask = (c: QueueContext, taskId: string) => replaceTask(c, taskId);
+
+/** The list with each offered task replaced by its marked copy, in place (offers do not move a task). */
+function markOffers(c: QueueContext, marked: [Task, Task][]): Task[] {
+  if (!marked.length) return c.tasks;
+  const list = c.tasks.slice();
+  for (const [t, m] of marked) list[indexOfTask(c, t)] = m;
+  return changedTasks(c, list, marked.map(([t, m]) => [t.id, m]));
+}
+
+/** The task off offer again, if it was on offer under this reservation (a late duplicate answer changes nothing). */
+const offerEnded = (t: Task, rid: string): Task => (t.offer === rid ? { ...t, offer: undefined } : t);
 const withoutPending = (c: QueueContext, rid: string) => withoutReservation(reservations(c), rid);
 
 export const queueMachine = setup({
@@ -444,7 +458,7 @@ export const queueMachine = setup({
             const old = findTask(context, event.task.id);
             const rest = old ? context.tasks.toSpliced(indexOfTask(context, old), 1) : context.tasks;
             const i = sortedIndex(rest, event.task, context.config);
-            const task = { ...event.task, told: i + 1 };
+            const task = { ...event.task, told: i + 1, offer: undefined };
             enqueue.assign({
               tasks: changedTasks(context, rest.toSpliced(i, 0, task), [[task.id, task]]),
               stats: { ...context.stats, added: context.stats.added + 1 },
@@ -498,7 +512,7 @@ export const queueMachine = setup({
         assign(({ context, event }) => ({
           pending: withoutPending(context, event.reservationId),
           // The agent who declined is not offered the same task again.
-          tasks: ((t) => (t ? replaceTask(context, t.id, { ...t, excluded: [...t.excluded, event.agent] }) : context.tasks))(findTask(context, event.taskId)),
+          tasks: ((t) => (t ? replaceTask(context, t.id, { ...offerEnded(t, event.reservationId), excluded: [...t.excluded, event.agent] }) : context.tasks))(findTask(context, event.taskId)),
           stats: { ...context.stats, rejected: context.stats.rejected + (event.reason === 'timeout' ? 0 : 1), timeouts: context.stats.timeouts + (event.reason === 'timeout' ? 1 : 0) },
         })),
         'route',
@@ -509,9 +523,11 @@ export const queueMachine = setup({
         assign(({ context, event }) => {
           const p = reservations(context).get(event.reservationId);
           const w = p && roster(context).get(p.agent);
+          const t = p && findTask(context, p.taskId);
           // The agent's own view wins: it was not free, so route elsewhere until it says otherwise.
           return {
             pending: withoutPending(context, event.reservationId),
+            tasks: t && t.offer === event.reservationId ? replaceTask(context, t.id, offerEnded(t, event.reservationId)) : context.tasks,
             workers: w ? roster(context).set(w.id, { ...w, available: false }) : context.workers,
             stats: { ...context.stats, refused: context.stats.refused + 1 },
           };

@@ -47,6 +47,8 @@ export const TaskSchema = v.object({
   excluded: v.optional(v.array(v.string()), []),
   /** The queue position the customer was last told. */
   told: v.optional(v.number()),
+  /** Set by the queue: the reservation this task is on offer under (it then waits outside the routing groups). */
+  offer: v.optional(v.string()),
 });
 export type Task = v.InferOutput<typeof TaskSchema>;
 

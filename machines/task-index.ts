@@ -77,6 +77,8 @@ function carry(prev: TaskIndex, list: Task[]): TaskIndex {
 
 function add(index: TaskIndex, t: Task): void {
   index.byId.set(t.id, t);
+  // A task on offer waits for its agent's answer: routing a freed agent must not walk past it at a group's head.
+  if (t.offer !== undefined) return;
   const key = groupKey(t);
   const g = index.groups.get(key);
   if (!g) {
