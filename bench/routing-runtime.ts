@@ -10,6 +10,7 @@ import { queueKind } from '../machines/queue.ts';
 import { QueueConfigSchema, type Channel } from '../machines/routing.ts';
 import { startTestNats } from '../tests/support/nats.ts';
 import { percentile, report, throughput } from './report.ts';
+import { benchTask, benchWorker } from './routing.ts';
 
 type Load = { voice: number; chat: number; email: number };
 interface Reserve {
@@ -29,27 +30,10 @@ export async function benchRoutingRuntime(): Promise<void> {
     const queue = 'queue/bench';
     const at = Date.now();
     await node.tell(queue, { type: 'configure', at, config: v.parse(QueueConfigSchema, { steps: [{ afterSec: 0, match: 'exact' }, { afterSec: 60, match: 'any-level' }] }) });
-    const skills = ['after-sales', 'finance', 'billing', 'tech'];
-    const worker = (i: number, available: boolean, load: Load = { voice: 0, chat: 0, email: 0 }, held: string[] = []) => ({
-      id: `a${i}`,
-      available,
-      skills: { [skills[i % 4]]: 1 + (i % 5), [skills[(i + 1) % 4]]: 1 + (i % 3), zh: 1, ...(i % 2 ? { en: 1 } : {}) },
-      capacity: { voice: 1, chat: 3, email: 5 },
-      load,
-      idleSince: at - i * 1000,
-      held,
-    });
+    const worker = (i: number, available: boolean, load?: Load, held?: string[]) => benchWorker(i, at, available, load, held);
     await throughput(AGENTS, 64, (i) => node.tell(queue, { type: 'worker.update', at, worker: worker(i, false) }));
     const added = performance.now();
-    await throughput(TASKS, 64, (i) => {
-      const r = i % 20;
-      const channel: Channel = r < 11 ? 'webchat' : r < 17 ? 'email' : 'voice';
-      return node.tell(queue, {
-        type: 'task.add',
-        at: at + i,
-        task: { id: `t${i}`, channel, skills: [{ name: skills[i % 4], level: 1 + (i % 3) }], language: i % 3 ? 'zh' : 'en', tier: i % 10 === 0 ? 'vip' : 'normal', urgent: false, enqueuedAt: at + i, attrs: {}, excluded: [] },
-      });
-    });
+    await throughput(TASKS, 64, (i) => node.tell(queue, { type: 'task.add', at: at + i, task: benchTask(i, at) }));
     const view = () => node.ask<{ waiting: number; offering: number; stats: { assigned: number } }>(queue, { type: 'get' }, { timeoutMs: 120_000 });
     while ((await view()).waiting < TASKS) await new Promise((r) => setTimeout(r, 200));
     const addS = (performance.now() - added) / 1000;
