@@ -67,15 +67,19 @@ export interface WorkspaceStack {
   base: string;
   adminPassword: string;
   browser: Browser;
+  /** The engine's DATA_DIR (sipp's working directory in the call tests). */
+  dir: string;
+  sipPort: number;
   stop(): Promise<void>;
 }
 
 /** A whole engine on real parts (nats-server, in-memory SurrealDB, file blobs), the workspace, a shop page and Chromium. */
-export async function startWorkspaceStack(name: string, extraEnv: Record<string, string> = {}): Promise<WorkspaceStack> {
+export async function startWorkspaceStack(name: string, extraEnv: Record<string, string> = {}, chromiumArgs: string[] = []): Promise<WorkspaceStack> {
   const nats = await startTestNats();
   const enginePort = await freePort();
+  const sipPort = await freePort();
   const adminPassword = crypto.randomUUID();
-  const env = { NATS_URL: nats.urls[0], DATA_DIR: tempDir(name), SURREAL_URL: 'mem://', PORT: String(enginePort), SMTP_PORT: String(await freePort()), SIP_PORT: String(await freePort()), MEDIA_WORKERS: '1', ACTOR_SHARDS: '4', WEBCHAT_SITES: 'shop:Shop', LOG_LEVEL: 'warn', ADMIN_PASSWORD: adminPassword, ...extraEnv };
+  const env = { NATS_URL: nats.urls[0], DATA_DIR: tempDir(name), SURREAL_URL: 'mem://', PORT: String(enginePort), SMTP_PORT: String(await freePort()), SIP_PORT: String(sipPort), MEDIA_WORKERS: '1', ACTOR_SHARDS: '4', WEBCHAT_SITES: 'shop:Shop', LOG_LEVEL: 'warn', ADMIN_PASSWORD: adminPassword, ...extraEnv };
   const engine = await startEngine(loadConfig(env), pino({ level: 'warn' }), env);
   const nc = await nats.connect();
   const actors = new ActorClient(nc, 4);
@@ -86,9 +90,10 @@ export async function startWorkspaceStack(name: string, extraEnv: Record<string,
   site.get('/shop', (c) => c.html(`<!doctype html><html lang="zh-CN"><body><h1>Shop</h1><script src="http://127.0.0.1:${enginePort}/webchat/v1/widget.js" data-site="shop" data-lang="zh-CN"></script></body></html>`));
   site.route('/', ws.app);
   const http: HttpServer = await serve(site.fetch, await freePort(), '127.0.0.1');
-  const browser = await launchChromium();
+  const browser = await launchChromium(chromiumArgs);
   return {
-    nats, engine, ws, actors, store, browser, adminPassword,
+    nats, engine, ws, actors, store, browser, adminPassword, sipPort,
+    dir: env.DATA_DIR,
     base: `http://127.0.0.1:${http.port}`,
     async stop() {
       await browser.close();

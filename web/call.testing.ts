@@ -7,20 +7,12 @@ import { createSocket } from 'node:dgram';
 import { existsSync, mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import pino from 'pino';
-import type { Browser, Page } from 'playwright-core';
-import { CHROMIUM, launchChromium, loginCookie } from './browser.testing.ts';
-import { ActorClient } from '../actors/client.ts';
-import { loadConfig } from '../engine/config.ts';
-import { freePort } from '../engine/nats-server.ts';
-import { startEngine, type Engine } from '../engine/start.ts';
+import type { Page } from 'playwright-core';
+import { CHROMIUM, loginCookie, startWorkspaceStack, type WorkspaceStack } from './browser.testing.ts';
 import { buildRtp, buildTelephoneEvent, parseRtp, type RtpPacket } from '../media/rtp.ts';
 import { MediaClient } from '../media/service.ts';
-import { serve, type HttpServer } from '../platform/serve.ts';
-import { StoreClient } from '../storage/client.ts';
 import { writeRtpPcap } from '../tests/support/pcap.ts';
-import { startTestNats, tempDir, waitFor, type TestNats } from '../tests/support/nats.ts';
-import { workspace, type Workspace } from './server/routes.ts';
+import { waitFor } from '../tests/support/nats.ts';
 
 const HERE = import.meta.dirname;
 export const SHOTS = resolve('.test-data/screenshots');
@@ -30,48 +22,20 @@ export const CALL_SKIP: string | false = !existsSync(CHROMIUM) ? `no ${CHROMIUM}
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export interface CallStack {
-  nats: TestNats;
-  engine: Engine;
-  ws: Workspace;
-  browser: Browser;
-  /** The workspace's origin. */
-  base: string;
-  /** sipp's working directory (its pcap goes there). */
-  dir: string;
-  sipPort: number;
-  actors: ActorClient;
+export interface CallStack extends WorkspaceStack {
   media: MediaClient;
-  adminPassword: string;
-  stop(): Promise<void>;
 }
 
+/** The workspace stack with the voice parts on loopback, the prompts, and a Chromium with a fake microphone. */
 export async function startCallStack(name: string): Promise<CallStack> {
-  const nats = await startTestNats();
-  const dir = tempDir(name);
-  const sipPort = await freePort();
-  const adminPassword = crypto.randomUUID();
-  const env = { NATS_URL: nats.urls[0], DATA_DIR: dir, SURREAL_URL: 'mem://', PORT: String(await freePort()), SMTP_PORT: String(await freePort()), SIP_PORT: String(sipPort), SIP_HOST: '127.0.0.1', MEDIA_LISTEN_IP: '127.0.0.1', MEDIA_WORKERS: '1', ACTOR_SHARDS: '4', LOG_LEVEL: 'warn', ADMIN_PASSWORD: adminPassword, PROMPTS_DIR: PROMPTS };
-  const engine = await startEngine(loadConfig(env), pino({ level: 'warn' }), env);
-  const nc = await nats.connect();
-  const actors = new ActorClient(nc, 4);
-  const ws = await workspace({ nc, actors, store: new StoreClient(nc), log: pino({ level: 'warn' }), dataDir: dir, env: { ADMIN_PASSWORD: adminPassword }, blobs: engine.blobs!.store });
-  const http: HttpServer = await serve(ws.app.fetch, await freePort(), '127.0.0.1');
-  // A microphone without a person: Chromium's fake device (a beep) and no permission prompt.
-  const browser = await launchChromium(['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', '--autoplay-policy=no-user-gesture-required']);
+  const stack = await startWorkspaceStack(name, { SIP_HOST: '127.0.0.1', MEDIA_LISTEN_IP: '127.0.0.1', PROMPTS_DIR: PROMPTS }, [
+    // A microphone without a person: Chromium's fake device (a beep) and no permission prompt.
+    '--use-fake-ui-for-media-stream',
+    '--use-fake-device-for-media-stream',
+    '--autoplay-policy=no-user-gesture-required',
+  ]);
   mkdirSync(SHOTS, { recursive: true });
-  return {
-    nats, engine, ws, browser, dir, sipPort, actors, adminPassword,
-    media: new MediaClient(nc),
-    base: `http://127.0.0.1:${http.port}`,
-    async stop() {
-      await browser.close();
-      await http.close();
-      await ws.stop();
-      await engine.stop();
-      await nats.stop();
-    },
-  };
+  return { ...stack, media: new MediaClient(stack.actors.nc) };
 }
 
 /** A signed-in API session that answers the status and body, whatever the status (for refusals). */
