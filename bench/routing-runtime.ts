@@ -11,9 +11,8 @@ import { queueKind } from '../machines/queue.ts';
 import { QueueConfigSchema, type Channel } from '../machines/routing.ts';
 import { startTestNats } from '../tests/support/nats.ts';
 import { percentile, report, throughput } from './report.ts';
-import { benchTask, benchWorker } from './routing.ts';
+import { benchTask, benchWorker, type Load } from './routing.ts';
 
-type Load = { voice: number; chat: number; email: number };
 interface Reserve {
   type: 'reserve';
   reservationId: string;

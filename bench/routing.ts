@@ -60,7 +60,7 @@ function hostedQueue() {
 }
 
 const SKILLS = ['after-sales', 'finance', 'billing', 'tech'];
-type Load = { voice: number; chat: number; email: number };
+export type Load = { voice: number; chat: number; email: number };
 
 /** Agent i of the routing benches: two skills at mixed levels, Chinese, every other one English too. */
 export function benchWorker(i: number, at: number, available: boolean, load: Load = { voice: 0, chat: 0, email: 0 }, held: string[] = []) {
