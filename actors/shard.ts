@@ -36,6 +36,8 @@ class Activation {
   lastUsed = 0;
   /** The stored view of the kind's large context fields (parts.ts), by field. */
   parts: Map<string, PartState> | undefined = undefined;
+  /** The stored record, when its outbox has been sent but is still in it: the next record, or a write once the mailbox is empty, clears it. */
+  sent: ActorRecord | undefined = undefined;
 }
 
 const MAX_BATCH = 64;
@@ -233,6 +235,9 @@ export class Shard {
             this.svc.gate.leave();
           }
           pause = 50;
+          batch = undefined;
+          // Quiet for now: the sent outbox is cleared (mail that arrives meanwhile keeps the loop going).
+          if (!a.mailbox?.length && a.sent && a.snap && this.live) await this.clearOutbox(id, a, a.sent);
         } catch (e) {
           // Transient (NATS timeout, leader change): the write may or may not have landed, so reload and
           // apply the batch again; mail the snapshot already covers is skipped by its sequence.
@@ -253,6 +258,7 @@ export class Shard {
   private async activate(id: string, a: Activation): Promise<boolean> {
     const { kind, stepper } = this.hk;
     const who = `${kind.name}/${id}`;
+    a.sent = undefined;
     const entry = await this.svc.stateKv.get(keys.state({ kind: kind.name, id }));
     let pending: ActorRecord | undefined;
     try {
@@ -285,7 +291,10 @@ export class Shard {
       return false;
     }
     // An outbox written by a step whose publishes were cut short goes out now (deduplicated by message id).
-    if (pending) await this.flushOutbox(id, a, pending);
+    if (pending) {
+      await this.publishOutbox(pending);
+      await this.clearOutbox(id, a, pending);
+    }
     // The shard was stopped while this actor was loading: it is not live here, and never was.
     if (!this.live || this.acts.get(id) !== a) return false;
     this.deadlines.set(id, earliest(a.timers));
@@ -482,7 +491,12 @@ export class Shard {
       a.steps = steps;
       a.timers = timers;
       a.init = undefined;
-      if (outbox.length) await this.flushOutbox(id, a, record);
+      // This record replaced any earlier one whose outbox was still stored.
+      a.sent = undefined;
+      if (outbox.length) {
+        await this.publishOutbox(record);
+        a.sent = record;
+      }
       if (newDue !== oldDue && !sooner) await this.writeDeadline(id, newDue);
       this.deadlines.set(id, newDue);
     } else if (batch.some((w) => w.t === 'timer')) {
@@ -551,7 +565,7 @@ export class Shard {
     a.mailbox = batch.concat(a.mailbox ?? []);
   }
 
-  private async flushOutbox(id: string, a: Activation, record: ActorRecord): Promise<void> {
+  private async publishOutbox(record: ActorRecord): Promise<void> {
     const { js } = this.svc;
     await Promise.all(
       record.outbox.map((o) => {
@@ -560,7 +574,14 @@ export class Shard {
         return js.publish(o.subject, enc.encode(o.data), { msgID: o.msgId, headers: h });
       }),
     );
-    // Sent: clear the outbox so a much later activation does not send again after the dedup window.
+  }
+
+  /**
+   * Sent: the outbox is cleared so that a much later activation does not send it again after the dedup
+   * window. A busy actor's next record clears it anyway, so this write waits until its mailbox is empty.
+   */
+  private async clearOutbox(id: string, a: Activation, record: ActorRecord): Promise<void> {
+    a.sent = undefined;
     if (!(await this.save(id, a, { ...record, outbox: [] }))) a.snap = undefined;
   }
 

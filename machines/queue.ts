@@ -230,10 +230,8 @@ export function dispatch(c: QueueContext, now: number, focus: Focus): { context:
 
   // Free agents that fit, by escalation step and then by the needs of tasks alike: found once per dispatch.
   const matching = c.config.steps.map(() => new Map<string, Worker[]>());
-  const tasks = typeof focus === 'object' && 'task' in focus ? [index.byId.get(focus.task)].filter((t): t is Task => Boolean(t)) : c.tasks;
-  for (const t of tasks) {
-    if (!current.size) break;
-    if (busy.has(t.id)) continue;
+  /** Offers `t` to the best free agent that fits it; false when none does. */
+  const place = (t: Task): boolean => {
     const { index: stepIndex, step } = currentStep(t, now, c.config.steps);
     const key = groupKey(t);
     const byKey = matching[stepIndex] ?? (matching[stepIndex] = new Map());
@@ -249,9 +247,9 @@ export function dispatch(c: QueueContext, now: number, focus: Focus): { context:
       });
     }
     byKey.set(key, found);
-    if (!found.length) continue;
+    if (!found.length) return false;
     const { explanation } = bestWorker(t, found, now, c.config);
-    if (!explanation) continue;
+    if (!explanation) return false;
     // The free agents that did not fit are summed up, the first few with their reason.
     const others = [...explanation.others];
     let unmatched = 0;
@@ -262,6 +260,42 @@ export function dispatch(c: QueueContext, now: number, focus: Focus): { context:
     }
     const why = unmatched ? { ...explanation, others, passed: { ...explanation.passed, 'no match under this rule': unmatched } } : explanation;
     offer(t, current.get(explanation.agent)!, why);
+    return true;
+  };
+
+  if (typeof focus === 'object' && 'task' in focus) {
+    const t = index.byId.get(focus.task);
+    if (t && !busy.has(t.id)) place(t);
+    return { context: { ...c, tasks: markOffers(c, marked), pending, seq, last }, effects };
+  }
+
+  // Every waiting task in priority order, read off the groups' heads: within a group the first waiting
+  // task ranks highest (same boost, waited longest), and when no free agent fits it none fits the tasks
+  // behind it (they waited less, so their rule is no wider), so the group is done. Ten thousand waiting
+  // tasks in a hundred groups cost a hundred looks per offer, not ten thousand.
+  const heads = new Map<string, { group: Task[]; at: number }>();
+  for (const [key, group] of index.groups) heads.set(key, { group, at: 0 });
+  while (current.size && heads.size) {
+    let best: Task | undefined;
+    let bestKey = -Infinity;
+    let bestGroup = '';
+    for (const [key, h] of heads) {
+      while (h.at < h.group.length && busy.has(h.group[h.at].id)) h.at++;
+      const t = h.group[h.at];
+      if (!t) {
+        heads.delete(key);
+        continue;
+      }
+      const k = orderKey(t, c.config);
+      if (k > bestKey || (k === bestKey && best && t.enqueuedAt < best.enqueuedAt)) {
+        best = t;
+        bestKey = k;
+        bestGroup = key;
+      }
+    }
+    if (!best) break;
+    if (place(best)) heads.get(bestGroup)!.at++;
+    else heads.delete(bestGroup);
   }
   return { context: { ...c, tasks: markOffers(c, marked), pending, seq, last }, effects };
 }

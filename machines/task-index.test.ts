@@ -1,5 +1,5 @@
-// The queue's unstored task index stays equal to its list through random steps, and routing one freed
-// agent through the index offers exactly what a scan of every task would.
+// The queue's unstored task index stays equal to its list through random steps, and routing through the
+// index (one freed agent, or every free agent at once) offers exactly what a scan of every task would.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as v from 'valibot';
@@ -8,7 +8,7 @@ import { SharedMap } from '../actors/parts.ts';
 import { Stepper } from '../actors/step.ts';
 import { QueueEventSchema, dispatch, queueMachine, type QueueContext } from './queue.ts';
 import { groupKey, taskIndex } from './task-index.ts';
-import type { Task, Worker } from './routing.ts';
+import { bestWorker, currentStep, fits, workClass, type Task, type Worker } from './routing.ts';
 
 const at = 1_700_000_000_000;
 const skills = ['sales', 'billing', 'tech'];
@@ -93,5 +93,46 @@ test('a freed agent gets through the index exactly what scanning every task woul
     const viaScan = dispatch(c, now, 'all').effects.map((e) => (e.type === 'effect.tell' ? (e.event as unknown as { task: Task }).task.id : ''));
     assert.ok(viaScan.length > 0);
     assert.deepEqual(viaIndex, viaScan, `round ${round}`);
+  }
+});
+
+/** The plain reading of routing: every waiting task in priority order to the best free agent that fits it. */
+function scanEveryTask(c: QueueContext, now: number): string[] {
+  const free = new Map<string, Worker>();
+  for (const w of c.workers.values()) if (w.available) free.set(w.id, w);
+  const offers: string[] = [];
+  for (const t of c.tasks) {
+    if (t.offer !== undefined) continue;
+    const { step } = currentStep(t, now, c.config.steps);
+    const found = [...free.values()].filter((w) => fits(w, t, step));
+    const { worker } = bestWorker(t, found, now, c.config);
+    if (!worker) continue;
+    offers.push(`${t.id}>${worker.id}`);
+    const cls = workClass(t.channel);
+    free.set(worker.id, { ...worker, load: { ...worker.load, [cls]: worker.load[cls] + 1 } });
+  }
+  return offers;
+}
+
+test('every free agent at once: routing through the group heads offers what a scan of every task in priority order would', () => {
+  const stepper = new Stepper(queueMachine);
+  for (let round = 0; round < 30; round++) {
+    let snap: AnyMachineSnapshot = stepper.initial({ id: `all${round}` }).snapshot;
+    const step = (e: Record<string, unknown>) => (snap = stepper.step(snap, v.parse(QueueEventSchema, e) as EventObject).snapshot);
+    step({ type: 'configure', at, config: { steps: [{ afterSec: 0, match: 'exact' }, { afterSec: 300, match: 'any-level' }, { afterSec: 900, match: 'anyone' }] } });
+    for (let i = 0; i < 400; i++) step({ type: 'task.add', at: at + i * 1000, task: task(i) });
+    // Some agents free, some away; some already carrying work.
+    const workers: Record<string, Worker> = {};
+    for (let i = 0; i < 5 + rnd(40); i++) {
+      const w = worker(round * 50 + i, rnd(4) > 0);
+      workers[w.id] = { ...w, load: { voice: rnd(2), chat: rnd(3), email: rnd(4) } };
+    }
+    const c = { ...(snap.context as QueueContext), workers: SharedMap.from(workers) };
+    const now = at + 250_000 + rnd(1_000_000);
+    const offers = dispatch(c, now, 'all').effects.flatMap((e) =>
+      e.type === 'effect.tell' && e.event.type === 'reserve' ? [`${(e.event as unknown as { task: Task }).task.id}>${e.to.split('/')[1]}`] : [],
+    );
+    assert.ok(offers.length > 0, `round ${round}`);
+    assert.deepEqual(offers, scanEveryTask(c, now), `round ${round}`);
   }
 });

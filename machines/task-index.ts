@@ -49,7 +49,8 @@ function build(list: Task[]): TaskIndex {
 function carry(prev: TaskIndex, list: Task[]): TaskIndex {
   const old = prev.list;
   const noted = notedChanges(old, list);
-  if (noted && noted.length <= 64) {
+  // Each noted change costs a search in its group; rebuilding costs a sort of the whole list.
+  if (noted && noted.length <= Math.max(64, list.length >> 3)) {
     built.delete(old);
     const index: TaskIndex = { list, byId: prev.byId, groups: prev.groups };
     for (const [id, t] of noted) {
@@ -96,7 +97,17 @@ function remove(index: TaskIndex, t: Task): void {
   const key = groupKey(t);
   const g = index.groups.get(key);
   if (!g) return;
-  const i = g.indexOf(t);
+  // Groups are in arrival order: search by it, then look among the tasks that arrived at the same time.
+  let lo = 0;
+  let hi = g.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (g[mid].enqueuedAt < t.enqueuedAt) lo = mid + 1;
+    else hi = mid;
+  }
+  let i = lo;
+  while (i < g.length && g[i] !== t && g[i].enqueuedAt === t.enqueuedAt) i++;
+  if (g[i] !== t) i = g.indexOf(t);
   if (i >= 0) g.splice(i, 1);
   if (!g.length) index.groups.delete(key);
 }
