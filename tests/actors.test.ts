@@ -131,6 +131,10 @@ describe('actor runtime, one node', () => {
     await waitFor('forwarded', async () => (await node.ask<Count>('counter/dst', { type: 'get' })).count === 10);
     await new Promise((r) => setTimeout(r, 300));
     assert.equal((await node.ask<Count>('counter/dst', { type: 'get' })).count, 10);
+    // Sent, and the sender's mailbox is empty: its stored outbox is cleared, so that an activation long
+    // after the dedup window sends nothing again.
+    const kv = await new Kvm(nc).open(STATE_BUCKET);
+    await waitFor('outbox cleared', async () => (await kv.get('counter.src'))!.json<{ outbox: unknown[] }>().outbox.length === 0);
   });
 
   test('idle actors passivate and come back from their snapshot', async () => {
