@@ -72,6 +72,19 @@ describe('actor runtime, one node', () => {
     assert.equal(v.context.count, 5);
   });
 
+  test('an idle actor answers a question at once; an ask that changes it is stored like any message', async () => {
+    await node.tell('counter/quick', { type: 'inc', by: 2 });
+    await waitFor('count 2', async () => (await node.ask<Count>('counter/quick', { type: 'get' })).count === 2);
+    const seen = await Promise.all(Array.from({ length: 20 }, () => node.ask<Count>('counter/quick', { type: 'get' })));
+    assert.ok(seen.every((c) => c.count === 2));
+    // Asks that change the actor, sent together: each applied once, in order, and stored.
+    const views = await Promise.all([1, 2, 3].map((by) => node.ask<{ context: { count: number } }>('counter/quick', { type: 'inc', by })));
+    assert.deepEqual(views.map((v) => v.context.count), [3, 5, 8]);
+    const kv = await new Kvm(nc).open(STATE_BUCKET);
+    assert.equal((await kv.get('counter.quick'))!.json<{ snapshot: { context: { count: number } } }>().snapshot.context.count, 8);
+    assert.equal((await node.ask<Count>('counter/quick', { type: 'get' })).count, 8);
+  });
+
   test('bad input is rejected with a reason', async () => {
     await assert.rejects(node.tell('counter/has.dot', { type: 'inc' }), /actor id must be/);
     await assert.rejects(node.tell('nokind', { type: 'inc' }), /actor address must be kind\/id/);
