@@ -195,35 +195,7 @@ export class Shard {
     } catch (e) {
       return void m.respond(answer(false, `invalid event: ${(e as Error).message}`));
     }
-    const a = this.acts.get(id);
-    if (a?.snap && !a.running && !a.mailbox && !a.init && this.answerNow(a, m, event)) return;
     this.enqueue(id, { t: 'ask', msg: m, event });
-  }
-
-  /**
-   * A resident actor with nothing to do answers a question that changes nothing at once: the same pure
-   * step, nothing to store, and nothing else of this actor runs meanwhile (it is idle and this is
-   * synchronous). False when the step would change anything: the ask then runs as any message does.
-   */
-  private answerNow(a: Activation, m: Msg, event: EventObject): boolean {
-    const started = performance.now();
-    let res: StepResult;
-    try {
-      res = this.hk.stepper.step(a.snap!, event);
-    } catch {
-      return false; // retried, and reported if it keeps failing, on the usual path
-    }
-    if (res.snapshot !== a.snap || res.timers.length || res.cancels.length || res.named.length) return false;
-    let reply: { data: unknown } | undefined;
-    for (const e of res.effects) {
-      if (e.type !== 'effect.reply') return false;
-      reply = { data: e.data };
-    }
-    m.respond(answer(true, reply ? reply.data : view(this.stored(a.snap!))));
-    a.lastUsed = Date.now();
-    this.svc.metrics.messages.inc(this.viaAsk);
-    this.svc.metrics.processing.observe(this.label, (performance.now() - started) / 1000);
-    return true;
   }
 
   private validate(raw: unknown): EventObject {

@@ -72,7 +72,7 @@ describe('actor runtime, one node', () => {
     assert.equal(v.context.count, 5);
   });
 
-  test('an idle actor answers a question at once; an ask that changes it is stored like any message', async () => {
+  test('asks are answered with the state right after them, and an ask that changes the actor is stored', async () => {
     await node.tell('counter/quick', { type: 'inc', by: 2 });
     await waitFor('count 2', async () => (await node.ask<Count>('counter/quick', { type: 'get' })).count === 2);
     const seen = await Promise.all(Array.from({ length: 20 }, () => node.ask<Count>('counter/quick', { type: 'get' })));
