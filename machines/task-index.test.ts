@@ -79,15 +79,20 @@ test('the index follows every add, cancel, rejection and assignment', () => {
   assert.ok(next > 500);
 });
 
-test('a freed agent gets through the index exactly what scanning every task would give it', () => {
+/** A queue with three escalation steps and 400 tasks waiting, one a second. */
+function waitingQueue(id: string): QueueContext {
   const stepper = new Stepper(queueMachine);
+  let snap: AnyMachineSnapshot = stepper.initial({ id }).snapshot;
+  const step = (e: Record<string, unknown>) => (snap = stepper.step(snap, v.parse(QueueEventSchema, e) as EventObject).snapshot);
+  step({ type: 'configure', at, config: { steps: [{ afterSec: 0, match: 'exact' }, { afterSec: 300, match: 'any-level' }, { afterSec: 900, match: 'anyone' }] } });
+  for (let i = 0; i < 400; i++) step({ type: 'task.add', at: at + i * 1000, task: task(i) });
+  return snap.context as QueueContext;
+}
+
+test('a freed agent gets through the index exactly what scanning every task would give it', () => {
   for (let round = 0; round < 30; round++) {
-    let snap: AnyMachineSnapshot = stepper.initial({ id: `eq${round}` }).snapshot;
-    const step = (e: Record<string, unknown>) => (snap = stepper.step(snap, v.parse(QueueEventSchema, e) as EventObject).snapshot);
-    step({ type: 'configure', at, config: { steps: [{ afterSec: 0, match: 'exact' }, { afterSec: 300, match: 'any-level' }, { afterSec: 900, match: 'anyone' }] } });
-    for (let i = 0; i < 400; i++) step({ type: 'task.add', at: at + i * 1000, task: task(i) });
     const w = worker(round, true);
-    const c = { ...(snap.context as QueueContext), workers: SharedMap.from({ [w.id]: w }) };
+    const c = { ...waitingQueue(`eq${round}`), workers: SharedMap.from({ [w.id]: w }) };
     const now = at + 1_000_000;
     const viaIndex = dispatch(c, now, { worker: w.id }).effects.map((e) => (e.type === 'effect.tell' ? (e.event as unknown as { task: Task }).task.id : ''));
     const viaScan = dispatch(c, now, 'all').effects.map((e) => (e.type === 'effect.tell' ? (e.event as unknown as { task: Task }).task.id : ''));
@@ -115,19 +120,15 @@ function scanEveryTask(c: QueueContext, now: number): string[] {
 }
 
 test('every free agent at once: routing through the group heads offers what a scan of every task in priority order would', () => {
-  const stepper = new Stepper(queueMachine);
   for (let round = 0; round < 30; round++) {
-    let snap: AnyMachineSnapshot = stepper.initial({ id: `all${round}` }).snapshot;
-    const step = (e: Record<string, unknown>) => (snap = stepper.step(snap, v.parse(QueueEventSchema, e) as EventObject).snapshot);
-    step({ type: 'configure', at, config: { steps: [{ afterSec: 0, match: 'exact' }, { afterSec: 300, match: 'any-level' }, { afterSec: 900, match: 'anyone' }] } });
-    for (let i = 0; i < 400; i++) step({ type: 'task.add', at: at + i * 1000, task: task(i) });
+    const queue = waitingQueue(`all${round}`);
     // Some agents free, some away; some already carrying work.
     const workers: Record<string, Worker> = {};
     for (let i = 0; i < 5 + rnd(40); i++) {
       const w = worker(round * 50 + i, rnd(4) > 0);
       workers[w.id] = { ...w, load: { voice: rnd(2), chat: rnd(3), email: rnd(4) } };
     }
-    const c = { ...(snap.context as QueueContext), workers: SharedMap.from(workers) };
+    const c = { ...queue, workers: SharedMap.from(workers) };
     const now = at + 250_000 + rnd(1_000_000);
     const offers = dispatch(c, now, 'all').effects.flatMap((e) =>
       e.type === 'effect.tell' && e.event.type === 'reserve' ? [`${(e.event as unknown as { task: Task }).task.id}>${e.to.split('/')[1]}`] : [],
