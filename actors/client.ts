@@ -1,9 +1,10 @@
 // tell (durable, JetStream, deduplicated) and ask (request/reply with a timeout) to any actor.
 import * as v from 'valibot';
-import { headers as natsHeaders, RequestError, type NatsConnection } from '@nats-io/nats-core';
+import { headers as natsHeaders, type NatsConnection } from '@nats-io/nats-core';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import type { EventObject } from 'xstate';
 import { HDR_ACTOR, parseRef, refString, shardOf, subjects, type ActorRef } from './address.ts';
+import { NoResponders, Replies } from './replies.ts';
 
 export const EventSchema = v.looseObject({ type: v.pipe(v.string(), v.minLength(1, 'event type must not be empty')) });
 
@@ -42,12 +43,14 @@ export function validateEvent(event: unknown): EventObject {
 
 export class ActorClient {
   readonly js: JetStreamClient;
+  private readonly replies: Replies;
 
   constructor(
     readonly nc: NatsConnection,
     readonly shards: number,
   ) {
     this.js = jetstream(nc);
+    this.replies = new Replies(nc);
   }
 
   /** Durable send; resolves with the mail stream sequence once JetStream has stored it. */
@@ -81,7 +84,7 @@ export class ActorClient {
       const left = deadline - Date.now();
       if (left <= 0) throw new AskError(`ask ${refString(r)} ${event.type}: timed out after ${timeout} ms`, 'timeout');
       try {
-        const m = await this.nc.request(subject, body, { timeout: left, headers: h });
+        const m = await this.replies.request(subject, body, h, left);
         const answer = JSON.parse(dec.decode(m.data)) as { ok: boolean; data?: unknown; error?: string };
         if (!answer.ok) throw new AskError(`ask ${refString(r)} ${event.type}: ${answer.error}`, 'rejected');
         if (!opts.reply) return answer.data as R;
@@ -91,7 +94,7 @@ export class ActorClient {
       } catch (e) {
         if (e instanceof AskError) throw e;
         // No responder: the shard is between owners. Anything else (timeout, closed) ends the ask.
-        if (!(e instanceof RequestError && e.isNoResponders())) {
+        if (!(e instanceof NoResponders)) {
           throw new AskError(`ask ${refString(r)} ${event.type}: ${(e as Error).message || 'timed out'} (after ${timeout} ms budget)`, 'timeout');
         }
         await new Promise((ok) => setTimeout(ok, Math.min(pause, Math.max(1, deadline - Date.now()))));
