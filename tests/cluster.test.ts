@@ -137,10 +137,12 @@ test('durable timers fire after the whole cluster (NATS and engine nodes) restar
     const ids = Array.from({ length: 100 }, (_, i) => `timer${i}`);
     const armedAt = Date.now();
     await Promise.all(ids.map((id) => client.tell(`counter/${id}`, { type: 'arm', ms: 12_000 })));
+    // A shard counted as placed may still be starting, and a start that times out on a fresh cluster is
+    // retried after its lease is released: allow for one more start.
     await waitFor('all armed', async () => {
       const views = await Promise.all(ids.map((id) => client.ask<{ value: string }>(`counter/${id}`, { type: 'noop' })));
       return views.every((v) => v.value === 'armed');
-    });
+    }, 60_000);
     await nc.close();
     // Whole cluster down: engine nodes killed, NATS servers stopped.
     for (const n of nodes) n.child.kill('SIGKILL');
