@@ -294,6 +294,8 @@ export class Shard {
     if (pending) {
       await this.publishOutbox(pending);
       await this.clearOutbox(id, a, pending);
+      // Written elsewhere meanwhile: run() pauses and loads it again, as after any failed step.
+      if (!a.snap) throw new Error(`${who} was written elsewhere while its sent outbox was cleared`);
     }
     // The shard was stopped while this actor was loading: it is not live here, and never was.
     if (!this.live || this.acts.get(id) !== a) return false;
