@@ -79,13 +79,13 @@ test('the index follows every add, cancel, rejection and assignment', () => {
   assert.ok(next > 500);
 });
 
-/** A queue with three escalation steps and 400 tasks waiting, one a second. */
-function waitingQueue(id: string): QueueContext {
+/** A queue with three escalation steps and 400 tasks waiting, one a second (`more` adds to each task). */
+function waitingQueue(id: string, more: (i: number) => Record<string, unknown> = () => ({})): QueueContext {
   const stepper = new Stepper(queueMachine);
   let snap: AnyMachineSnapshot = stepper.initial({ id }).snapshot;
   const step = (e: Record<string, unknown>) => (snap = stepper.step(snap, v.parse(QueueEventSchema, e) as EventObject).snapshot);
   step({ type: 'configure', at, config: { steps: [{ afterSec: 0, match: 'exact' }, { afterSec: 300, match: 'any-level' }, { afterSec: 900, match: 'anyone' }] } });
-  for (let i = 0; i < 400; i++) step({ type: 'task.add', at: at + i * 1000, task: task(i) });
+  for (let i = 0; i < 400; i++) step({ type: 'task.add', at: at + i * 1000, task: { ...task(i), ...more(i) } });
   return snap.context as QueueContext;
 }
 
@@ -121,7 +121,8 @@ function scanEveryTask(c: QueueContext, now: number): string[] {
 
 test('every free agent at once: routing through the group heads offers what a scan of every task in priority order would', () => {
   for (let round = 0; round < 30; round++) {
-    const queue = waitingQueue(`all${round}`);
+    // Urgent tasks, and tasks some of these agents already declined, route apart from the others.
+    const queue = waitingQueue(`all${round}`, () => ({ urgent: rnd(12) === 0, excluded: rnd(5) === 0 ? [`a${round * 50 + rnd(20)}`] : [] }));
     // Some agents free, some away; some already carrying work.
     const workers: Record<string, Worker> = {};
     for (let i = 0; i < 5 + rnd(40); i++) {
