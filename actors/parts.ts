@@ -7,6 +7,7 @@
 // commit point: a crash before it leaves only unreferenced keys, never a half-applied step.
 import type { KV } from '@nats-io/kv';
 import * as v from 'valibot';
+import { shardOf } from './address.ts';
 
 /** How a context field is kept outside the snapshot: a list of items with keys, a record by key, or a SharedMap. */
 export type Collection =
@@ -36,11 +37,8 @@ export const sharedMapPart = (): Collection => ({ shape: 'shared' });
 export type Change = [string, unknown];
 
 const BUCKETS = 64;
-function bucketOf(key: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
-  return (h >>> 0) & (BUCKETS - 1);
-}
+/** The same stable hash that places actors on shards. */
+const bucketOf = (key: string): number => shardOf(key, BUCKETS);
 
 /**
  * An immutable map whose versions share structure: `set` and `delete` copy one of 64 buckets, not the
