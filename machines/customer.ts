@@ -2,7 +2,7 @@
 // and the channel preference learned from use. Pure: time arrives on events as `at` (ms since epoch);
 // answers go out as `reply` effects.
 import * as v from 'valibot';
-import { assign, emit, setup } from 'xstate';
+import { assign, emit, enqueueActions, setup } from 'xstate';
 import { defineKind } from '../actors/kind.ts';
 import { reply, type Effect } from './effects.ts';
 import { CHANNELS, ChannelSchema, type Channel } from './routing.ts';
@@ -276,9 +276,11 @@ export const customerMachine = setup({
           actions: assign({ identities: ({ context, event }) => context.identities.filter((i) => !sameIdentity(i, event)) }),
         },
         'conversation.opened': {
-          // A repeat changes nothing (no new context).
-          guard: ({ context, event }) => Object.keys(opened(context, event)).length > 0,
-          actions: assign(({ context, event }) => opened(context, event)),
+          actions: enqueueActions(({ context, event, enqueue }) => {
+            const changes = opened(context, event);
+            // A repeat changes nothing (no new context).
+            if (Object.keys(changes).length) enqueue.assign(changes);
+          }),
         },
         'conversation.closed': {
           guard: ({ context, event }) => context.openConversations.some((c) => c.id === event.conversationId),
