@@ -190,6 +190,8 @@ export function dispatch(c: QueueContext, now: number, focus: Focus): { context:
   let pending = reservations(c);
   // Offered tasks are marked in the list at the end (the task index then keeps them out of its groups).
   const marked: [Task, Task][] = [];
+  /** The queue after this dispatch's offers, offered tasks marked in the list. */
+  const done = () => ({ context: { ...c, tasks: markOffers(c, marked), pending, seq, last }, effects });
   const offer = (t: Task, worker: Worker, why: Explanation) => {
     const cls = workClass(t.channel);
     const reservationId = `${c.id}-${++seq}`;
@@ -225,7 +227,7 @@ export function dispatch(c: QueueContext, now: number, focus: Focus): { context:
       const { explanation } = bestWorker(best, [w], now, c.config);
       offer(best, w, explanation!);
     }
-    return { context: { ...c, tasks: markOffers(c, marked), pending, seq, last }, effects };
+    return done();
   }
 
   // Free agents that fit, by escalation step and then by the needs of tasks alike: found once per dispatch.
@@ -266,7 +268,7 @@ export function dispatch(c: QueueContext, now: number, focus: Focus): { context:
   if (typeof focus === 'object' && 'task' in focus) {
     const t = index.byId.get(focus.task);
     if (t && !busy.has(t.id)) place(t);
-    return { context: { ...c, tasks: markOffers(c, marked), pending, seq, last }, effects };
+    return done();
   }
 
   // Every waiting task in priority order, read off the groups' heads: within a group the first waiting
@@ -297,7 +299,7 @@ export function dispatch(c: QueueContext, now: number, focus: Focus): { context:
     if (place(best)) heads.get(bestGroup)!.at++;
     else heads.delete(bestGroup);
   }
-  return { context: { ...c, tasks: markOffers(c, marked), pending, seq, last }, effects };
+  return done();
 }
 
 const hasRoom = (w: Worker) => w.available && (w.load.voice < w.capacity.voice || w.load.chat < w.capacity.chat || w.load.email < w.capacity.email);
