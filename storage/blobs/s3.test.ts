@@ -2,6 +2,8 @@ import { test, before, after } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import assert from 'node:assert/strict';
+import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { openBlobStore } from './open.ts';
 import { BlobError, BlobNotFound } from './store.ts';
 import { hashStream } from './digest.ts';
@@ -152,4 +154,74 @@ test('s3: a body read after its HTTP response was garbage-collected arrives whol
     await new Promise((r) => setTimeout(r, 20));
   }
   assert.equal(await new Response(g.body).text(), text);
+});
+
+/**
+ * A loopback front for the test S3 that forwards requests as they are (their signatures name the
+ * front's host, which it passes on) but leaves unanswered those `hold` picks, as a stuck server would.
+ */
+async function withholdingFront(hold: (req: IncomingMessage) => boolean) {
+  const target = new URL(s3.endpoint);
+  const held: ServerResponse[] = [];
+  const server = createServer((req, res) => {
+    if (hold(req)) {
+      held.push(res);
+      req.resume();
+      return;
+    }
+    const up = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    endpoint,
+    held,
+    close: () => {
+      for (const res of held) res.destroy();
+      server.closeAllConnections();
+      return new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+test('s3: a request the server never answers is sent again, and a server that answers nothing is a clear error in bounded time', async () => {
+  const text = 'a voicemail '.repeat(40);
+  const seen = new Map<string, number>();
+  // Each object's first GET is left unanswered.
+  const front = await withholdingFront((req) => {
+    if (req.method !== 'GET' || !req.url?.includes('/stuck/')) return false;
+    const n = (seen.get(req.url) ?? 0) + 1;
+    seen.set(req.url, n);
+    return n === 1;
+  });
+  try {
+    const frontUrl = `s3://${s3.bucket}/stuck${++n}?endpoint=${front.endpoint}&region=${s3.region}`;
+    const svc = await openBlobStore(frontUrl, env(), { timeoutMs: 300 });
+    await svc.store.put('stuck/a', new TextEncoder().encode(text), { contentType: 'text/plain' });
+    const started = Date.now();
+    const g = await svc.store.get('stuck/a');
+    assert.equal(await new Response(g.body).text(), text);
+    assert.ok(front.held.length >= 1, 'the first GET was held');
+    assert.ok(Date.now() - started < 5_000, `read in ${Date.now() - started} ms`);
+  } finally {
+    await front.close();
+  }
+
+  // A server that takes requests and never answers any: the store says so, it does not wait minutes.
+  const dead = await withholdingFront(() => true);
+  try {
+    const started = Date.now();
+    const err = await openBlobStore(`s3://${s3.bucket}/dead?endpoint=${dead.endpoint}&region=${s3.region}`, env(), { timeoutMs: 200 }).catch((e: unknown) => e);
+    assert.ok(err instanceof BlobError && err.code === 'unavailable', String(err));
+    assert.match(err.message, /did not answer GET .* within 200 ms \(3 tries\)/);
+    assert.equal(dead.held.length, 3, 'sent three times');
+    assert.ok(Date.now() - started < 5_000, `failed after ${Date.now() - started} ms`);
+  } finally {
+    await dead.close();
+  }
 });

@@ -21,7 +21,12 @@ export interface S3ShelfOptions {
   partSize?: number;
   /** Called for each request the store makes (method and query): metrics and tests. */
   onRequest?: (req: { method: string; query: string; path: string }) => void;
+  /** How long a request may wait for the server's answer (its headers) before it is sent again or given up; default 30 s, plus time for a body to go up. */
+  timeoutMs?: number;
 }
+
+/** Tries per request: one that gets no answer is sent again, except a POST (it starts or completes an upload). */
+const TRIES = 3;
 
 const META = 'x-amz-meta-';
 const USER = 'u-';
@@ -41,20 +46,37 @@ export function s3Error(e: unknown, what: string): Error {
   return new BlobError('unavailable', `S3 request for ${what} failed: ${msg}`, { cause: e });
 }
 
-/** A client that reports each request; makeRequest is the client's single way out. */
-class ObservedClient extends S3Client {
+/**
+ * A client that reports each request and bounds its wait: fetch would wait five minutes for a
+ * server that accepted a request and never answered it. makeRequest is the client's single way out.
+ */
+class GuardedClient extends S3Client {
   constructor(
     opts: ConstructorParameters<typeof S3Client>[0],
+    private readonly timeoutMs: number,
     private readonly observe?: S3ShelfOptions['onRequest'],
   ) {
     super(opts);
   }
-  override makeRequest(args: Parameters<S3Client['makeRequest']>[0]): Promise<Response> {
+  override async makeRequest(args: Parameters<S3Client['makeRequest']>[0]): Promise<Response> {
     if (this.observe) {
       const q = args.query === undefined ? '' : typeof args.query === 'string' ? args.query : new URLSearchParams(args.query).toString();
       this.observe({ method: args.method, query: q, path: args.objectName });
     }
-    return super.makeRequest(args);
+    // GET, HEAD, PUT, DELETE and copies name their whole effect, so sending one again is safe.
+    const tries = args.method === 'POST' ? 1 : TRIES;
+    // A body has to go up before the answer can come: allow it at 64 kB/s at least.
+    const wait = this.timeoutMs + (args.payload?.length ?? 0) / 64;
+    for (let n = 1; ; n++) {
+      const sent = super.makeRequest(args);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), wait)));
+      const res = await Promise.race([sent, late]).finally(() => clearTimeout(timer));
+      if (res) return res;
+      // Given up: an answer that still comes is dropped, and its error is nobody's.
+      sent.then((r) => r.body?.cancel(), () => {}).catch(() => {});
+      if (n >= tries) throw new BlobError('unavailable', `S3 did not answer ${args.method} ${args.objectName} within ${Math.round(wait)} ms (${n} tries)`);
+    }
   }
 }
 
@@ -62,8 +84,9 @@ export function s3Shelf(opts: S3ShelfOptions): Shelf {
   const partSize = opts.partSize ?? 5 * 1024 * 1024;
   if (partSize < 5 * 1024 * 1024) throw new BlobError('bad_input', 'S3 part size must be at least 5 MiB');
   if (Boolean(opts.accessKey) !== Boolean(opts.secretKey)) throw new BlobError('bad_input', 'S3 needs both an access key and a secret key, or neither');
-  const client = new ObservedClient(
+  const client = new GuardedClient(
     { endPoint: opts.endpoint, region: opts.region, bucket: opts.bucket, accessKey: opts.accessKey || undefined, secretKey: opts.secretKey || undefined, pathStyle: true },
+    opts.timeoutMs ?? 30_000,
     opts.onRequest,
   );
   const root = opts.prefix ?? '';
