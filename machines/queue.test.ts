@@ -1,7 +1,7 @@
 // Waiting customers hear their place when queued, at every reminder, and in between when it moves up a lot.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { queueKind, type QueueContext } from './queue.ts';
+import { NOTICES_PER_STEP, OVERFLOWS_PER_STEP, queueKind, type QueueContext } from './queue.ts';
 import { Sim } from '../tests/support/sim.ts';
 
 test('a customer is told again between reminders only when their place moved up by a third and 3 places', () => {
@@ -25,6 +25,73 @@ test('a customer is told again between reminders only when their place moved up 
   // At the reminder, everyone hears their place.
   sim.advance(600_000);
   assert.equal(new Set(positions()).size, 8);
+});
+
+test('reminders come per customer, at most NOTICES_PER_STEP a step, front of the queue first; the rest follow on quick ticks', () => {
+  const sim = new Sim({ queue: queueKind });
+  const told = () => {
+    const out = sim.log.filter((m) => m.event.type === 'queue.position').map((m) => (m.event as unknown as { position: number }).position);
+    sim.log.length = 0;
+    return out;
+  };
+  const N = 3 * NOTICES_PER_STEP + 10;
+  sim.send('queue/r', { type: 'configure', config: { reminderSec: 60 } });
+  for (let i = 0; i < N; i++) sim.send('queue/r', { type: 'task.add', task: { id: `t${i}`, channel: 'webchat', enqueuedAt: sim.now + i } });
+  assert.equal(told().length, N, 'each is told its place when queued');
+  sim.advance(55_000);
+  assert.deepEqual(told(), [], 'nobody is due before their reminder');
+  // The reminders fall due together: each step sends a bounded share, front first, ticks 100 ms apart.
+  const steps: number[][] = [];
+  for (let k = 0; k < 4; k++) {
+    sim.advance(k === 0 ? 5_000 : 50);
+    steps.push(told());
+  }
+  assert.deepEqual(steps.map((s) => s.length), [NOTICES_PER_STEP, NOTICES_PER_STEP, NOTICES_PER_STEP, 10]);
+  assert.deepEqual(steps.flat(), Array.from({ length: N }, (_, i) => i + 1), 'every customer once, in queue order');
+  assert.equal((sim.state('queue/r').context as QueueContext).catchingUp, false);
+  sim.advance(4_000);
+  assert.deepEqual(told(), [], 'back to the regular tick, nobody due');
+  // Customers told because they moved up are reminded a whole reminderSec after that, not with the others.
+  const toldIds = () => {
+    const out = sim.log.filter((m) => m.event.type === 'queue.position').map((m) => m.to.split('/')[1]);
+    sim.log.length = 0;
+    return new Set(out);
+  };
+  for (let i = 0; i < 30; i++) sim.send('queue/r', { type: 'task.cancel', taskId: `t${i}` });
+  sim.advance(5_000);
+  const moved = toldIds();
+  assert.ok(moved.size > 0 && moved.size <= NOTICES_PER_STEP && moved.has('t30'), `moved up: ${moved.size}`);
+  sim.advance(52_000);
+  const reminded = toldIds();
+  assert.equal(reminded.size, N - 30 - moved.size, 'the others are reminded');
+  assert.ok([...moved].every((id) => !reminded.has(id)), 'those told on moving up are not');
+  sim.advance(9_000);
+  assert.deepEqual(toldIds(), moved, 'their own reminder comes later');
+});
+
+test('a mass overflow moves at most OVERFLOWS_PER_STEP tasks a tick, front first, until every aged task has moved', () => {
+  const sim = new Sim({ queue: queueKind });
+  const N = 2 * OVERFLOWS_PER_STEP + 7;
+  sim.send('queue/o', { type: 'configure', config: { overflow: { afterSec: 30, queue: 'spill' }, reminderSec: 3600 } });
+  // All queued at once (a burst), so all pass the 30 s together.
+  const at = sim.now;
+  for (let i = 0; i < N; i++) sim.send('queue/o', { type: 'task.add', task: { id: `t${i}`, channel: 'email', enqueuedAt: at } });
+  const moved = () => {
+    const out = sim.log.filter((m) => m.to === 'queue/spill' && m.event.type === 'task.add').map((m) => (m.event as unknown as { task: { id: string } }).task.id);
+    sim.log.length = 0;
+    return out;
+  };
+  sim.advance(25_000);
+  assert.deepEqual(moved(), [], 'nobody has waited 30 s yet');
+  const steps: string[][] = [];
+  for (let k = 0; k < 4; k++) {
+    sim.advance(k === 0 ? 5_000 : 50);
+    steps.push(moved());
+  }
+  assert.deepEqual(steps.map((s) => s.length), [OVERFLOWS_PER_STEP, OVERFLOWS_PER_STEP, 7, 0]);
+  assert.deepEqual(steps.flat(), Array.from({ length: N }, (_, i) => `t${i}`), 'each task once, in queue order');
+  const c = sim.state('queue/o').context as QueueContext;
+  assert.deepEqual([c.tasks.length, c.stats.overflowed, c.catchingUp], [0, N, false]);
 });
 
 test('staffing: agents on duty for voice are the available (busy ones too) and those in wrap-up; away, offline and chat-only are not', () => {

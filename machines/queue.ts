@@ -70,12 +70,21 @@ export interface QueueContext {
   /** Assignments per second, smoothed: the basis of wait estimates. */
   rate: number;
   lastAssignAt: number;
-  lastNoticeAt: number;
+  /** The last tick left notices or overflows for the next (one step sends a bounded number): it comes soon. */
+  catchingUp: boolean;
   lastLiveAt: number;
   last?: Explanation;
 }
 
 const LIVE_EVERY_MS = 250;
+/**
+ * Notices and overflows one tick sends at most, front of the queue first; the rest follow on ticks
+ * CATCH_UP_MS apart. A step's effects are stored in its record before they are sent: thousands at once
+ * would not fit in one NATS message, and hundreds hold up the offer behind them.
+ */
+export const NOTICES_PER_STEP = 128;
+export const OVERFLOWS_PER_STEP = 64;
+const CATCH_UP_MS = 50;
 
 const defaults = (): QueueConfig => v.parse(QueueConfigSchema, {});
 
@@ -307,36 +316,29 @@ const hasRoom = (w: Worker) => w.available && (w.load.voice < w.capacity.voice |
 const positionNotice = (c: QueueContext, t: Task, i: number) =>
   tell(`conversation/${t.id}`, { type: 'queue.position', queue: c.id, position: i + 1, estimatedWaitSec: estimateWaitSec(c, i + 1) });
 
-/** Position and wait notices for every waiting customer (voice callers hear them as prompts); tasks remember what they were told. */
-function notices(c: QueueContext): { effects: Effect[]; tasks: Task[] } {
-  const changes: [string, Task][] = [];
-  const tasks = c.tasks.map((t, i) => {
-    if (t.told === i + 1) return t;
-    const told = { ...t, told: i + 1 };
-    changes.push([t.id, told]);
-    return told;
-  });
-  return { effects: c.tasks.map((t, i) => positionNotice(c, t, i)), tasks: changes.length ? changedTasks(c, tasks, changes) : c.tasks };
-}
-
 /**
- * Between reminders, a customer hears again when their place has moved up a lot (a third, and at
- * least 3 places) since they were last told; the task remembers what it was told.
+ * Position and wait notices (voice callers hear them as prompts), front of the queue first, at most
+ * NOTICES_PER_STEP: to each waiting customer every reminderSec since they were last told, and in
+ * between when their place moved up a lot (a third, and at least 3 places). Tasks remember what they
+ * were told and when.
  */
-function movedNotices(c: QueueContext): { effects: Effect[]; tasks: Task[] } {
+function notices(c: QueueContext, now: number): { effects: Effect[]; tasks: Task[]; owed: boolean } {
   const effects: Effect[] = [];
   const changes: [string, Task][] = [];
+  const remindBefore = now - c.config.reminderSec * 1000;
   let tasks = c.tasks;
-  c.tasks.forEach((t, i) => {
+  for (let i = 0; i < c.tasks.length; i++) {
+    const t = c.tasks[i];
     const before = t.told;
-    if (before !== undefined && before - (i + 1) >= Math.max(3, Math.ceil(before / 3))) {
-      effects.push(positionNotice(c, t, i));
-      if (tasks === c.tasks) tasks = [...c.tasks];
-      tasks[i] = { ...t, told: i + 1 };
-      changes.push([t.id, tasks[i]]);
-    }
-  });
-  return { effects, tasks: changes.length ? changedTasks(c, tasks, changes) : tasks };
+    const moved = before !== undefined && before - (i + 1) >= Math.max(3, Math.ceil(before / 3));
+    if (!moved && (t.toldAt ?? 0) > remindBefore) continue;
+    if (effects.length === NOTICES_PER_STEP) return { effects, tasks: changedTasks(c, tasks, changes), owed: true };
+    effects.push(positionNotice(c, t, i));
+    if (tasks === c.tasks) tasks = [...c.tasks];
+    tasks[i] = { ...t, told: i + 1, toldAt: now };
+    changes.push([t.id, tasks[i]]);
+  }
+  return { effects, tasks: changes.length ? changedTasks(c, tasks, changes) : tasks, owed: false };
 }
 
 /**
@@ -408,7 +410,7 @@ const withoutPending = (c: QueueContext, rid: string) => withoutReservation(rese
 
 export const queueMachine = setup({
   types: {} as { context: QueueContext; events: QueueEvent; input: { id: string } },
-  delays: { tick: 5_000 },
+  delays: { tick: ({ context }) => (context.catchingUp ? CATCH_UP_MS : 5_000) },
   actions: {
     /** Re-routes and shows the new figures; the step every change ends with. */
     route: enqueueActions(({ context, event, enqueue }, params: { focus: Focus } | undefined) => {
@@ -423,14 +425,24 @@ export const queueMachine = setup({
         enqueue.emit(notify(`cc.live.queue.${context.id}`, liveView(next, now)));
       }
     }),
-    /** Escalation, overflow and periodic notices, on the queue's durable tick. */
+    /** Escalation, overflow and notices, on the queue's durable tick (every 5 s, or CATCH_UP_MS while catching up). */
     onTick: enqueueActions(({ context, event, enqueue }) => {
       const now = event.at ?? context.lastAssignAt;
       const overflow = context.config.overflow;
+      const regular = !context.catchingUp;
+      let more = false;
       let c = context;
       if (overflow) {
         const busy = offerIndex(reservations(c)).busy;
-        const gone = c.tasks.filter((t) => !busy.has(t.id) && now - t.enqueuedAt >= overflow.afterSec * 1000);
+        const gone: Task[] = [];
+        for (const t of c.tasks) {
+          if (busy.has(t.id) || now - t.enqueuedAt < overflow.afterSec * 1000) continue;
+          if (gone.length === OVERFLOWS_PER_STEP) {
+            more = true;
+            break;
+          }
+          gone.push(t);
+        }
         for (const t of gone) {
           // A new queue is a new chance: agents who declined here may be asked there.
           enqueue.emit(tell(`queue/${overflow.queue}`, { type: 'task.add', task: { ...t, excluded: [] }, note: `overflow from ${c.id}` }));
@@ -442,17 +454,11 @@ export const queueMachine = setup({
           c = { ...c, tasks, stats: { ...c.stats, overflowed: c.stats.overflowed + gone.length } };
         }
       }
-      if (now - c.lastNoticeAt >= c.config.reminderSec * 1000) {
-        const all = notices(c);
-        for (const e of all.effects) enqueue.emit(e);
-        c = { ...c, tasks: all.tasks, lastNoticeAt: now };
-      } else {
-        const moved = movedNotices(c);
-        for (const e of moved.effects) enqueue.emit(e);
-        if (moved.effects.length) c = { ...c, tasks: moved.tasks };
-      }
-      // The tick always shows the figures, even when nothing else happened.
-      c = { ...c, lastLiveAt: 0 };
+      const told = notices(c, now);
+      for (const e of told.effects) enqueue.emit(e);
+      c = { ...c, tasks: told.tasks, catchingUp: more || told.owed };
+      // The regular tick always shows the figures, even when nothing else happened.
+      if (regular) c = { ...c, lastLiveAt: 0 };
       enqueue.assign(c);
     }),
   },
@@ -471,7 +477,7 @@ export const queueMachine = setup({
     stats: { added: 0, assigned: 0, withinSl: 0, overflowed: 0, cancelled: 0, rejected: 0, timeouts: 0, refused: 0, waitMs: {}, count: {} },
     rate: 0,
     lastAssignAt: 0,
-    lastNoticeAt: 0,
+    catchingUp: false,
     lastLiveAt: 0,
   }),
   initial: 'idle',
@@ -494,12 +500,10 @@ export const queueMachine = setup({
             const old = findTask(context, event.task.id);
             const rest = old ? context.tasks.toSpliced(indexOfTask(context, old), 1) : context.tasks;
             const i = sortedIndex(rest, event.task, context.config);
-            const task = { ...event.task, told: i + 1, offer: undefined };
+            const task = { ...event.task, told: i + 1, toldAt: event.at ?? context.lastAssignAt, offer: undefined };
             enqueue.assign({
               tasks: changedTasks(context, rest.toSpliced(i, 0, task), [[task.id, task]]),
               stats: { ...context.stats, added: context.stats.added + 1 },
-              // The first customer of an empty queue was just told: the reminder clock starts now.
-              ...(rest.length === 0 ? { lastNoticeAt: event.at } : {}),
             });
             enqueue.emit(positionNotice(context, task, i));
           }),

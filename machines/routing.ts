@@ -45,8 +45,9 @@ export const TaskSchema = v.object({
   attrs: v.optional(v.record(v.string(), Attr), {}),
   /** Agents that rejected or missed this task: not offered it again. */
   excluded: v.optional(v.array(v.string()), []),
-  /** The queue position the customer was last told. */
+  /** The queue position the customer was last told, and when. */
   told: v.optional(v.number()),
+  toldAt: v.optional(v.number()),
   /** Set by the queue: the reservation this task is on offer under (it then waits outside the routing groups). */
   offer: v.optional(v.string()),
 });

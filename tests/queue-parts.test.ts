@@ -4,11 +4,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Kvm } from '@nats-io/kv';
 import { ActorNode } from '../actors/node.ts';
-import { STATE_BUCKET } from '../actors/address.ts';
+import { HDR_ACTOR, STATE_BUCKET } from '../actors/address.ts';
 import { queueKind } from '../machines/queue.ts';
 import { startTestNats, waitFor } from './support/nats.ts';
 
-test('a queue of 8,000 waiting tasks stores small records and comes back in the same order', { timeout: 180_000 }, async () => {
+test('a queue of 8,000 waiting tasks stores small records, reminds every customer, and comes back in the same order', { timeout: 180_000 }, async () => {
   const nats = await startTestNats();
   const nc = await nats.connect();
   const activations: string[] = [];
@@ -16,6 +16,16 @@ test('a queue of 8,000 waiting tasks stores small records and comes back in the 
   try {
     await waitFor('shards owned', () => node.status().shards_owned === 2);
     const TASKS = 8_000;
+    // Position notices each conversation is sent (their mail, seen on core NATS: no conversation actors here).
+    const heard = new Map<string, number>();
+    const dec = new TextDecoder();
+    const sub = nc.subscribe('cc.mail.conversation.>', {
+      callback: (_e, m) => {
+        if ((JSON.parse(dec.decode(m.data)) as { type: string }).type !== 'queue.position') return;
+        const id = m.headers?.get(HDR_ACTOR) ?? '';
+        heard.set(id, (heard.get(id) ?? 0) + 1);
+      },
+    });
     const at = 1_700_000_000_000;
     const pad = 'x'.repeat(60);
     for (let i = 0; i < TASKS; i += 500) {
@@ -35,6 +45,11 @@ test('a queue of 8,000 waiting tasks stores small records and comes back in the 
     // VIP voice first, then VIP, then voice, then the rest, each by arrival.
     assert.equal(view.tasks[0], 't0');
     assert.equal(view.tasks.length, TASKS);
+
+    // Told their place when queued, then reminded (their notices date from 2023, long past reminderSec):
+    // eight thousand notices leave in bounded steps, not as one outbox larger than a NATS message.
+    await waitFor('every customer reminded', () => heard.size === TASKS && [...heard.values()].every((n) => n >= 2), 60_000, 200);
+    sub.unsubscribe();
 
     const kv = await new Kvm(nc).open(STATE_BUCKET);
     const record = (await kv.get('queue.big'))!;
