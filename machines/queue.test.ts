@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { NOTICES_PER_STEP, OVERFLOWS_PER_STEP, queueKind, type QueueContext } from './queue.ts';
 import { Sim } from '../tests/support/sim.ts';
 
-test('a customer is told again between reminders only when their place moved up by a third and 3 places', () => {
+test('a customer is told again between reminders only when their place moved up by a third and 3 places, and not within movedGapSec', () => {
   const sim = new Sim({ queue: queueKind });
   const positions = () => {
     const out = sim.log.filter((m) => m.event.type === 'queue.position').map((m) => `${m.to.split('/')[1]}@${(m.event as unknown as { position: number }).position}`);
@@ -16,6 +16,8 @@ test('a customer is told again between reminders only when their place moved up 
   assert.deepEqual(positions(), Array.from({ length: 12 }, (_, i) => `t${i}@${i + 1}`), 'each is told its place when queued');
   // The first four leave (answered elsewhere).
   for (let i = 0; i < 4; i++) sim.send('queue/n', { type: 'task.cancel', taskId: `t${i}` });
+  sim.advance(25_000);
+  assert.deepEqual(positions(), [], 'told when queued moments ago: not again within 30 s');
   sim.advance(5_000);
   // t4 was 5th, now 1st (up 4 ≥ max(3, 2)) … t11 was 12th, now 8th (up 4 ≥ max(3, 4)).
   assert.deepEqual(positions(), ['t4@1', 't5@2', 't6@3', 't7@4', 't8@5', 't9@6', 't10@7', 't11@8']);
@@ -58,14 +60,16 @@ test('reminders come per customer, at most NOTICES_PER_STEP a step, front of the
     return new Set(out);
   };
   for (let i = 0; i < 30; i++) sim.send('queue/r', { type: 'task.cancel', taskId: `t${i}` });
+  sim.advance(25_000);
+  assert.equal(toldIds().size, 0, 'moved up, but told less than movedGapSec ago');
   sim.advance(5_000);
   const moved = toldIds();
   assert.ok(moved.size > 0 && moved.size <= NOTICES_PER_STEP && moved.has('t30'), `moved up: ${moved.size}`);
-  sim.advance(52_000);
+  sim.advance(27_000);
   const reminded = toldIds();
   assert.equal(reminded.size, N - 30 - moved.size, 'the others are reminded');
   assert.ok([...moved].every((id) => !reminded.has(id)), 'those told on moving up are not');
-  sim.advance(9_000);
+  sim.advance(30_000);
   assert.deepEqual(toldIds(), moved, 'their own reminder comes later');
 });
 
@@ -92,6 +96,19 @@ test('a mass overflow moves at most OVERFLOWS_PER_STEP tasks a tick, front first
   assert.deepEqual(steps.flat(), Array.from({ length: N }, (_, i) => `t${i}`), 'each task once, in queue order');
   const c = sim.state('queue/o').context as QueueContext;
   assert.deepEqual([c.tasks.length, c.stats.overflowed, c.catchingUp], [0, N, false]);
+});
+
+test('arrivals do not hold back the tick: a queue with a task every second still overflows and reminds on time', () => {
+  const sim = new Sim({ queue: queueKind });
+  sim.send('queue/b', { type: 'configure', config: { overflow: { afterSec: 10, queue: 'spill' }, reminderSec: 3600 } });
+  for (let i = 0; i < 30; i++) {
+    sim.send('queue/b', { type: 'task.add', task: { id: `t${i}`, channel: 'email', enqueuedAt: sim.now } });
+    sim.advance(1_000);
+  }
+  const c = sim.state('queue/b').context as QueueContext;
+  // Ticks at 5, 10, … 30 s: by 30 s the tasks queued up to 20 s have moved on, the last ten still wait.
+  assert.ok(c.stats.overflowed >= 19 && c.stats.overflowed <= 21, `overflowed ${c.stats.overflowed}`);
+  assert.equal(c.tasks.length, 30 - c.stats.overflowed);
 });
 
 test('staffing: agents on duty for voice are the available (busy ones too) and those in wrap-up; away, offline and chat-only are not', () => {

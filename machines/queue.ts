@@ -72,6 +72,8 @@ export interface QueueContext {
   lastAssignAt: number;
   /** The last tick left notices or overflows for the next (one step sends a bounded number): it comes soon. */
   catchingUp: boolean;
+  /** No waiting customer was last told before this: until a notice can be due, the tick does not look at every task. */
+  toldSince?: number;
   lastLiveAt: number;
   last?: Explanation;
 }
@@ -82,8 +84,8 @@ const LIVE_EVERY_MS = 250;
  * CATCH_UP_MS apart. A step's effects are stored in its record before they are sent: thousands at once
  * would not fit in one NATS message, and hundreds hold up the offer behind them.
  */
-export const NOTICES_PER_STEP = 128;
-export const OVERFLOWS_PER_STEP = 64;
+export const NOTICES_PER_STEP = 256;
+export const OVERFLOWS_PER_STEP = 128;
 const CATCH_UP_MS = 50;
 
 const defaults = (): QueueConfig => v.parse(QueueConfigSchema, {});
@@ -322,23 +324,33 @@ const positionNotice = (c: QueueContext, t: Task, i: number) =>
  * between when their place moved up a lot (a third, and at least 3 places). Tasks remember what they
  * were told and when.
  */
-function notices(c: QueueContext, now: number): { effects: Effect[]; tasks: Task[]; owed: boolean } {
+function notices(c: QueueContext, now: number): { effects: Effect[]; tasks: Task[]; owed: boolean; toldSince: number } {
   const effects: Effect[] = [];
   const changes: [string, Task][] = [];
   const remindBefore = now - c.config.reminderSec * 1000;
+  const movedBefore = now - (c.config.movedGapSec ?? 30) * 1000;
+  const since = c.toldSince ?? 0;
+  // Everyone was told too recently for either kind of notice: nothing to look for.
+  if (since > Math.max(remindBefore, movedBefore)) return { effects, tasks: c.tasks, owed: false, toldSince: since };
   let tasks = c.tasks;
+  let oldest = now;
   for (let i = 0; i < c.tasks.length; i++) {
     const t = c.tasks[i];
     const before = t.told;
-    const moved = before !== undefined && before - (i + 1) >= Math.max(3, Math.ceil(before / 3));
-    if (!moved && (t.toldAt ?? 0) > remindBefore) continue;
-    if (effects.length === NOTICES_PER_STEP) return { effects, tasks: changedTasks(c, tasks, changes), owed: true };
+    const toldAt = t.toldAt ?? 0;
+    const moved = before !== undefined && toldAt <= movedBefore && before - (i + 1) >= Math.max(3, Math.ceil(before / 3));
+    if (!moved && toldAt > remindBefore) {
+      if (toldAt < oldest) oldest = toldAt;
+      continue;
+    }
+    // Not every task was looked at: the bound stays where it was.
+    if (effects.length === NOTICES_PER_STEP) return { effects, tasks: changedTasks(c, tasks, changes), owed: true, toldSince: since };
     effects.push(positionNotice(c, t, i));
     if (tasks === c.tasks) tasks = [...c.tasks];
     tasks[i] = { ...t, told: i + 1, toldAt: now };
     changes.push([t.id, tasks[i]]);
   }
-  return { effects, tasks: changes.length ? changedTasks(c, tasks, changes) : tasks, owed: false };
+  return { effects, tasks: changes.length ? changedTasks(c, tasks, changes) : tasks, owed: false, toldSince: oldest };
 }
 
 /**
@@ -456,7 +468,7 @@ export const queueMachine = setup({
       }
       const told = notices(c, now);
       for (const e of told.effects) enqueue.emit(e);
-      c = { ...c, tasks: told.tasks, catchingUp: more || told.owed };
+      c = { ...c, tasks: told.tasks, catchingUp: more || told.owed, toldSince: told.toldSince };
       // The regular tick always shows the figures, even when nothing else happened.
       if (regular) c = { ...c, lastLiveAt: 0 };
       enqueue.assign(c);
@@ -492,7 +504,8 @@ export const queueMachine = setup({
         actions: emit(({ context, event }) => tell(`conversation/${event.task.id}`, { type: 'queue.refused', queue: context.id, reason: 'task does not match the queue target' })),
       },
       {
-        target: '.waiting',
+        // No target: the queue moves to waiting by its own `always` (re-entering waiting on every
+        // arrival would restart the tick, and a queue with a task every few seconds would never tick).
         actions: [
           enqueueActions(({ context, event, enqueue }) => {
             // The customer is told their place at once, and the task remembers it.
@@ -502,6 +515,7 @@ export const queueMachine = setup({
             const i = sortedIndex(rest, event.task, context.config);
             const task = { ...event.task, told: i + 1, toldAt: event.at ?? context.lastAssignAt, offer: undefined };
             enqueue.assign({
+              toldSince: Math.min(context.toldSince ?? 0, task.toldAt),
               tasks: changedTasks(context, rest.toSpliced(i, 0, task), [[task.id, task]]),
               stats: { ...context.stats, added: context.stats.added + 1 },
             });
@@ -577,7 +591,7 @@ export const queueMachine = setup({
     },
   },
   states: {
-    idle: {},
+    idle: { always: { guard: 'hasTasks', target: 'waiting' } },
     waiting: {
       always: { guard: ({ context }) => context.tasks.length === 0, target: 'idle' },
       after: { tick: { target: 'waiting', reenter: true, actions: ['onTick', 'route'] } },

@@ -89,6 +89,8 @@ export const QueueConfigSchema = v.object({
   agingSec: v.optional(v.number(), 600),
   /** Tell waiting digital customers their position and wait every reminderSec. */
   reminderSec: v.optional(v.number(), 60),
+  /** A customer whose place moved up a lot is told so, but not sooner than this after they were last told. */
+  movedGapSec: v.optional(v.number(), 30),
   serviceLevelSec: v.optional(v.number(), 30),
 });
 export type QueueConfig = v.InferOutput<typeof QueueConfigSchema>;
