@@ -17,7 +17,7 @@ const KNOWN_LINES: Record<string, string[]> = {
   customer: ['[*] --> active', 'active --> merged : merge.into'],
   agent: ['[*] --> offline', 'offline --> available : login', 'available --> wrapup : task.released [voiceEnded]'],
   conversation: ['[*] --> new', 'queued --> offered : offered', 'closed --> queued : customer.message [withinReopenWindow]'],
-  queue: ['[*] --> idle', 'idle --> waiting : task.add', 'waiting --> waiting : after tick', 'waiting --> idle : always [inline]'],
+  queue: ['[*] --> idle', 'idle --> waiting : always [hasTasks]', 'waiting --> waiting : after tick', 'waiting --> idle : always [inline]'],
   ivr: ['[*] --> idle', 'menu --> menu : after nodeTimeout [canRetry]', 'menu --> menu : speech [and(blankSpeech, canRetry)]', 'done --> [*]', 'hungup --> [*]'],
 };
 
@@ -134,7 +134,9 @@ describe('export-machines', () => {
       after: { tick: [{ target: 'waiting', actions: ['onTick', 'route'], reenter: true }] },
       always: [{ target: 'idle', guard: '<inline>' }],
     });
-    assert.deepEqual(queue.on?.['task.add'].map((t) => t.target), [undefined, '.waiting']);
+    // An arrival adds its task without leaving waiting (re-entering it would restart the tick); idle moves on by itself.
+    assert.deepEqual(queue.on?.['task.add'].map((t) => t.target), [undefined, undefined]);
+    assert.deepEqual(queue.states?.idle, { always: [{ target: 'waiting', guard: 'hasTasks' }] });
     const ivr = machineToJson(engineKinds.find((k) => k.name === 'ivr')!.machine, 1);
     assert.deepEqual(Object.keys(ivr.states?.menu.after ?? {}), ['nodeTimeout']);
     assert.equal(ivr.states?.done.type, 'final');
