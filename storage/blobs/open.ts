@@ -15,7 +15,7 @@ export interface OpenBlobOptions {
   /** Multipart part size for S3 (bytes, at least and by default 5 MiB). */
   partSize?: number;
   onRequest?: S3ShelfOptions['onRequest'];
-  /** How long an S3 request may wait for an answer before it is sent again (default 30 s). */
+  /** How long an S3 read may wait for an answer before it is sent again (default 30 s). */
   timeoutMs?: number;
   /** Check the store is reachable (and S3 credentials accepted) before returning; default true. */
   check?: boolean;

@@ -158,17 +158,22 @@ test('s3: a body read after its HTTP response was garbage-collected arrives whol
 
 /**
  * A loopback front for the test S3 that forwards requests as they are (their signatures name the
- * front's host, which it passes on) but leaves unanswered those `hold` picks, as a stuck server would.
+ * front's host, which it passes on) but leaves unanswered those `hold` picks, as a stuck server would,
+ * and passes on those `slow` picks only after that many milliseconds.
  */
-async function withholdingFront(hold: (req: IncomingMessage) => boolean) {
+async function withholdingFront(hold: (req: IncomingMessage) => boolean, slow: (req: IncomingMessage) => number = () => 0) {
   const target = new URL(s3.endpoint);
   const held: ServerResponse[] = [];
-  const server = createServer((req, res) => {
+  const seen: string[] = [];
+  const server = createServer(async (req, res) => {
+    seen.push(`${req.method} ${req.url}`);
     if (hold(req)) {
       held.push(res);
       req.resume();
       return;
     }
+    const ms = slow(req);
+    if (ms) await new Promise((r) => setTimeout(r, ms));
     const up = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
       res.writeHead(r.statusCode ?? 502, r.headers);
       r.pipe(res);
@@ -181,6 +186,7 @@ async function withholdingFront(hold: (req: IncomingMessage) => boolean) {
   return {
     endpoint,
     held,
+    seen,
     close: () => {
       for (const res of held) res.destroy();
       server.closeAllConnections();
@@ -189,20 +195,25 @@ async function withholdingFront(hold: (req: IncomingMessage) => boolean) {
   };
 }
 
-test('s3: a request the server never answers is sent again, and a server that answers nothing is a clear error in bounded time', async () => {
+test('s3: a read the server never answers is sent again, a slow write is waited for and never sent twice, and a server that answers nothing is a clear error in bounded time', async () => {
   const text = 'a voicemail '.repeat(40);
   const seen = new Map<string, number>();
-  // Each object's first GET is left unanswered.
-  const front = await withholdingFront((req) => {
-    if (req.method !== 'GET' || !req.url?.includes('/stuck/')) return false;
-    const n = (seen.get(req.url) ?? 0) + 1;
-    seen.set(req.url, n);
-    return n === 1;
-  });
+  // Each object's first GET is left unanswered; PUTs are passed on after 700 ms.
+  const front = await withholdingFront(
+    (req) => {
+      if (req.method !== 'GET' || !req.url?.includes('/stuck/')) return false;
+      const n = (seen.get(req.url) ?? 0) + 1;
+      seen.set(req.url, n);
+      return n === 1;
+    },
+    (req) => (req.method === 'PUT' ? 700 : 0),
+  );
   try {
     const frontUrl = `s3://${s3.bucket}/stuck${++n}?endpoint=${front.endpoint}&region=${s3.region}`;
     const svc = await openBlobStore(frontUrl, env(), { timeoutMs: 300 });
     await svc.store.put('stuck/a', new TextEncoder().encode(text), { contentType: 'text/plain' });
+    // A write sent twice could be overtaken by its late first copy: it waits instead.
+    assert.equal(front.seen.filter((r) => r.startsWith('PUT ') && r.includes('/hot/stuck/a')).length, 1, front.seen.join('\n'));
     const started = Date.now();
     const g = await svc.store.get('stuck/a');
     assert.equal(await new Response(g.body).text(), text);

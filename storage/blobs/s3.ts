@@ -21,11 +21,11 @@ export interface S3ShelfOptions {
   partSize?: number;
   /** Called for each request the store makes (method and query): metrics and tests. */
   onRequest?: (req: { method: string; query: string; path: string }) => void;
-  /** How long a request may wait for the server's answer (its headers) before it is sent again or given up; default 30 s, plus time for a body to go up. */
+  /** How long a read (GET, HEAD) may wait for the server's answer before it is sent again or given up; default 30 s. */
   timeoutMs?: number;
 }
 
-/** Tries per request: one that gets no answer is sent again, except a POST (it starts or completes an upload). */
+/** Tries per read: one that gets no answer is sent again. */
 const TRIES = 3;
 
 const META = 'x-amz-meta-';
@@ -47,8 +47,11 @@ export function s3Error(e: unknown, what: string): Error {
 }
 
 /**
- * A client that reports each request and bounds its wait: fetch would wait five minutes for a
- * server that accepted a request and never answered it. makeRequest is the client's single way out.
+ * A client that reports each request and bounds the wait of reads: fetch would wait five minutes for
+ * a server that accepted a request and never answered it. Only reads are given up and sent again: the
+ * client cannot abort a request it gave up on, so a PUT or DELETE sent again could be overtaken by the
+ * first one arriving late (an object deleted after it was written again, or brought back after it was
+ * deleted). Writes keep fetch's own limit. makeRequest is the client's single way out.
  */
 class GuardedClient extends S3Client {
   constructor(
@@ -63,10 +66,8 @@ class GuardedClient extends S3Client {
       const q = args.query === undefined ? '' : typeof args.query === 'string' ? args.query : new URLSearchParams(args.query).toString();
       this.observe({ method: args.method, query: q, path: args.objectName });
     }
-    // GET, HEAD, PUT, DELETE and copies name their whole effect, so sending one again is safe.
-    const tries = args.method === 'POST' ? 1 : TRIES;
-    // A body has to go up before the answer can come: allow it at 64 kB/s at least.
-    const wait = this.timeoutMs + (args.payload?.length ?? 0) / 64;
+    if (args.method !== 'GET' && args.method !== 'HEAD') return super.makeRequest(args);
+    const wait = this.timeoutMs;
     for (let n = 1; ; n++) {
       const sent = super.makeRequest(args);
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -75,7 +76,7 @@ class GuardedClient extends S3Client {
       if (res) return res;
       // Given up: an answer that still comes is dropped, and its error is nobody's.
       sent.then((r) => r.body?.cancel(), () => {}).catch(() => {});
-      if (n >= tries) throw new BlobError('unavailable', `S3 did not answer ${args.method} ${args.objectName} within ${Math.round(wait)} ms (${n} tries)`);
+      if (n >= TRIES) throw new BlobError('unavailable', `S3 did not answer ${args.method} ${args.objectName} within ${wait} ms (${n} tries)`);
     }
   }
 }
