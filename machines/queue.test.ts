@@ -1,6 +1,8 @@
 // Waiting customers hear their place when queued, at every reminder, and in between when it moves up a lot.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as v from 'valibot';
+import { QueueConfigSchema } from './routing.ts';
 import { NOTICES_PER_STEP, OVERFLOWS_PER_STEP, queueKind, type QueueContext } from './queue.ts';
 import { Sim } from '../tests/support/sim.ts';
 
@@ -42,7 +44,7 @@ test('reminders come per customer, at most NOTICES_PER_STEP a step, front of the
   assert.equal(told().length, N, 'each is told its place when queued');
   sim.advance(55_000);
   assert.deepEqual(told(), [], 'nobody is due before their reminder');
-  // The reminders fall due together: each step sends a bounded share, front first, ticks 100 ms apart.
+  // The reminders fall due together: each step sends a bounded share, front first, ticks 50 ms apart.
   const steps: number[][] = [];
   for (let k = 0; k < 4; k++) {
     sim.advance(k === 0 ? 5_000 : 50);
@@ -71,6 +73,33 @@ test('reminders come per customer, at most NOTICES_PER_STEP a step, front of the
   assert.ok([...moved].every((id) => !reminded.has(id)), 'those told on moving up are not');
   sim.advance(30_000);
   assert.deepEqual(toldIds(), moved, 'their own reminder comes later');
+});
+
+test('a reminder round reaches the back of the queue even when the front is owed notices again on every step', () => {
+  const sim = new Sim({ queue: queueKind });
+  const N = 6 * NOTICES_PER_STEP;
+  sim.send('queue/f', { type: 'configure', config: { reminderSec: 60, movedGapSec: 0 } });
+  for (let i = 0; i < N; i++) sim.send('queue/f', { type: 'task.add', task: { id: `t${i}`, channel: 'webchat', enqueuedAt: sim.now } });
+  sim.advance(59_000);
+  sim.log.length = 0;
+  // From the reminder on, a hundred customers at the front leave before every step: those behind them
+  // move up a lot each time (and movedGapSec is 0), so the front is always owed notices.
+  let gone = 0;
+  const last = `t${N - 1}`;
+  let reached = false;
+  for (let step = 0; step < 12 && !reached; step++) {
+    sim.advance(step === 0 ? 1_000 : 50);
+    reached = sim.log.some((m) => m.to === `conversation/${last}` && m.event.type === 'queue.position');
+    for (let k = 0; k < 100; k++) sim.send('queue/f', { type: 'task.cancel', taskId: `t${gone++}` });
+  }
+  assert.ok(reached, 'the customer at the back was reminded within the round');
+});
+
+test('notice settings are bounded: reminders at least 5 s apart, no negative gap', () => {
+  const problem = (config: object) => v.safeParse(QueueConfigSchema, config).issues?.[0].message;
+  assert.equal(problem({ reminderSec: 1 }), 'reminderSec must be at least 5');
+  assert.equal(problem({ movedGapSec: -1 }), 'movedGapSec must not be negative');
+  assert.equal(problem({ reminderSec: 5, movedGapSec: 0 }), undefined);
 });
 
 test('a mass overflow moves at most OVERFLOWS_PER_STEP tasks a tick, front first, until every aged task has moved', () => {

@@ -74,6 +74,8 @@ export interface QueueContext {
   catchingUp: boolean;
   /** No waiting customer was last told before this: until a notice can be due, the tick does not look at every task. */
   toldSince?: number;
+  /** While catching up: where in the list the next tick goes on, so that a round reaches the back of the queue. */
+  noticeFrom?: number;
   lastLiveAt: number;
   last?: Explanation;
 }
@@ -324,17 +326,21 @@ const positionNotice = (c: QueueContext, t: Task, i: number) =>
  * between when their place moved up a lot (a third, and at least 3 places). Tasks remember what they
  * were told and when.
  */
-function notices(c: QueueContext, now: number): { effects: Effect[]; tasks: Task[]; owed: boolean; toldSince: number } {
+function notices(c: QueueContext, now: number): { effects: Effect[]; tasks: Task[]; owed: boolean; toldSince: number; from: number } {
   const effects: Effect[] = [];
   const changes: [string, Task][] = [];
   const remindBefore = now - c.config.reminderSec * 1000;
   const movedBefore = now - (c.config.movedGapSec ?? 30) * 1000;
   const since = c.toldSince ?? 0;
   // Everyone was told too recently for either kind of notice: nothing to look for.
-  if (since > Math.max(remindBefore, movedBefore)) return { effects, tasks: c.tasks, owed: false, toldSince: since };
+  if (since > Math.max(remindBefore, movedBefore)) return { effects, tasks: c.tasks, owed: false, toldSince: since, from: 0 };
+  // A round goes on from where the last step stopped; starting over at the front each time, customers at
+  // the back would wait for ever if the front fell due again first. (Those that moved up past the point
+  // meanwhile are told in the next round.)
+  const from = c.catchingUp ? Math.min(c.noticeFrom ?? 0, c.tasks.length) : 0;
   let tasks = c.tasks;
-  let oldest = now;
-  for (let i = 0; i < c.tasks.length; i++) {
+  let oldest = from ? since : now;
+  for (let i = from; i < c.tasks.length; i++) {
     const t = c.tasks[i];
     const before = t.told;
     const toldAt = t.toldAt ?? 0;
@@ -344,13 +350,13 @@ function notices(c: QueueContext, now: number): { effects: Effect[]; tasks: Task
       continue;
     }
     // Not every task was looked at: the bound stays where it was.
-    if (effects.length === NOTICES_PER_STEP) return { effects, tasks: changedTasks(c, tasks, changes), owed: true, toldSince: since };
+    if (effects.length === NOTICES_PER_STEP) return { effects, tasks: changedTasks(c, tasks, changes), owed: true, toldSince: since, from: i };
     effects.push(positionNotice(c, t, i));
     if (tasks === c.tasks) tasks = [...c.tasks];
     tasks[i] = { ...t, told: i + 1, toldAt: now };
     changes.push([t.id, tasks[i]]);
   }
-  return { effects, tasks: changes.length ? changedTasks(c, tasks, changes) : tasks, owed: false, toldSince: oldest };
+  return { effects, tasks: changes.length ? changedTasks(c, tasks, changes) : tasks, owed: false, toldSince: oldest, from: 0 };
 }
 
 /**
@@ -468,7 +474,7 @@ export const queueMachine = setup({
       }
       const told = notices(c, now);
       for (const e of told.effects) enqueue.emit(e);
-      c = { ...c, tasks: told.tasks, catchingUp: more || told.owed, toldSince: told.toldSince };
+      c = { ...c, tasks: told.tasks, catchingUp: more || told.owed, toldSince: told.toldSince, noticeFrom: told.from };
       // The regular tick always shows the figures, even when nothing else happened.
       if (regular) c = { ...c, lastLiveAt: 0 };
       enqueue.assign(c);

@@ -88,9 +88,9 @@ export const QueueConfigSchema = v.object({
   /** A normal task's priority grows by one VIP boost every agingSec of waiting: starvation is bounded. */
   agingSec: v.optional(v.number(), 600),
   /** Tell waiting digital customers their position and wait every reminderSec. */
-  reminderSec: v.optional(v.number(), 60),
+  reminderSec: v.optional(v.pipe(v.number(), v.minValue(5, 'reminderSec must be at least 5')), 60),
   /** A customer whose place moved up a lot is told so, but not sooner than this after they were last told. */
-  movedGapSec: v.optional(v.number(), 30),
+  movedGapSec: v.optional(v.pipe(v.number(), v.minValue(0, 'movedGapSec must not be negative')), 30),
   serviceLevelSec: v.optional(v.number(), 30),
 });
 export type QueueConfig = v.InferOutput<typeof QueueConfigSchema>;
