@@ -6,6 +6,16 @@ import { QueueConfigSchema } from './routing.ts';
 import { NOTICES_PER_STEP, OVERFLOWS_PER_STEP, queueKind, type QueueContext } from './queue.ts';
 import { Sim } from '../tests/support/sim.ts';
 
+/** What `collect` finds after the tick due within 5 s, then after each of the three catch-up ticks 50 ms apart. */
+function tickSteps<T>(sim: Sim, collect: () => T[]): T[][] {
+  const steps: T[][] = [];
+  for (let k = 0; k < 4; k++) {
+    sim.advance(k === 0 ? 5_000 : 50);
+    steps.push(collect());
+  }
+  return steps;
+}
+
 test('a customer is told again between reminders only when their place moved up by a third and 3 places, and not within movedGapSec', () => {
   const sim = new Sim({ queue: queueKind });
   const positions = () => {
@@ -45,11 +55,7 @@ test('reminders come per customer, at most NOTICES_PER_STEP a step, front of the
   sim.advance(55_000);
   assert.deepEqual(told(), [], 'nobody is due before their reminder');
   // The reminders fall due together: each step sends a bounded share, front first, ticks 50 ms apart.
-  const steps: number[][] = [];
-  for (let k = 0; k < 4; k++) {
-    sim.advance(k === 0 ? 5_000 : 50);
-    steps.push(told());
-  }
+  const steps = tickSteps(sim, told);
   assert.deepEqual(steps.map((s) => s.length), [NOTICES_PER_STEP, NOTICES_PER_STEP, NOTICES_PER_STEP, 10]);
   assert.deepEqual(steps.flat(), Array.from({ length: N }, (_, i) => i + 1), 'every customer once, in queue order');
   assert.equal((sim.state('queue/r').context as QueueContext).catchingUp, false);
@@ -116,11 +122,7 @@ test('a mass overflow moves at most OVERFLOWS_PER_STEP tasks a tick, front first
   };
   sim.advance(25_000);
   assert.deepEqual(moved(), [], 'nobody has waited 30 s yet');
-  const steps: string[][] = [];
-  for (let k = 0; k < 4; k++) {
-    sim.advance(k === 0 ? 5_000 : 50);
-    steps.push(moved());
-  }
+  const steps = tickSteps(sim, moved);
   assert.deepEqual(steps.map((s) => s.length), [OVERFLOWS_PER_STEP, OVERFLOWS_PER_STEP, 7, 0]);
   assert.deepEqual(steps.flat(), Array.from({ length: N }, (_, i) => `t${i}`), 'each task once, in queue order');
   const c = sim.state('queue/o').context as QueueContext;
