@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Kvm } from '@nats-io/kv';
 import { startTestNats } from '../tests/support/nats.ts';
-import { PartState, SharedMap, commitPart, diffPart, listPart, loadPart, mapPart, noteChanges, planPart, segmentCount, sharedMapPart, stripContext, type Change, type PartPlan } from './parts.ts';
+import { PartState, SharedMap, commitPart, diffPart, listPart, loadPart, mapPart, noteChanges, planPart, segmentCount, sharedMapPart, stripContext, writeBackground, type Change, type PartMeta, type PartPlan } from './parts.ts';
 
 interface Item {
   id: string;
@@ -53,6 +53,7 @@ test('thousands of steps: journal, sealed segments and new bases read back to th
     const store = async (plan: PartPlan) => {
       await Promise.all(plan.writes.map((w) => kv.put(w.key, w.data)));
       commitPart(state, plan);
+      await writeBackground(state, plan, (k, d) => kv.put(k, d));
       for (const k of plan.garbage) await kv.purge(k);
       garbage = garbage.concat(plan.garbage);
     };
@@ -230,9 +231,12 @@ test('a step too large for one chunk is a segment of its own between runs', asyn
       const plan = planPart('queue.b', 'tasks', state, list, byN);
       await Promise.all(plan.writes.map((w) => kv.put(w.key, w.data)));
       commitPart(state, plan);
+      await writeBackground(state, plan, (k, d) => kv.put(k, d));
     };
     const pad = 'z'.repeat(150);
     let list = Array.from({ length: 12_000 }, (_, n) => ({ id: `t${n}`, n, pad }));
+    // The first step seals its journal and writes a new base in the background; the next points at it.
+    await store(list);
     await store(list);
     assert.ok(state.meta.base && !state.meta.segs.length);
     for (let i = 0; i < 40; i++) await store((list = list.map((it, k) => (k === i ? { ...it, pad: `${pad}${i}` } : it))));
@@ -263,6 +267,105 @@ test('segments listed one by one (as stored before runs) still read back', async
     await kv.put('queue.l.tasks.seg2.0', JSON.stringify([['a', null]]));
     const meta = { base: { id: 'base1', chunks: 1 }, segs: [{ id: 'seg1', chunks: 1 }, { id: 'seg2', chunks: 1 }], journal: [], bytes: 0, baseBytes: 0, segBytes: 0 };
     assert.deepEqual((await loadPart(kv, 'queue.l', 'tasks', meta, byN, {})).value, [b]);
+  } finally {
+    await nats.stop();
+  }
+});
+
+test('a new base is written in the background: steps go on sealing meanwhile and read back whole; the next step after it points at it', async () => {
+  const nats = await startTestNats();
+  const nc = await nats.connect();
+  try {
+    const kv = await new Kvm(nc).create('parts_background', { history: 1 });
+    const state = new PartState();
+    const pad = 'q'.repeat(150);
+    let list = Array.from({ length: 12_000 }, (_, n) => ({ id: `t${n}`, n, pad }));
+    const step = async () => {
+      const plan = planPart('queue.g', 'tasks', state, list, byN);
+      await Promise.all(plan.writes.map((w) => kv.put(w.key, w.data)));
+      commitPart(state, plan);
+      for (const k of plan.garbage) await kv.purge(k);
+      assert.deepEqual((await loadPart(kv, 'queue.g', 'tasks', state.meta, byN, {})).value, list, 'every step reads back whole');
+      return plan;
+    };
+    const first = await step();
+    assert.ok(first.background && state.meta.pending && !state.meta.base, 'the step names a new base and does not wait for it');
+    assert.equal(first.writes.length > 0, true, 'its journal is sealed as a segment as usual');
+    // Thirty more steps while the base is still on its way: they seal segments and never point at it.
+    for (let i = 0; i < 30; i++) {
+      list = list.map((it, k) => (k === i ? { ...it, pad: `${pad}${i}` } : it));
+      const p = await step();
+      assert.ok(!p.background && !p.settles && state.meta.base === undefined);
+    }
+    const covered = first.background!.covers;
+    const after = state.meta.segs.slice(covered);
+    assert.ok(after.length >= 1, 'segments sealed after the new base was named');
+    await writeBackground(state, first, (k, d) => kv.put(k, d));
+    list = list.map((it, k) => (k === 100 ? { ...it, pad: `${pad}!` } : it));
+    const switching = await step();
+    assert.ok(switching.settles);
+    const now: PartMeta = state.meta;
+    assert.equal(now.base?.id, first.background!.id);
+    assert.ok(now.base!.chunks > 1, 'megabytes of items, in chunks');
+    assert.deepEqual(state.meta.segs.slice(0, after.length), after, 'the segments written after it stay');
+    assert.equal(state.meta.pending, undefined);
+    const oldKeys = switching.garbage;
+    assert.ok(oldKeys.length >= covered, 'the covered segments are dropped');
+    for (const k of oldKeys) assert.notEqual((await kv.get(k))?.operation, 'PUT');
+  } finally {
+    await nats.stop();
+  }
+});
+
+test('a new base that failed, or that a crashed activation left, is purged by the next step and never read', async () => {
+  const nats = await startTestNats();
+  const nc = await nats.connect();
+  try {
+    const kv = await new Kvm(nc).create('parts_left', { history: 1 });
+    const pad = 'w'.repeat(150);
+    let list = Array.from({ length: 12_000 }, (_, n) => ({ id: `t${n}`, n, pad }));
+    const put = (k: string, d: string) => kv.put(k, d);
+    const commit = async (state: PartState) => {
+      const plan = planPart('queue.l', 'tasks', state, list, byN);
+      await Promise.all(plan.writes.map((w) => put(w.key, w.data)));
+      commitPart(state, plan);
+      return plan;
+    };
+    // A write that fails: the next step drops the base and goes on without it.
+    const a = new PartState();
+    const first = await commit(a);
+    await writeBackground(a, first, async () => {
+      throw new Error('stream unavailable');
+    });
+    list = list.map((it, k) => (k === 0 ? { ...it, pad: `${pad}0` } : it));
+    const dropped = await commit(a);
+    assert.ok(dropped.settles && a.meta.pending === undefined && a.meta.base === undefined);
+    assert.deepEqual(dropped.garbage, [`queue.l.tasks.${first.background!.id}.0`], 'what of it was written goes');
+
+    // Written, but the activation died before a record pointed at it: another activation reads the
+    // part without it and purges it with its first step.
+    const b = new PartState();
+    const named = await commit(b);
+    await writeBackground(b, named, put);
+    const { state: again, value } = await loadPart(kv, 'queue.l', 'tasks', b.meta, byN, {});
+    assert.deepEqual(value, list);
+    // The context holds what was read back, so the next step changes that.
+    list = (value as Item[]).map((it, k) => (k === 1 ? { ...it, pad: `${pad}1` } : it));
+    const purge = await commit(again);
+    assert.ok(purge.settles && again.meta.pending === undefined);
+    // Its keys are not known here: every key under it goes.
+    const piece = `queue.l.tasks.${named.background!.id}`;
+    assert.deepEqual(purge.dropPieces, [piece]);
+    const under = async () => {
+      const found: string[] = [];
+      for await (const k of await kv.keys(`${piece}.*`)) found.push(k);
+      return found;
+    };
+    const left = await under();
+    assert.ok(left.length > 1, `the base was written in chunks: ${left.length}`);
+    for (const k of left) await kv.purge(k);
+    assert.equal((await Promise.all(left.map((k) => kv.get(k)))).filter((e) => e?.operation === 'PUT').length, 0);
+    assert.deepEqual((await loadPart(kv, 'queue.l', 'tasks', again.meta, byN, {})).value, list);
   } finally {
     await nats.stop();
   }

@@ -5,6 +5,14 @@
 // base, and a short journal of the latest changes inside the record itself. Bases and segments are
 // written under fresh keys before the record, so the record's compare-and-set write stays the one
 // commit point: a crash before it leaves only unreferenced keys, never a half-applied step.
+//
+// A new base (the whole collection again, megabytes for a queue of 10,000) is made in the background:
+// the step that decides on it seals its journal as usual, takes the items as they stand and names the
+// new base as `pending`; the items are encoded a slice at a time and written a chunk at a time, so the
+// actor's next steps (and the other writes on the connection) do not wait behind megabytes. Later steps
+// go on sealing segments, and the first step after the base is written points the record at it and
+// drops the old base and the segments it covers. A pending base that never got there (a failed write,
+// a crash) is purged by the next step that finds it.
 import type { KV } from '@nats-io/kv';
 import * as v from 'valibot';
 import { shardOf } from './address.ts';
@@ -180,6 +188,8 @@ export const PartMetaSchema = v.object({
   /** Encoded sizes of the base and of the sealed segments, to know when a new base pays. */
   baseBytes: v.optional(v.number(), 0),
   segBytes: v.optional(v.number(), 0),
+  /** The id of a new base being written in the background, not yet read: purged if it is left behind. */
+  pending: v.optional(v.string()),
 });
 export type PartMeta = v.InferOutput<typeof PartMetaSchema>;
 
@@ -202,6 +212,20 @@ export class PartState {
    * a run read back from storage might be extended by another (stale) activation under the same keys.
    */
   run: string | undefined = undefined;
+  /** The new base written in the background (see `pending`) and what it replaces once written. */
+  next: NextBase | undefined = undefined;
+}
+
+interface NextBase {
+  id: string;
+  /** It holds the old base and the first `covers` segment entries, which add up to `coveredBytes`. */
+  covers: number;
+  coveredBytes: number;
+  state: 'writing' | 'written' | 'failed';
+  /** Keys written so far, and once written, the base and its encoded size. */
+  keys: string[];
+  base?: Piece;
+  bytes?: number;
 }
 
 /** How many sealed segments a part has. */
@@ -219,6 +243,12 @@ export interface PartPlan {
   garbage: string[];
   /** The segment run the part writes into after this plan. */
   run: string | undefined;
+  /** A new base to write once this plan's record is stored, not before (it is read only after a later record points at it). */
+  background?: { id: string; prefix: string; items: Change[]; covers: number; coveredBytes: number };
+  /** This plan settles the background base: points the part at it, or drops it. */
+  settles?: boolean;
+  /** Pending bases another activation left, whose keys are unknown here: every key under them goes. */
+  dropPieces?: string[];
 }
 
 const partKey = (prefix: string, id: string, chunk: number) => `${prefix}.${id}.${chunk}`;
@@ -288,45 +318,68 @@ function diffByKey(state: PartState, value: unknown, c: AnyCollection): Change[]
 /** Decides what a step writes for one part: a longer journal, a sealed segment, or a new base. */
 export function planPart(prefix: string, field: string, state: PartState, value: unknown, c: AnyCollection): PartPlan {
   const changes = diffPart(state, value, c);
-  const plan: PartPlan = { field, meta: state.meta, changes, value, writes: [], garbage: [], run: state.run };
+  const plan: PartPlan = { field, meta: settle(prefix, field, state), changes, value, writes: [], garbage: [], run: state.run };
+  if (plan.meta !== state.meta) {
+    plan.settles = true;
+    plan.garbage = settledGarbage(prefix, field, state);
+    if (!state.next && state.meta.pending) plan.dropPieces = [`${prefix}.${field}.${state.meta.pending}`];
+  }
   if (!changes.length) return plan;
-  let bytes = state.meta.bytes;
+  const meta = plan.meta;
+  let bytes = meta.bytes;
   for (const ch of changes) bytes += JSON.stringify(ch).length + 1;
-  const journal = state.meta.journal.concat(changes);
+  const journal = meta.journal.concat(changes);
   if (bytes <= JOURNAL_MAX_BYTES) {
-    plan.meta = { ...state.meta, journal, bytes };
+    plan.meta = { ...meta, journal, bytes };
     return plan;
   }
-  const { segBytes, baseBytes } = state.meta;
-  if (segmentCount(state.meta) < MAX_SEGMENTS && segBytes + bytes < Math.max(MIN_REBASE_BYTES, baseBytes / 2)) {
-    // The segment joins this state's run when it fits in one chunk; a larger one is a piece of its own and ends the run.
-    const segs = state.meta.segs;
-    const last = segs.at(-1);
-    const extend = state.run !== undefined && last?.id === state.run && last.n !== undefined;
-    const run = extend ? state.run! : crypto.randomUUID();
-    const n = extend ? last!.n! : 0;
-    const chunks = writeChunks(`${prefix}.${field}`, `${run}-${n}`, journal, plan.writes);
-    const seg = chunks === 1 ? { id: run, chunks, n: n + 1 } : { id: `${run}-${n}`, chunks };
-    plan.run = chunks === 1 ? run : undefined;
-    plan.meta = { ...state.meta, segs: extend && chunks === 1 ? [...segs.slice(0, -1), seg] : [...segs, seg], journal: [], bytes: 0, segBytes: segBytes + bytes };
-    return plan;
-  }
-  // Too many segments to read back quickly: write the whole part anew and drop the old pieces.
+  const { segBytes, baseBytes } = meta;
+  // While a new base is on its way, steps go on sealing segments.
+  const writing = state.next !== undefined && !plan.settles;
+  const due = !writing && !(segmentCount(meta) < MAX_SEGMENTS && segBytes + bytes < Math.max(MIN_REBASE_BYTES, baseBytes / 2));
+  // The segment joins this state's run when it fits in one chunk; a larger one is a piece of its own and ends the run.
+  const segs = meta.segs;
+  const last = segs.at(-1);
+  const extend = plan.run !== undefined && last?.id === plan.run && last.n !== undefined;
+  const run = extend ? plan.run! : crypto.randomUUID();
+  const n = extend ? last!.n! : 0;
+  const chunks = writeChunks(`${prefix}.${field}`, `${run}-${n}`, journal, plan.writes);
+  const seg = chunks === 1 ? { id: run, chunks, n: n + 1 } : { id: `${run}-${n}`, chunks };
+  plan.run = chunks === 1 ? run : undefined;
+  plan.meta = { ...meta, segs: extend && chunks === 1 ? [...segs.slice(0, -1), seg] : [...segs, seg], journal: [], bytes: 0, segBytes: segBytes + bytes };
+  if (!due) return plan;
+  // Too many segments to read back quickly: the whole part again, as it stands after this step, as a
+  // new base written in the background. Later segments start entries of their own, so that the ones
+  // it covers are exactly the entries listed now.
   const merged = new Map(state.items);
   for (const [k, item] of journal) {
     if (item === null) merged.delete(k);
     else merged.set(k, item);
   }
-  const first = plan.writes.length;
   const id = crypto.randomUUID();
-  const base = { id, chunks: writeChunks(`${prefix}.${field}`, id, [...merged], plan.writes) };
-  const written = plan.writes.slice(first).reduce((n, w) => n + w.data.length, 0);
   plan.run = undefined;
-  for (const old of [...(state.meta.base ? [state.meta.base] : []), ...state.meta.segs].flatMap(piecesOf)) {
-    for (let i = 0; i < old.chunks; i++) plan.garbage.push(partKey(`${prefix}.${field}`, old.id, i));
-  }
-  plan.meta = { base, segs: [], journal: [], bytes: 0, baseBytes: written, segBytes: 0 };
+  plan.meta = { ...plan.meta, pending: id };
+  plan.background = { id, prefix: `${prefix}.${field}`, items: [...merged], covers: plan.meta.segs.length, coveredBytes: plan.meta.segBytes };
   return plan;
+}
+
+/** The part's meta with its background base settled: pointed at once written, dropped if it failed or was left by another activation. */
+function settle(prefix: string, field: string, state: PartState): PartMeta {
+  const { meta, next } = state;
+  if (next?.state === 'written') {
+    return { ...meta, base: next.base, segs: meta.segs.slice(next.covers), baseBytes: next.bytes!, segBytes: meta.segBytes - next.coveredBytes, pending: undefined };
+  }
+  if (next?.state === 'failed' || (!next && meta.pending)) return { ...meta, pending: undefined };
+  return meta;
+}
+
+/** What settling leaves unreferenced: the old base and the covered segments, or the pending base that failed. */
+function settledGarbage(prefix: string, field: string, state: PartState): string[] {
+  const { meta, next } = state;
+  const keysOf = (pieces: Piece[]) => pieces.flatMap(piecesOf).flatMap(({ id, chunks }) => Array.from({ length: chunks }, (_, i) => partKey(`${prefix}.${field}`, id, i)));
+  if (next?.state === 'written') return keysOf([...(meta.base ? [meta.base] : []), ...meta.segs.slice(0, next.covers)]);
+  // A base that failed: what of it was written. One another activation left: see dropPieces.
+  return next ? next.keys : [];
 }
 
 /** After the record that references the plan was stored: the resident view follows it. */
@@ -338,6 +391,51 @@ export function commitPart(state: PartState, plan: PartPlan): void {
   state.ref = plan.value;
   state.meta = plan.meta;
   state.run = plan.run;
+  if (plan.settles) state.next = undefined;
+  if (plan.background) {
+    const { id, covers, coveredBytes } = plan.background;
+    state.next = { id, covers, coveredBytes, state: 'writing', keys: [] };
+  }
+}
+
+/** Items encoded between two yields to the event loop, while a background base is made. */
+const SLICE = 256;
+
+/**
+ * Makes and writes a committed plan's background base: a slice of items at a time, a chunk at a time.
+ * The part's next step points at it once it is written, or drops it if this failed.
+ */
+export async function writeBackground(state: PartState, plan: PartPlan, put: (key: string, data: string) => Promise<unknown>): Promise<void> {
+  const bg = plan.background;
+  const next = state.next;
+  if (!bg || next?.id !== bg.id) return;
+  try {
+    let chunk: string[] = [];
+    let size = 2;
+    let bytes = 0;
+    const flush = async () => {
+      const key = partKey(bg.prefix, bg.id, next.keys.length);
+      const data = `[${chunk.join(',')}]`;
+      next.keys.push(key);
+      bytes += data.length;
+      chunk = [];
+      size = 2;
+      await put(key, data);
+    };
+    for (let i = 0; i < bg.items.length; i++) {
+      if (i % SLICE === 0 && i) await new Promise((r) => setImmediate(r));
+      const text = JSON.stringify(bg.items[i]);
+      if (chunk.length && size + text.length + 1 > CHUNK_BYTES) await flush();
+      chunk.push(text);
+      size += text.length + 1;
+    }
+    if (chunk.length || !next.keys.length) await flush();
+    next.base = { id: bg.id, chunks: next.keys.length };
+    next.bytes = bytes;
+    next.state = 'written';
+  } catch {
+    next.state = 'failed';
+  }
 }
 
 /** A read that failed on the way (timeout, leader change), not because of what is stored: worth retrying. */

@@ -9,7 +9,7 @@ import { HDR_ACTOR, HDR_REASON, IdSchema, MAIL_STREAM, consumerName, keys, parse
 import { EventSchema } from './client.ts';
 import { Deadlines } from './deadlines.ts';
 import { decodeRecord, encodeRecord, type ActorRecord, type OutboxEntry, type Timer } from './record.ts';
-import { PartState, StoreUnavailable, commitPart, loadPart, planPart, stripContext, type PartMeta, type PartPlan } from './parts.ts';
+import { PartState, StoreUnavailable, commitPart, loadPart, planPart, stripContext, writeBackground, type PartMeta, type PartPlan } from './parts.ts';
 import type { HostedKind, NodeServices } from './services.ts';
 import type { StepResult } from './step.ts';
 
@@ -36,6 +36,8 @@ class Activation {
   lastUsed = 0;
   /** The stored view of the kind's large context fields (parts.ts), by field. */
   parts: Map<string, PartState> | undefined = undefined;
+  /** New bases of parts being written in the background: the actor stays resident until they are. */
+  writing = 0;
   /** The stored record, when its outbox has been sent but is still in it: the next record, or a write once the mailbox is empty, clears it. */
   sent: ActorRecord | undefined = undefined;
 }
@@ -489,8 +491,14 @@ export class Shard {
       await Promise.all(plans.flatMap((p) => p.writes).map((w) => this.svc.partsKv.put(w.key, w.data)));
       if (!(await this.save(id, a, record, bytes))) return this.retryAfterConflict(id, a, batch);
       for (const p of plans) {
-        commitPart(a.parts!.get(p.field)!, p);
+        const state = a.parts!.get(p.field)!;
+        commitPart(state, p);
         for (const k of p.garbage) void this.svc.partsKv.purge(k).catch(() => undefined);
+        for (const piece of p.dropPieces ?? []) void this.dropPiece(piece);
+        if (p.background) {
+          a.writing++;
+          void writeBackground(state, p, (key, data) => this.svc.partsKv.put(key, data)).finally(() => a.writing--);
+        }
       }
       a.snap = snap;
       a.seq = seq;
@@ -628,10 +636,20 @@ export class Shard {
     this.svc.log.warn({ actor: `${this.kind}/${id}`, seq: w.seq, reason }, 'message dead-lettered');
   }
 
+  /** Purges every key under a piece whose chunks are not known here (a base another activation left). */
+  private async dropPiece(piece: string): Promise<void> {
+    try {
+      for await (const k of await this.svc.partsKv.keys(`${piece}.*`)) await this.svc.partsKv.purge(k);
+    } catch (e) {
+      // Unreferenced either way: only space is lost.
+      this.svc.log.warn({ err: e, piece }, 'left-behind part not purged');
+    }
+  }
+
   private passivateIdle(): void {
     const cutoff = Date.now() - this.svc.options.idleMs;
     for (const [id, a] of this.acts) {
-      if (!a.running && !a.mailbox && a.lastUsed < cutoff) this.evict(id, a, 'passivate');
+      if (!a.running && !a.mailbox && !a.writing && a.lastUsed < cutoff) this.evict(id, a, 'passivate');
     }
   }
 

@@ -54,6 +54,9 @@ test('a queue of 8,000 waiting tasks stores small records, reminds every custome
     const kv = await new Kvm(nc).open(STATE_BUCKET);
     const record = (await kv.get('queue.big'))!;
     assert.ok(record.value.length < 64 * 1024, `the record holds the journal, not the queue: ${record.value.length} bytes`);
+    // The tasks have been rewritten as a base (made in the background) at least once.
+    const tasksMeta = (JSON.parse(record.string()) as { parts: { tasks: { base?: { id: string }; pending?: string } } }).parts.tasks;
+    assert.ok(tasksMeta.base, 'the tasks part has a base');
 
     // Passivate, then restart the node: the queue is read back from its parts.
     await waitFor('passivated', () => activations.includes('passivate'), 10_000, 100);
