@@ -129,7 +129,8 @@ export class Shard {
     if (this.state !== 'running') return;
     this.state = 'draining';
     this.stopInputs();
-    while ([...this.acts.values()].some((a) => a.running || a.mailbox?.length)) await sleep(5);
+    // New bases being written in the background are finished too, so the next owner does not find them pending.
+    while ([...this.acts.values()].some((a) => a.running || a.mailbox?.length || a.writing)) await sleep(5);
     await this.svc.jsm.consumers.delete(MAIL_STREAM, consumerName(this.kind, this.index)).catch(() => undefined);
     this.finish('passivate');
   }
