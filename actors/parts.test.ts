@@ -317,7 +317,7 @@ test('a new base is written in the background: steps go on sealing meanwhile and
   }
 });
 
-test('a new base that failed, or that a crashed activation left, is purged by the next step and never read', async () => {
+test('a new base that failed or was cut off is purged by the next step and never read; one written to the end is taken over', async () => {
   const nats = await startTestNats();
   const nc = await nats.connect();
   try {
@@ -342,30 +342,45 @@ test('a new base that failed, or that a crashed activation left, is purged by th
     assert.ok(dropped.settles && a.meta.pending === undefined && a.meta.base === undefined);
     assert.deepEqual(dropped.garbage, [`queue.l.tasks.${first.background!.id}.0`], 'what of it was written goes');
 
-    // Written, but the activation died before a record pointed at it: another activation reads the
-    // part without it and purges it with its first step.
+    // Written, but its activation passivated or died before a record pointed at it: the next
+    // activation finds its `done` key, takes it over and points at it with its first step.
     const b = new PartState();
     const named = await commit(b);
     await writeBackground(b, named, put);
-    const { state: again, value } = await loadPart(kv, 'queue.l', 'tasks', b.meta, byN, {});
-    assert.deepEqual(value, list);
+    const loaded = await loadPart(kv, 'queue.l', 'tasks', b.meta, byN, {});
+    assert.deepEqual(loaded.value, list);
+    assert.equal(loaded.state.next?.state, 'written');
     // The context holds what was read back, so the next step changes that.
-    list = (value as Item[]).map((it, k) => (k === 1 ? { ...it, pad: `${pad}1` } : it));
-    const purge = await commit(again);
-    assert.ok(purge.settles && again.meta.pending === undefined);
+    list = (loaded.value as Item[]).map((it, k) => (k === 1 ? { ...it, pad: `${pad}1` } : it));
+    const over = await commit(loaded.state);
+    assert.ok(over.settles && loaded.state.meta.pending === undefined);
+    assert.equal(loaded.state.meta.base?.id, named.background!.id);
+    for (const k of over.garbage) await kv.purge(k);
+    assert.deepEqual((await loadPart(kv, 'queue.l', 'tasks', loaded.state.meta, byN, {})).value, list);
+
+    // Cut off mid-way (no `done` key): the next activation reads the part without it and purges every key under it.
+    const c = new PartState();
+    const cut = await commit(c);
+    let puts = 0;
+    await writeBackground(c, cut, async (k, d) => {
+      if (++puts > 2) throw new Error('process killed');
+      await put(k, d);
+    });
+    const again = await loadPart(kv, 'queue.l', 'tasks', c.meta, byN, {});
+    assert.deepEqual(again.value, list);
+    assert.equal(again.state.next, undefined);
+    list = (again.value as Item[]).map((it, k) => (k === 2 ? { ...it, pad: `${pad}2` } : it));
+    const purge = await commit(again.state);
+    assert.ok(purge.settles && again.state.meta.pending === undefined);
     // Its keys are not known here: every key under it goes.
-    const piece = `queue.l.tasks.${named.background!.id}`;
+    const piece = `queue.l.tasks.${cut.background!.id}`;
     assert.deepEqual(purge.dropPieces, [piece]);
-    const under = async () => {
-      const found: string[] = [];
-      for await (const k of await kv.keys(`${piece}.*`)) found.push(k);
-      return found;
-    };
-    const left = await under();
-    assert.ok(left.length > 1, `the base was written in chunks: ${left.length}`);
+    const left: string[] = [];
+    for await (const k of await kv.keys(`${piece}.*`)) left.push(k);
+    assert.equal(left.length, 2, `the chunks written before the cut: ${left}`);
     for (const k of left) await kv.purge(k);
     assert.equal((await Promise.all(left.map((k) => kv.get(k)))).filter((e) => e?.operation === 'PUT').length, 0);
-    assert.deepEqual((await loadPart(kv, 'queue.l', 'tasks', again.meta, byN, {})).value, list);
+    assert.deepEqual((await loadPart(kv, 'queue.l', 'tasks', again.state.meta, byN, {})).value, list);
   } finally {
     await nats.stop();
   }

@@ -11,8 +11,9 @@
 // new base as `pending`; the items are encoded a slice at a time and written a chunk at a time, so the
 // actor's next steps (and the other writes on the connection) do not wait behind megabytes. Later steps
 // go on sealing segments, and the first step after the base is written points the record at it and
-// drops the old base and the segments it covers. A pending base that never got there (a failed write,
-// a crash) is purged by the next step that finds it.
+// drops the old base and the segments it covers. A written base ends with a `done` key, so an
+// activation that loads a record naming it as pending (the writer passivated or died first) takes it
+// over; a pending base without one (a failed write, a crash mid-way) is purged by the next step.
 import type { KV } from '@nats-io/kv';
 import * as v from 'valibot';
 import { shardOf } from './address.ts';
@@ -188,8 +189,8 @@ export const PartMetaSchema = v.object({
   /** Encoded sizes of the base and of the sealed segments, to know when a new base pays. */
   baseBytes: v.optional(v.number(), 0),
   segBytes: v.optional(v.number(), 0),
-  /** The id of a new base being written in the background, not yet read: purged if it is left behind. */
-  pending: v.optional(v.string()),
+  /** A new base being written in the background, not yet read, and the segment entries it covers. */
+  pending: v.optional(v.object({ id: v.string(), covers: v.number(), coveredBytes: v.number() })),
 });
 export type PartMeta = v.InferOutput<typeof PartMetaSchema>;
 
@@ -252,6 +253,9 @@ export interface PartPlan {
 }
 
 const partKey = (prefix: string, id: string, chunk: number) => `${prefix}.${id}.${chunk}`;
+/** Written last for a background base: how many chunks it has and its size. */
+const doneKey = (prefix: string, id: string) => `${prefix}.${id}.done`;
+const DoneSchema = v.object({ chunks: v.number(), bytes: v.number() });
 
 /** The context with its parts emptied: what goes into the snapshot record. */
 export function stripContext(context: Record<string, unknown>, collections: Record<string, AnyCollection>): Record<string, unknown> {
@@ -322,7 +326,7 @@ export function planPart(prefix: string, field: string, state: PartState, value:
   if (plan.meta !== state.meta) {
     plan.settles = true;
     plan.garbage = settledGarbage(prefix, field, state);
-    if (!state.next && state.meta.pending) plan.dropPieces = [`${prefix}.${field}.${state.meta.pending}`];
+    if (!state.next && state.meta.pending) plan.dropPieces = [`${prefix}.${field}.${state.meta.pending.id}`];
   }
   if (!changes.length) return plan;
   const meta = plan.meta;
@@ -358,8 +362,10 @@ export function planPart(prefix: string, field: string, state: PartState, value:
   }
   const id = crypto.randomUUID();
   plan.run = undefined;
-  plan.meta = { ...plan.meta, pending: id };
-  plan.background = { id, prefix: `${prefix}.${field}`, items: [...merged], covers: plan.meta.segs.length, coveredBytes: plan.meta.segBytes };
+  const covers = plan.meta.segs.length;
+  const coveredBytes = plan.meta.segBytes;
+  plan.meta = { ...plan.meta, pending: { id, covers, coveredBytes } };
+  plan.background = { id, prefix: `${prefix}.${field}`, items: [...merged], covers, coveredBytes };
   return plan;
 }
 
@@ -377,7 +383,7 @@ function settle(prefix: string, field: string, state: PartState): PartMeta {
 function settledGarbage(prefix: string, field: string, state: PartState): string[] {
   const { meta, next } = state;
   const keysOf = (pieces: Piece[]) => pieces.flatMap(piecesOf).flatMap(({ id, chunks }) => Array.from({ length: chunks }, (_, i) => partKey(`${prefix}.${field}`, id, i)));
-  if (next?.state === 'written') return keysOf([...(meta.base ? [meta.base] : []), ...meta.segs.slice(0, next.covers)]);
+  if (next?.state === 'written') return [...keysOf([...(meta.base ? [meta.base] : []), ...meta.segs.slice(0, next.covers)]), doneKey(`${prefix}.${field}`, next.id)];
   // A base that failed: what of it was written. One another activation left: see dropPieces.
   return next ? next.keys : [];
 }
@@ -430,7 +436,10 @@ export async function writeBackground(state: PartState, plan: PartPlan, put: (ke
       size += text.length + 1;
     }
     if (chunk.length || !next.keys.length) await flush();
-    next.base = { id: bg.id, chunks: next.keys.length };
+    const chunks = next.keys.length;
+    next.keys.push(doneKey(bg.prefix, bg.id));
+    await put(doneKey(bg.prefix, bg.id), JSON.stringify({ chunks, bytes }));
+    next.base = { id: bg.id, chunks };
     next.bytes = bytes;
     next.state = 'written';
   } catch {
@@ -468,6 +477,7 @@ export async function loadPart(kv: KV, prefix: string, field: string, meta: Part
   );
   for (const ch of chunks) apply(ch);
   apply(meta.journal as Change[]);
+  if (meta.pending) state.next = await writtenPending(kv, `${prefix}.${field}`, meta.pending);
   let value: unknown;
   if (c.shape === 'list') {
     const items = [...state.items.values()];
@@ -475,6 +485,18 @@ export async function loadPart(kv: KV, prefix: string, field: string, meta: Part
   } else value = c.shape === 'shared' ? SharedMap.from(state.items) : Object.fromEntries(state.items);
   state.ref = value;
   return { state, value };
+}
+
+/** A pending base whose writer finished it (its `done` key is there): the next step points at it. */
+async function writtenPending(kv: KV, prefix: string, p: NonNullable<PartMeta['pending']>): Promise<NextBase | undefined> {
+  const e = await kv.get(doneKey(prefix, p.id)).catch((err: Error) => {
+    throw new StoreUnavailable(err);
+  });
+  if (!e || e.operation !== 'PUT') return undefined;
+  const done = v.safeParse(DoneSchema, JSON.parse(e.string()));
+  if (!done.success) return undefined;
+  const keys = [...Array.from({ length: done.output.chunks }, (_, i) => partKey(prefix, p.id, i)), doneKey(prefix, p.id)];
+  return { id: p.id, covers: p.covers, coveredBytes: p.coveredBytes, state: 'written', keys, base: { id: p.id, chunks: done.output.chunks }, bytes: done.output.bytes };
 }
 
 /** Writes changes as JSON chunks under `id` (never used before); returns how many chunks. */

@@ -316,6 +316,7 @@ export class Shard {
     const collections = this.hk.kind.collections!;
     const prefix = keys.parts({ kind: this.kind, id });
     const context = { ...(a.snap!.context as Record<string, unknown>) };
+    const before = a.parts;
     a.parts = new Map();
     for (const [field, c] of Object.entries(collections)) {
       const meta = metas[field];
@@ -325,6 +326,9 @@ export class Shard {
         continue;
       }
       const { state, value } = await loadPart(this.svc.partsKv, prefix, field, meta, c, context);
+      // Reloaded (after a conflict or a failed step) while this activation writes the pending base: keep it.
+      const writing = before?.get(field)?.next;
+      if (!state.next && writing && meta.pending?.id === writing.id) state.next = writing;
       context[field] = value;
       a.parts.set(field, state);
     }
