@@ -38,6 +38,8 @@ interface Owned {
   /** Revision of our claim in the lease bucket. */
   rev: number;
   releasing?: boolean;
+  /** Its start finished: it takes mail and arms timers. Only these count as owned in status and metrics. */
+  started?: boolean;
 }
 
 export class ActorNode {
@@ -124,11 +126,16 @@ export class ActorNode {
   /** Health for /healthz. */
   status() {
     let resident = 0;
-    for (const o of this.owned.values()) resident += o.shard.resident;
+    let started = 0;
+    for (const o of this.owned.values()) {
+      resident += o.shard.resident;
+      if (o.started) started++;
+    }
     return {
       node: this.id,
       members: this.members.length,
-      shards_owned: this.owned.size,
+      // A claimed shard still starting (its consumer, its timers) is not counted: its start may yet fail.
+      shards_owned: started,
       shards_total: this.kinds.size * this.svc.options.shards,
       resident_actors: resident,
     };
@@ -229,6 +236,8 @@ export class ActorNode {
     this.owned.set(slot, o);
     try {
       await within(shard.start(), Math.max(10_000, 2 * this.ttl), `start of shard ${slot}`);
+      if (this.owned.get(slot) !== o) return; // lost while starting
+      o.started = true;
       this.svc.metrics.shardsOwned.inc({ kind: kindName });
       this.svc.log.info({ slot }, 'shard acquired');
     } catch (e) {
@@ -246,7 +255,7 @@ export class ActorNode {
     await o.shard.drain();
     if (this.owned.get(slot) !== o) return; // lost while draining
     this.owned.delete(slot);
-    this.svc.metrics.shardsOwned.dec({ kind: o.shard.kind });
+    if (o.started) this.svc.metrics.shardsOwned.dec({ kind: o.shard.kind });
     await this.control.leases.delete(slot, { previousSeq: o.rev }).catch(() => undefined);
     this.svc.log.info({ slot }, 'shard released');
   }
@@ -267,7 +276,7 @@ export class ActorNode {
     if (this.owned.get(slot) !== o) return;
     this.owned.delete(slot);
     o.shard.abort();
-    this.svc.metrics.shardsOwned.dec({ kind: o.shard.kind });
+    if (o.started) this.svc.metrics.shardsOwned.dec({ kind: o.shard.kind });
     this.svc.log.warn({ slot, why }, 'shard lost');
     if (withdraw) {
       this.withdrawals.set(slot, o.rev);

@@ -137,8 +137,8 @@ test('durable timers fire after the whole cluster (NATS and engine nodes) restar
     const ids = Array.from({ length: 100 }, (_, i) => `timer${i}`);
     const armedAt = Date.now();
     await Promise.all(ids.map((id) => client.tell(`counter/${id}`, { type: 'arm', ms: 12_000 })));
-    // A shard counted as placed may still be starting, and a start that times out on a fresh cluster is
-    // retried after its lease is released: allow for one more start.
+    // Shards count as placed once started; a start that times out on a fresh cluster is retried after
+    // its lease is released, so allow for one more start.
     await waitFor('all armed', async () => {
       const views = await Promise.all(ids.map((id) => client.ask<{ value: string }>(`counter/${id}`, { type: 'noop' })));
       return views.every((v) => v.value === 'armed');
