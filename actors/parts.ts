@@ -253,6 +253,13 @@ export interface PartPlan {
 }
 
 const partKey = (prefix: string, id: string, chunk: number) => `${prefix}.${id}.${chunk}`;
+/** The keys of the chunks the pieces are stored under. */
+const keysOf = (prefix: string, pieces: Piece[]) => pieces.flatMap(piecesOf).flatMap(({ id, chunks }) => Array.from({ length: chunks }, (_, i) => partKey(prefix, id, i)));
+/** A stored key's entry; a read that failed on the way is StoreUnavailable (worth retrying). */
+const getKey = (kv: KV, key: string) =>
+  kv.get(key).catch((err: Error) => {
+    throw new StoreUnavailable(err);
+  });
 /** Written last for a background base: how many chunks it has and its size. */
 const doneKey = (prefix: string, id: string) => `${prefix}.${id}.done`;
 const DoneSchema = v.object({ chunks: v.number(), bytes: v.number() });
@@ -322,12 +329,9 @@ function diffByKey(state: PartState, value: unknown, c: AnyCollection): Change[]
 /** Decides what a step writes for one part: a longer journal, a sealed segment, or a new base. */
 export function planPart(prefix: string, field: string, state: PartState, value: unknown, c: AnyCollection): PartPlan {
   const changes = diffPart(state, value, c);
-  const plan: PartPlan = { field, meta: settle(prefix, field, state), changes, value, writes: [], garbage: [], run: state.run };
-  if (plan.meta !== state.meta) {
-    plan.settles = true;
-    plan.garbage = settledGarbage(prefix, field, state);
-    if (!state.next && state.meta.pending) plan.dropPieces = [`${prefix}.${field}.${state.meta.pending.id}`];
-  }
+  const plan: PartPlan = { field, meta: state.meta, changes, value, writes: [], garbage: [], run: state.run };
+  const settled = settle(`${prefix}.${field}`, state);
+  if (settled) Object.assign(plan, settled, { settles: true });
   if (!changes.length) return plan;
   const meta = plan.meta;
   let bytes = meta.bytes;
@@ -369,23 +373,23 @@ export function planPart(prefix: string, field: string, state: PartState, value:
   return plan;
 }
 
-/** The part's meta with its background base settled: pointed at once written, dropped if it failed or was left by another activation. */
-function settle(prefix: string, field: string, state: PartState): PartMeta {
+/**
+ * Settles the background base, if there is one to settle: the meta pointed at it once written, or
+ * without it if it failed or another activation left it, and what that leaves unreferenced.
+ */
+function settle(at: string, state: PartState): Pick<PartPlan, 'meta' | 'garbage' | 'dropPieces'> | undefined {
   const { meta, next } = state;
   if (next?.state === 'written') {
-    return { ...meta, base: next.base, segs: meta.segs.slice(next.covers), baseBytes: next.bytes!, segBytes: meta.segBytes - next.coveredBytes, pending: undefined };
+    return {
+      meta: { ...meta, base: next.base, segs: meta.segs.slice(next.covers), baseBytes: next.bytes!, segBytes: meta.segBytes - next.coveredBytes, pending: undefined },
+      garbage: [...keysOf(at, [...(meta.base ? [meta.base] : []), ...meta.segs.slice(0, next.covers)]), doneKey(at, next.id)],
+    };
   }
-  if (next?.state === 'failed' || (!next && meta.pending)) return { ...meta, pending: undefined };
-  return meta;
-}
-
-/** What settling leaves unreferenced: the old base and the covered segments, or the pending base that failed. */
-function settledGarbage(prefix: string, field: string, state: PartState): string[] {
-  const { meta, next } = state;
-  const keysOf = (pieces: Piece[]) => pieces.flatMap(piecesOf).flatMap(({ id, chunks }) => Array.from({ length: chunks }, (_, i) => partKey(`${prefix}.${field}`, id, i)));
-  if (next?.state === 'written') return [...keysOf([...(meta.base ? [meta.base] : []), ...meta.segs.slice(0, next.covers)]), doneKey(`${prefix}.${field}`, next.id)];
-  // A base that failed: what of it was written. One another activation left: see dropPieces.
-  return next ? next.keys : [];
+  // What of a failed base was written goes.
+  if (next?.state === 'failed') return { meta: { ...meta, pending: undefined }, garbage: next.keys };
+  // One another activation left: its keys are not known here, so every key under it goes.
+  if (!next && meta.pending) return { meta: { ...meta, pending: undefined }, garbage: [], dropPieces: [`${at}.${meta.pending.id}`] };
+  return undefined;
 }
 
 /** After the record that references the plan was stored: the resident view follows it. */
@@ -416,26 +420,20 @@ export async function writeBackground(state: PartState, plan: PartPlan, put: (ke
   const next = state.next;
   if (!bg || next?.id !== bg.id) return;
   try {
-    let chunk: string[] = [];
-    let size = 2;
+    const chunker = new Chunker();
     let bytes = 0;
-    const flush = async () => {
+    const flush = async (data: string | undefined) => {
+      if (data === undefined) return;
       const key = partKey(bg.prefix, bg.id, next.keys.length);
-      const data = `[${chunk.join(',')}]`;
       next.keys.push(key);
       bytes += data.length;
-      chunk = [];
-      size = 2;
       await put(key, data);
     };
     for (let i = 0; i < bg.items.length; i++) {
       if (i % SLICE === 0 && i) await new Promise((r) => setImmediate(r));
-      const text = JSON.stringify(bg.items[i]);
-      if (chunk.length && size + text.length + 1 > CHUNK_BYTES) await flush();
-      chunk.push(text);
-      size += text.length + 1;
+      await flush(chunker.add(bg.items[i]));
     }
-    if (chunk.length || !next.keys.length) await flush();
+    await flush(chunker.end());
     const chunks = next.keys.length;
     next.keys.push(doneKey(bg.prefix, bg.id));
     await put(doneKey(bg.prefix, bg.id), JSON.stringify({ chunks, bytes }));
@@ -465,12 +463,10 @@ export async function loadPart(kv: KV, prefix: string, field: string, meta: Part
     }
   };
   // Read all pieces at once, apply them in the order they were written.
-  const keys = [...(meta.base ? [meta.base] : []), ...meta.segs].flatMap(piecesOf).flatMap((piece) => Array.from({ length: piece.chunks }, (_, i) => partKey(`${prefix}.${field}`, piece.id, i)));
+  const keys = keysOf(`${prefix}.${field}`, [...(meta.base ? [meta.base] : []), ...meta.segs]);
   const chunks = await Promise.all(
     keys.map(async (key) => {
-      const e = await kv.get(key).catch((err: Error) => {
-        throw new StoreUnavailable(err);
-      });
+      const e = await getKey(kv, key);
       if (!e || e.operation !== 'PUT') throw new Error(`part ${key} is missing`);
       return JSON.parse(e.string()) as Change[];
     }),
@@ -489,32 +485,48 @@ export async function loadPart(kv: KV, prefix: string, field: string, meta: Part
 
 /** A pending base whose writer finished it (its `done` key is there): the next step points at it. */
 async function writtenPending(kv: KV, prefix: string, p: NonNullable<PartMeta['pending']>): Promise<NextBase | undefined> {
-  const e = await kv.get(doneKey(prefix, p.id)).catch((err: Error) => {
-    throw new StoreUnavailable(err);
-  });
+  const e = await getKey(kv, doneKey(prefix, p.id));
   if (!e || e.operation !== 'PUT') return undefined;
   const done = v.safeParse(DoneSchema, JSON.parse(e.string()));
   if (!done.success) return undefined;
-  const keys = [...Array.from({ length: done.output.chunks }, (_, i) => partKey(prefix, p.id, i)), doneKey(prefix, p.id)];
-  return { id: p.id, covers: p.covers, coveredBytes: p.coveredBytes, state: 'written', keys, base: { id: p.id, chunks: done.output.chunks }, bytes: done.output.bytes };
+  const base = { id: p.id, chunks: done.output.chunks };
+  return { id: p.id, covers: p.covers, coveredBytes: p.coveredBytes, state: 'written', keys: [...keysOf(prefix, [base]), doneKey(prefix, p.id)], base, bytes: done.output.bytes };
+}
+
+/** Gathers changes into JSON arrays of up to CHUNK_BYTES (one larger change is a chunk of its own). */
+class Chunker {
+  private texts: string[] = [];
+  private size = 2;
+  private made = 0;
+  /** Adds a change; returns the chunk it closed, when the change did not fit in it. */
+  add(ch: Change): string | undefined {
+    const text = JSON.stringify(ch);
+    const full = this.texts.length && this.size + text.length + 1 > CHUNK_BYTES ? this.take() : undefined;
+    this.texts.push(text);
+    this.size += text.length + 1;
+    return full;
+  }
+  /** The last chunk: what is left, or an empty one when there were no changes (a piece has at least one chunk). */
+  end(): string | undefined {
+    return this.texts.length || !this.made ? this.take() : undefined;
+  }
+  private take(): string {
+    const data = `[${this.texts.join(',')}]`;
+    this.texts = [];
+    this.size = 2;
+    this.made++;
+    return data;
+  }
 }
 
 /** Writes changes as JSON chunks under `id` (never used before); returns how many chunks. */
 function writeChunks(prefix: string, id: string, changes: Change[], writes: PartPlan['writes']): number {
-  const first = writes.length;
-  let chunk: string[] = [];
-  let size = 2;
-  const flush = () => {
-    writes.push({ key: partKey(prefix, id, writes.length - first), data: `[${chunk.join(',')}]` });
-    chunk = [];
-    size = 2;
+  const chunker = new Chunker();
+  let n = 0;
+  const push = (data: string | undefined) => {
+    if (data !== undefined) writes.push({ key: partKey(prefix, id, n++), data });
   };
-  for (const ch of changes) {
-    const s = JSON.stringify(ch);
-    if (chunk.length && size + s.length + 1 > CHUNK_BYTES) flush();
-    chunk.push(s);
-    size += s.length + 1;
-  }
-  if (chunk.length || writes.length === first) flush();
-  return writes.length - first;
+  for (const ch of changes) push(chunker.add(ch));
+  push(chunker.end());
+  return n;
 }
