@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Kvm } from '@nats-io/kv';
 import { startTestNats } from '../tests/support/nats.ts';
-import { PartState, SharedMap, commitPart, diffPart, listPart, loadPart, mapPart, noteChanges, planPart, segmentCount, sharedMapPart, stripContext, writeBackground, type Change, type PartMeta, type PartPlan } from './parts.ts';
+import { PartState, SharedMap, commitPart, diffPart, listPart, loadPart, mapPart, noteChanges, notedChanges, planPart, segmentCount, sharedMapPart, stripContext, writeBackground, type Change, type PartMeta, type PartPlan } from './parts.ts';
 
 interface Item {
   id: string;
@@ -182,6 +182,29 @@ test('noted changes are stored as a comparison would store them, also over sever
     assert.deepEqual(new Map(a.changes), new Map(b.changes), `step ${step}`);
   }
   assert.deepEqual(new Map(noted.items), new Map(compared.items));
+});
+
+test('a batch of many noted steps still leads back to the stored version, until its changes pass the bound', () => {
+  const stored: Item[] = Array.from({ length: 100 }, (_, n) => ({ id: `t${n}`, n, pad: '' }));
+  let list = stored;
+  const expected = new Map<string, unknown>();
+  // 200 versions (a batch of mail), each changing one item and adding one: far more than the links kept.
+  for (let k = 0; k < 200; k++) {
+    const changed = { ...list[k % 100], pad: `p${k}` };
+    const added = { id: `n${k}`, n: 1000 + k, pad: '' };
+    const to = [...list.with(k % 100, changed), added];
+    list = noteChanges(list, to, [[changed.id, changed], [added.id, added]]);
+    expected.set(changed.id, changed).set(added.id, added);
+  }
+  const noted = notedChanges(stored, list);
+  assert.ok(noted, 'the notes lead back to the stored version');
+  assert.deepEqual(new Map(noted), expected);
+  // Past MAX_MERGED (4,096) distinct changes the oldest link is let go: the part is compared instead.
+  for (let k = 0; k < 5000; k++) {
+    const added = { id: `m${k}`, n: 5000 + k, pad: '' };
+    list = noteChanges(list, [...list.slice(-50), added], [[added.id, added]]);
+  }
+  assert.equal(notedChanges(stored, list), undefined);
 });
 
 test('sealed segments take a few bytes of the record; a run read back is not extended by its reader', async () => {

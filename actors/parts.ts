@@ -129,14 +129,21 @@ export class SharedMap<T> implements Iterable<[string, T]> {
   }
 }
 
-/** Where a noted value came from, and what changed. */
+/** Where a noted value came from, and what changed (a Map once older links were merged into it). */
 interface Note {
   from: object;
-  changes: Change[];
+  changes: Change[] | Map<string, unknown>;
 }
 const notes = new WeakMap<object, Note>();
-/** Links kept per chain of versions: a consumer further behind compares instead. */
+/** Links kept per chain of versions; older links are merged into the oldest one kept. */
 const MAX_NOTED = 8;
+/** Changes a merged link holds at most: a consumer further behind compares instead. */
+const MAX_MERGED = 4096;
+/** Versions of parts as stored: the runtime's next comparison starts from one, so merging never skips it. */
+const stored = new WeakSet<object>();
+const markStored = (value: unknown) => {
+  if (typeof value === 'object' && value !== null) stored.add(value);
+};
 
 /**
  * A machine that knows what it changed in a collection says so (`changes` take `from` to `to`):
@@ -146,14 +153,26 @@ const MAX_NOTED = 8;
 export function noteChanges<T extends object>(from: object, to: T, changes: Change[]): T {
   if (from === to) return to;
   notes.set(to, { from, changes });
-  // The version MAX_NOTED links back forgets where it came from, so notes keep only a few old versions alive.
+  // A batch of mail makes many versions before the part is stored. The link MAX_NOTED back is merged
+  // into the one after it, so the stored version stays reachable while only a few versions are kept
+  // alive; what came before the stored version is let go.
+  let later: object = to;
   let at = from;
   for (let i = 1; i < MAX_NOTED; i++) {
     const note = notes.get(at);
     if (!note) return to;
+    later = at;
     at = note.from;
   }
+  const oldest = notes.get(at);
+  if (!oldest) return to;
   notes.delete(at);
+  if (stored.has(at)) return to;
+  const kept = notes.get(later)!;
+  // The merged Map is only ever held by the one note, so it grows in place.
+  const merged = oldest.changes instanceof Map ? oldest.changes : new Map(oldest.changes);
+  for (const [k, item] of kept.changes) merged.set(k, item);
+  if (merged.size <= MAX_MERGED) notes.set(later, { from: oldest.from, changes: merged });
   return to;
 }
 
@@ -161,14 +180,14 @@ export function noteChanges<T extends object>(from: object, to: T, changes: Chan
 export function notedChanges(from: unknown, to: unknown): Change[] | undefined {
   if (from === to) return [];
   if (typeof from !== 'object' || from === null || typeof to !== 'object' || to === null) return undefined;
-  const links: Change[][] = [];
+  const links: Note['changes'][] = [];
   for (let at: object = to; at !== from; ) {
     const note = notes.get(at);
     if (!note) return undefined;
     links.push(note.changes);
     at = note.from;
   }
-  if (links.length === 1) return links[0];
+  if (links.length === 1) return Array.isArray(links[0]) ? links[0] : [...links[0]];
   const last = new Map<string, unknown>();
   for (let i = links.length - 1; i >= 0; i--) for (const [k, item] of links[i]) last.set(k, item);
   return [...last];
@@ -276,7 +295,8 @@ export function diffPart(state: PartState, value: unknown, c: AnyCollection): Ch
   if (value === state.ref) return [];
   if (value instanceof SharedMap && state.ref instanceof SharedMap) return value.changesSince(state.ref);
   const noted = notedChanges(state.ref, value);
-  if (noted) return noted;
+  // An item added and removed again since the last store was never stored: nothing to write for it.
+  if (noted) return noted.some(([k, item]) => item === null && !state.items.has(k)) ? noted.filter(([k, item]) => item !== null || state.items.has(k)) : noted;
   if (c.shape === 'list' && Array.isArray(state.ref)) return diffLists(state.ref, value as unknown[], c.key, state);
   return diffByKey(state, value, c);
 }
@@ -399,6 +419,7 @@ export function commitPart(state: PartState, plan: PartPlan): void {
     else state.items.set(k, item);
   }
   state.ref = plan.value;
+  markStored(plan.value);
   state.meta = plan.meta;
   state.run = plan.run;
   if (plan.settles) state.next = undefined;
@@ -480,6 +501,7 @@ export async function loadPart(kv: KV, prefix: string, field: string, meta: Part
     value = c.order ? c.order(items, context) : items;
   } else value = c.shape === 'shared' ? SharedMap.from(state.items) : Object.fromEntries(state.items);
   state.ref = value;
+  markStored(value);
   return { state, value };
 }
 
