@@ -101,6 +101,21 @@ export interface Reservation {
 /** The agents; a plain record only in a snapshot stored before they were a SharedMap. */
 const roster = (c: QueueContext): SharedMap<Worker> => (c.workers instanceof SharedMap ? c.workers : SharedMap.from(c.workers as unknown as Record<string, Worker>));
 
+/**
+ * The agents marked available, per version of the roster: a task that arrives looks at these, not at
+ * every agent (a busy floor of a thousand agents gets thousands of tasks between two roster changes).
+ */
+const availableOf = new WeakMap<SharedMap<Worker>, Worker[]>();
+function availableWorkers(workers: SharedMap<Worker>): Worker[] {
+  let list = availableOf.get(workers);
+  if (!list) {
+    list = [];
+    for (const w of workers.values()) if (w.available) list.push(w);
+    availableOf.set(workers, list);
+  }
+  return list;
+}
+
 /** The reservations; a plain record only in a snapshot stored before they were a SharedMap. */
 const reservations = (c: QueueContext): SharedMap<Reservation> => (c.pending instanceof SharedMap ? c.pending : SharedMap.from(c.pending as unknown as Record<string, Reservation>));
 
@@ -189,7 +204,7 @@ export function dispatch(c: QueueContext, now: number, focus: Focus): { context:
   const busy = offers.busy;
   const workers = roster(c);
   const one = typeof focus === 'object' && 'worker' in focus ? workers.get(focus.worker) : undefined;
-  const pool = typeof focus === 'object' && 'worker' in focus ? (one ? [one] : []) : [...workers.values()];
+  const pool = typeof focus === 'object' && 'worker' in focus ? (one ? [one] : []) : availableWorkers(workers);
   // Only agents with a free slot can take anything: with one agent freed among a thousand, this is one.
   const current = new Map<string, Worker>();
   for (const w of pool) {
