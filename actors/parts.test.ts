@@ -1,9 +1,20 @@
 // Parts of a context stored outside the snapshot: what is written, and that reading back gives the same value.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Kvm } from '@nats-io/kv';
+import { Kvm, type KV } from '@nats-io/kv';
 import { startTestNats } from '../tests/support/nats.ts';
 import { PartState, SharedMap, commitPart, diffPart, listPart, loadPart, mapPart, noteChanges, notedChanges, planPart, segmentCount, sharedMapPart, stripContext, writeBackground, type Change, type PartMeta, type PartPlan } from './parts.ts';
+
+/** Runs `body` with a new KV bucket on a nats-server of its own. */
+async function withBucket(name: string, body: (kv: KV) => Promise<void>): Promise<void> {
+  const nats = await startTestNats();
+  try {
+    const nc = await nats.connect();
+    await body(await new Kvm(nc).create(name, { history: 1 }));
+  } finally {
+    await nats.stop();
+  }
+}
 
 interface Item {
   id: string;
@@ -38,11 +49,8 @@ test('the context stored in the record has its parts emptied', () => {
   assert.deepEqual(stripContext({ id: 'q', tasks: [1, 2], workers: { a: 1 } }, { tasks: byN, workers: mapPart() }), { id: 'q', tasks: [], workers: {} });
 });
 
-test('thousands of steps: journal, sealed segments and new bases read back to the same list', async () => {
-  const nats = await startTestNats();
-  const nc = await nats.connect();
-  try {
-    const kv = await new Kvm(nc).create('parts_test', { history: 1 });
+test('thousands of steps: journal, sealed segments and new bases read back to the same list', () =>
+  withBucket('parts_test', async (kv) => {
     const state = new PartState();
     let list: Item[] = [];
     let next = 0;
@@ -79,10 +87,7 @@ test('thousands of steps: journal, sealed segments and new bases read back to th
     const lost = state.meta.base ?? state.meta.segs[0];
     await kv.purge(`queue.q1.tasks.${lost.id}.0`);
     await assert.rejects(loadPart(kv, 'queue.q1', 'tasks', state.meta, byN, {}), /is missing/);
-  } finally {
-    await nats.stop();
-  }
-});
+  }));
 
 const rnd = (() => {
   let x = 7;
@@ -120,11 +125,8 @@ test('a SharedMap changes by copies that leave older versions as they were, and 
   assert.equal(m.delete('nobody'), m);
 });
 
-test('a SharedMap part stores only what changed and reads back as a SharedMap', async () => {
-  const nats = await startTestNats();
-  const nc = await nats.connect();
-  try {
-    const kv = await new Kvm(nc).create('parts_shared', { history: 1 });
+test('a SharedMap part stores only what changed and reads back as a SharedMap', () =>
+  withBucket('parts_shared', async (kv) => {
     const c = sharedMapPart();
     const state = new PartState();
     let m = SharedMap.from<{ id: string; n: number }>();
@@ -141,10 +143,7 @@ test('a SharedMap part stores only what changed and reads back as a SharedMap', 
     const { value } = await loadPart(kv, 'queue.s', 'workers', state.meta, c, {});
     assert.ok(value instanceof SharedMap);
     assert.deepEqual((value as SharedMap<unknown>).toJSON(), m.toJSON());
-  } finally {
-    await nats.stop();
-  }
-});
+  }));
 
 test('noted changes are stored as a comparison would store them, also over several steps and past the notes kept', () => {
   let list: Item[] = [];
@@ -207,11 +206,8 @@ test('a batch of many noted steps still leads back to the stored version, until 
   assert.equal(notedChanges(stored, list), undefined);
 });
 
-test('sealed segments take a few bytes of the record; a run read back is not extended by its reader', async () => {
-  const nats = await startTestNats();
-  const nc = await nats.connect();
-  try {
-    const kv = await new Kvm(nc).create('parts_runs', { history: 1 });
+test('sealed segments take a few bytes of the record; a run read back is not extended by its reader', () =>
+  withBucket('parts_runs', async (kv) => {
     let state = new PartState();
     let list: Item[] = [];
     const pad = 'y'.repeat(100);
@@ -239,16 +235,10 @@ test('sealed segments take a few bytes of the record; a run read back is not ext
     }
     await run(i, i + 300);
     assert.deepEqual((await loadPart(kv, 'queue.r', 'tasks', state.meta, byN, {})).value, list);
-  } finally {
-    await nats.stop();
-  }
-});
+  }));
 
-test('a step too large for one chunk is a segment of its own between runs', async () => {
-  const nats = await startTestNats();
-  const nc = await nats.connect();
-  try {
-    const kv = await new Kvm(nc).create('parts_big', { history: 1 });
+test('a step too large for one chunk is a segment of its own between runs', () =>
+  withBucket('parts_big', async (kv) => {
     const state = new PartState();
     const store = async (list: Item[]) => {
       const plan = planPart('queue.b', 'tasks', state, list, byN);
@@ -273,16 +263,10 @@ test('a step too large for one chunk is a segment of its own between runs', asyn
     for (let i = 0; i < 40; i++) await store((list = list.map((it, k) => (k === 5000 + i ? { ...it, pad: `${pad}${i}` } : it))));
     assert.equal(state.meta.segs.length, 3, 'and a new run follows it');
     assert.deepEqual((await loadPart(kv, 'queue.b', 'tasks', state.meta, byN, {})).value, list);
-  } finally {
-    await nats.stop();
-  }
-});
+  }));
 
-test('segments listed one by one (as stored before runs) still read back', async () => {
-  const nats = await startTestNats();
-  const nc = await nats.connect();
-  try {
-    const kv = await new Kvm(nc).create('parts_legacy', { history: 1 });
+test('segments listed one by one (as stored before runs) still read back', () =>
+  withBucket('parts_legacy', async (kv) => {
     const a = { id: 'a', n: 1, pad: '' };
     const b = { id: 'b', n: 2, pad: '' };
     await kv.put('queue.l.tasks.base1.0', JSON.stringify([['a', a]]));
@@ -290,16 +274,10 @@ test('segments listed one by one (as stored before runs) still read back', async
     await kv.put('queue.l.tasks.seg2.0', JSON.stringify([['a', null]]));
     const meta = { base: { id: 'base1', chunks: 1 }, segs: [{ id: 'seg1', chunks: 1 }, { id: 'seg2', chunks: 1 }], journal: [], bytes: 0, baseBytes: 0, segBytes: 0 };
     assert.deepEqual((await loadPart(kv, 'queue.l', 'tasks', meta, byN, {})).value, [b]);
-  } finally {
-    await nats.stop();
-  }
-});
+  }));
 
-test('a new base is written in the background: steps go on sealing meanwhile and read back whole; the next step after it points at it', async () => {
-  const nats = await startTestNats();
-  const nc = await nats.connect();
-  try {
-    const kv = await new Kvm(nc).create('parts_background', { history: 1 });
+test('a new base is written in the background: steps go on sealing meanwhile and read back whole; the next step after it points at it', () =>
+  withBucket('parts_background', async (kv) => {
     const state = new PartState();
     const pad = 'q'.repeat(150);
     let list = Array.from({ length: 12_000 }, (_, n) => ({ id: `t${n}`, n, pad }));
@@ -335,16 +313,10 @@ test('a new base is written in the background: steps go on sealing meanwhile and
     const oldKeys = switching.garbage;
     assert.ok(oldKeys.length >= covered, 'the covered segments are dropped');
     for (const k of oldKeys) assert.notEqual((await kv.get(k))?.operation, 'PUT');
-  } finally {
-    await nats.stop();
-  }
-});
+  }));
 
-test('a new base that failed or was cut off is purged by the next step and never read; one written to the end is taken over', async () => {
-  const nats = await startTestNats();
-  const nc = await nats.connect();
-  try {
-    const kv = await new Kvm(nc).create('parts_left', { history: 1 });
+test('a new base that failed or was cut off is purged by the next step and never read; one written to the end is taken over', () =>
+  withBucket('parts_left', async (kv) => {
     const pad = 'w'.repeat(150);
     let list = Array.from({ length: 12_000 }, (_, n) => ({ id: `t${n}`, n, pad }));
     const put = (k: string, d: string) => kv.put(k, d);
@@ -404,7 +376,4 @@ test('a new base that failed or was cut off is purged by the next step and never
     for (const k of left) await kv.purge(k);
     assert.equal((await Promise.all(left.map((k) => kv.get(k)))).filter((e) => e?.operation === 'PUT').length, 0);
     assert.deepEqual((await loadPart(kv, 'queue.l', 'tasks', again.state.meta, byN, {})).value, list);
-  } finally {
-    await nats.stop();
-  }
-});
+  }));
