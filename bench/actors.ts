@@ -1,10 +1,11 @@
 // `npm run bench -- actors`: the actor runtime against raw NATS and raw XState, side by side in one run.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { jetstream, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import { headers, type NatsConnection } from '@nats-io/nats-core';
 import { MAIL_STREAM } from '../actors/address.ts';
 import { ActorClient } from '../actors/client.ts';
 import { startTestNats } from '../tests/support/nats.ts';
+import { child, stopChild } from './child.ts';
 import { latencies, percentile, report, throughput } from './report.ts';
 
 const SHARDS = 32;
@@ -17,14 +18,6 @@ interface HostStatus {
   heapUsed?: number;
 }
 
-function child(args: string[], env: Record<string, string>): Promise<ChildProcess> {
-  const p = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((ok, fail) => {
-    p.once('exit', (code) => fail(new Error(`${args.join(' ')} exited with ${code}`)));
-    p.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && ok(p));
-  });
-}
-
 async function host(nc: NatsConnection, url: string, env: Record<string, string> = {}) {
   const p = await child(['--expose-gc', '--import', 'tsx', 'bench/actor-host.ts'], { NATS_URL: url, SHARDS: String(SHARDS), ...env });
   const status = async (subject = 'bench.host.status') => (await nc.request(subject, '', { timeout: 30_000 })).json<HostStatus>();
@@ -32,10 +25,7 @@ async function host(nc: NatsConnection, url: string, env: Record<string, string>
   const waitProcessed = async (n: number) => {
     while ((await status()).processed < n) await new Promise((r) => setTimeout(r, 2));
   };
-  const stop = async () => {
-    p.kill('SIGTERM');
-    await new Promise((r) => p.once('exit', r));
-  };
+  const stop = () => stopChild(p);
   return { status, waitProcessed, stop };
 }
 
