@@ -206,6 +206,23 @@ test('a batch of many noted steps still leads back to the stored version, until 
   assert.equal(notedChanges(stored, list), undefined);
 });
 
+test('a key added and removed in one noted step is not stored, and versions noted in a circle are compared instead', () => {
+  const byId = listPart((i: Item) => i.id);
+  const s = new PartState();
+  commitPart(s, planPart('q', 'tasks', s, [], byId));
+  const a = { id: 'a', n: 1, pad: '' };
+  const b = { id: 'b', n: 2, pad: '' };
+  const v1 = noteChanges(s.ref as object, [b], [['a', a], ['a', null], ['b', b]]);
+  commitPart(s, planPart('q', 'tasks', s, v1, byId));
+  assert.deepEqual([...s.items.keys()], ['b']);
+  // A step back to an older version noted as its successor: the notes run in a circle.
+  const x: Item[] = [a];
+  const y: Item[] = [b];
+  noteChanges(x, y, [['a', null], ['b', b]]);
+  for (let k = 0; k < 20; k++) noteChanges(k % 2 ? x : y, k % 2 ? y : x, [['k', k]]);
+  assert.equal(notedChanges([], y), undefined);
+});
+
 test('sealed segments take a few bytes of the record; a run read back is not extended by its reader', () =>
   withBucket('parts_runs', async (kv) => {
     let state = new PartState();

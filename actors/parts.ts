@@ -167,7 +167,9 @@ export function noteChanges<T extends object>(from: object, to: T, changes: Chan
   const oldest = notes.get(at);
   if (!oldest) return to;
   notes.delete(at);
-  if (stored.has(at)) return to;
+  // Past the stored version nothing is needed; and a version noted as its own successor (a step back to an
+  // older value) must not become a loop.
+  if (stored.has(at) || oldest.from === later) return to;
   const kept = notes.get(later)!;
   // The merged Map is only ever held by the one note, so it grows in place.
   const merged = oldest.changes instanceof Map ? oldest.changes : new Map(oldest.changes);
@@ -183,11 +185,13 @@ export function notedChanges(from: unknown, to: unknown): Change[] | undefined {
   const links: Note['changes'][] = [];
   for (let at: object = to; at !== from; ) {
     const note = notes.get(at);
-    if (!note) return undefined;
+    // Chains are MAX_NOTED links or so; a longer walk is a loop of versions noted in a circle.
+    if (!note || links.length > 4 * MAX_NOTED) return undefined;
     links.push(note.changes);
     at = note.from;
   }
-  if (links.length === 1) return Array.isArray(links[0]) ? links[0] : [...links[0]];
+  // One change needs no merging; a longer list may name a key twice (added, then removed in one step).
+  if (links.length === 1 && Array.isArray(links[0]) && links[0].length <= 1) return links[0];
   const last = new Map<string, unknown>();
   for (let i = links.length - 1; i >= 0; i--) for (const [k, item] of links[i]) last.set(k, item);
   return [...last];
