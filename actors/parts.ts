@@ -275,6 +275,15 @@ export interface PartPlan {
   dropPieces?: string[];
 }
 
+/** Applies changes in order to items by key (a null item removes its key); returns the items. */
+function applyChanges(items: Map<string, unknown>, changes: Iterable<Change>): Map<string, unknown> {
+  for (const [k, item] of changes) {
+    if (item === null) items.delete(k);
+    else items.set(k, item);
+  }
+  return items;
+}
+
 const partKey = (prefix: string, id: string, chunk: number) => `${prefix}.${id}.${chunk}`;
 /** The keys of the chunks the pieces are stored under. */
 const keysOf = (prefix: string, pieces: Piece[]) => pieces.flatMap(piecesOf).flatMap(({ id, chunks }) => Array.from({ length: chunks }, (_, i) => partKey(prefix, id, i)));
@@ -383,11 +392,7 @@ export function planPart(prefix: string, field: string, state: PartState, value:
   // Too many segments to read back quickly: the whole part again, as it stands after this step, as a
   // new base written in the background. Later segments start entries of their own, so that the ones
   // it covers are exactly the entries listed now.
-  const merged = new Map(state.items);
-  for (const [k, item] of journal) {
-    if (item === null) merged.delete(k);
-    else merged.set(k, item);
-  }
+  const merged = applyChanges(new Map(state.items), journal);
   const id = crypto.randomUUID();
   plan.run = undefined;
   const covers = plan.meta.segs.length;
@@ -418,10 +423,7 @@ function settle(at: string, state: PartState): Pick<PartPlan, 'meta' | 'garbage'
 
 /** After the record that references the plan was stored: the resident view follows it. */
 export function commitPart(state: PartState, plan: PartPlan): void {
-  for (const [k, item] of plan.changes) {
-    if (item === null) state.items.delete(k);
-    else state.items.set(k, item);
-  }
+  applyChanges(state.items, plan.changes);
   state.ref = plan.value;
   markStored(plan.value);
   state.meta = plan.meta;
@@ -481,12 +483,6 @@ export class StoreUnavailable extends Error {
 export async function loadPart(kv: KV, prefix: string, field: string, meta: PartMeta, c: AnyCollection, context: unknown): Promise<{ state: PartState; value: unknown }> {
   const state = new PartState();
   state.meta = meta;
-  const apply = (changes: Change[]) => {
-    for (const [k, item] of changes) {
-      if (item === null) state.items.delete(k);
-      else state.items.set(k, item);
-    }
-  };
   // Read all pieces at once, apply them in the order they were written.
   const keys = keysOf(`${prefix}.${field}`, [...(meta.base ? [meta.base] : []), ...meta.segs]);
   const chunks = await Promise.all(
@@ -496,8 +492,8 @@ export async function loadPart(kv: KV, prefix: string, field: string, meta: Part
       return JSON.parse(e.string()) as Change[];
     }),
   );
-  for (const ch of chunks) apply(ch);
-  apply(meta.journal as Change[]);
+  for (const ch of chunks) applyChanges(state.items, ch);
+  applyChanges(state.items, meta.journal as Change[]);
   if (meta.pending) state.next = await writtenPending(kv, `${prefix}.${field}`, meta.pending);
   let value: unknown;
   if (c.shape === 'list') {
