@@ -17,23 +17,24 @@
 import type { KV } from '@nats-io/kv';
 import * as v from 'valibot';
 import { shardOf } from './address.ts';
+import { SharedList } from './shared-list.ts';
 
 /** How a context field is kept outside the snapshot: a list of items with keys, a record by key, or a SharedMap. */
 export type Collection =
   | {
       shape: 'list';
       key: (item: unknown) => string;
-      /** Restores the list's order after loading (insertion order otherwise). */
-      order?: (items: unknown[], context: unknown) => unknown[];
+      /** Restores the list's order after loading (insertion order otherwise), as the value the machine keeps (an array or a SharedList). */
+      order?: (items: unknown[], context: unknown) => Iterable<unknown>;
     }
   | { shape: 'map' }
   | { shape: 'shared' };
 type AnyCollection = Collection;
 
 /** A context field that is a list of items, each with its own key. */
-export function listPart<T, C = unknown>(key: (item: T) => string, order?: (items: T[], context: C) => T[]): Collection {
+export function listPart<T, C = unknown>(key: (item: T) => string, order?: (items: T[], context: C) => Iterable<T>): Collection {
   // The runtime only hands back what the machine stored in this field, so the item type holds.
-  return { shape: 'list', key: key as (item: unknown) => string, order: order as ((items: unknown[], context: unknown) => unknown[]) | undefined };
+  return { shape: 'list', key: key as (item: unknown) => string, order: order as ((items: unknown[], context: unknown) => Iterable<unknown>) | undefined };
 }
 
 /** A context field that is a record by key. */
@@ -310,7 +311,7 @@ export function diffPart(state: PartState, value: unknown, c: AnyCollection): Ch
   const noted = notedChanges(state.ref, value);
   // An item added and removed again since the last store was never stored: nothing to write for it.
   if (noted) return noted.some(([k, item]) => item === null && !state.items.has(k)) ? noted.filter(([k, item]) => item !== null || state.items.has(k)) : noted;
-  if (c.shape === 'list' && Array.isArray(state.ref)) return diffLists(state.ref, value as unknown[], c.key, state);
+  if (c.shape === 'list' && isList(state.ref)) return diffLists(asArray(state.ref), asArray(value as Iterable<unknown>), c.key, state);
   return diffByKey(state, value, c);
 }
 
@@ -338,6 +339,10 @@ function diffLists(old: unknown[], now: unknown[], key: (item: unknown) => strin
   return changes;
 }
 
+/** A list part's value: an array, or a SharedList (compared as an array only when no notes lead to it). */
+const isList = (value: unknown): value is Iterable<unknown> => Array.isArray(value) || value instanceof SharedList;
+const asArray = (value: Iterable<unknown>): unknown[] => (Array.isArray(value) ? value : value instanceof SharedList ? value.toArray() : [...value]);
+
 /** The entries of a record by key or of a SharedMap (a plain record read back from an older snapshot). */
 const entriesOf = (value: unknown): Iterable<[string, unknown]> => (value instanceof SharedMap ? value.entries() : Object.entries(value as Record<string, unknown>));
 
@@ -349,11 +354,11 @@ function diffByKey(state: PartState, value: unknown, c: AnyCollection): Change[]
     if (old !== undefined) kept++;
     if (old !== item) changes.push([k, item]);
   };
-  if (c.shape === 'list') for (const item of value as unknown[]) visit(c.key(item), item);
+  if (c.shape === 'list') for (const item of value as Iterable<unknown>) visit(c.key(item), item);
   else for (const [k, item] of entriesOf(value)) visit(k, item);
   if (kept < state.items.size) {
     // Something was removed: only now is a set of the current keys worth building.
-    const now = new Set(c.shape === 'list' ? (value as unknown[]).map(c.key) : [...entriesOf(value)].map(([k]) => k));
+    const now = new Set(c.shape === 'list' ? Array.from(value as Iterable<unknown>, c.key) : [...entriesOf(value)].map(([k]) => k));
     for (const k of state.items.keys()) if (!now.has(k)) changes.push([k, null]);
   }
   return changes;

@@ -321,8 +321,10 @@ export class Shard {
     for (const [field, c] of Object.entries(collections)) {
       const meta = metas[field];
       if (!meta) {
-        // Stored before this field became a part: the value is still inline and is written out on the next step.
+        // Stored before this field became a part: the value is still inline and is written out on the next
+        // step. A list is a plain array in the record: it becomes what the machine keeps (its order function).
         a.parts.set(field, new PartState());
+        if (c.shape === 'list' && c.order && Array.isArray(context[field])) context[field] = c.order(context[field] as unknown[], context);
         continue;
       }
       const { state, value } = await loadPart(this.svc.partsKv, prefix, field, meta, c, context);

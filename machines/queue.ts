@@ -4,6 +4,7 @@ import * as v from 'valibot';
 import { assign, emit, enqueueActions, setup } from 'xstate';
 import { defineKind } from '../actors/kind.ts';
 import { SharedMap, listPart, noteChanges, sharedMapPart } from '../actors/parts.ts';
+import { SharedList } from '../actors/shared-list.ts';
 import { groupKey, taskIndex } from './task-index.ts';
 import { notify, reply, tell, type Effect } from './effects.ts';
 import {
@@ -61,7 +62,7 @@ export interface QueueContext {
   id: string;
   config: QueueConfig;
   /** In priority order; every new list is noted with what changed (see changedTasks). */
-  tasks: Task[];
+  tasks: SharedList<Task>;
   workers: SharedMap<Worker>;
   /** Reservations sent and not yet answered: task id and agent, by reservation id. */
   pending: SharedMap<Reservation>;
@@ -341,9 +342,10 @@ const positionNotice = (c: QueueContext, t: Task, i: number) =>
  * between when their place moved up a lot (a third, and at least 3 places). Tasks remember what they
  * were told and when.
  */
-function notices(c: QueueContext, now: number): { effects: Effect[]; tasks: Task[]; owed: boolean; toldSince: number; from: number } {
+function notices(c: QueueContext, now: number): { effects: Effect[]; tasks: SharedList<Task>; owed: boolean; toldSince: number; from: number } {
   const effects: Effect[] = [];
   const changes: [string, Task][] = [];
+  const told: [number, Task][] = [];
   const remindBefore = now - c.config.reminderSec * 1000;
   const movedBefore = now - (c.config.movedGapSec ?? 30) * 1000;
   const since = c.toldSince ?? 0;
@@ -353,10 +355,9 @@ function notices(c: QueueContext, now: number): { effects: Effect[]; tasks: Task
   // the back would wait for ever if the front fell due again first. (Those that moved up past the point
   // meanwhile are told in the next round.)
   const from = c.catchingUp ? Math.min(c.noticeFrom ?? 0, c.tasks.length) : 0;
-  let tasks = c.tasks;
   let oldest = from ? since : now;
-  for (let i = from; i < c.tasks.length; i++) {
-    const t = c.tasks[i];
+  const result = (owed: boolean, toldSince: number, from: number) => ({ effects, tasks: told.length ? changedTasks(c, c.tasks.withAll(told), changes) : c.tasks, owed, toldSince, from });
+  for (const [i, t] of c.tasks.entries(from)) {
     const before = t.told;
     const toldAt = t.toldAt ?? 0;
     const moved = before !== undefined && toldAt <= movedBefore && before - (i + 1) >= Math.max(3, Math.ceil(before / 3));
@@ -365,13 +366,13 @@ function notices(c: QueueContext, now: number): { effects: Effect[]; tasks: Task
       continue;
     }
     // Not every task was looked at: the bound stays where it was.
-    if (effects.length === NOTICES_PER_STEP) return { effects, tasks: changedTasks(c, tasks, changes), owed: true, toldSince: since, from: i };
+    if (effects.length === NOTICES_PER_STEP) return result(true, since, i);
     effects.push(positionNotice(c, t, i));
-    if (tasks === c.tasks) tasks = [...c.tasks];
-    tasks[i] = { ...t, told: i + 1, toldAt: now };
-    changes.push([t.id, tasks[i]]);
+    const updated = { ...t, told: i + 1, toldAt: now };
+    told.push([i, updated]);
+    changes.push([t.id, updated]);
   }
-  return { effects, tasks: changes.length ? changedTasks(c, tasks, changes) : tasks, owed: false, toldSince: oldest, from: 0 };
+  return result(false, oldest, 0);
 }
 
 /**
@@ -411,29 +412,28 @@ const findTask = (c: QueueContext, taskId: string) => taskIndex(c.id, c.tasks).b
  * A new list of waiting tasks, noted with what changed from the context's list: the task index and the
  * stored part follow the note instead of comparing ten thousand tasks on every step.
  */
-const changedTasks = (c: QueueContext, tasks: Task[], changes: [string, Task | null][]): Task[] => noteChanges(c.tasks, tasks, changes);
+const changedTasks = (c: QueueContext, tasks: SharedList<Task>, changes: [string, Task | null][]): SharedList<Task> => noteChanges(c.tasks, tasks, changes);
 
 /** Where a waiting task is: found by its priority (the list is kept in that order), else by a scan. */
 function indexOfTask(c: QueueContext, t: Task): number {
   const after = sortedIndex(c.tasks, t, c.config);
-  for (let i = after - 1; i >= 0 && i >= after - 8; i--) if (c.tasks[i] === t) return i;
+  for (let i = after - 1; i >= 0 && i >= after - 8; i--) if (c.tasks.at(i) === t) return i;
   return c.tasks.indexOf(t);
 }
 
 /** The list without one task, or with it replaced; the same list when it is not there. */
-function replaceTask(c: QueueContext, taskId: string, by?: Task): Task[] {
+function replaceTask(c: QueueContext, taskId: string, by?: Task): SharedList<Task> {
   const t = findTask(c, taskId);
   if (!t) return c.tasks;
   const i = indexOfTask(c, t);
-  return changedTasks(c, by ? c.tasks.with(i, by) : c.tasks.toSpliced(i, 1), [[taskId, by ?? null]]);
+  return changedTasks(c, by ? c.tasks.with(i, by) : c.tasks.remove(i), [[taskId, by ?? null]]);
 }
 const removeTask = (c: QueueContext, taskId: string) => replaceTask(c, taskId);
 
 /** The list with each offered task replaced by its marked copy, in place (offers do not move a task). */
-function markOffers(c: QueueContext, marked: [Task, Task][]): Task[] {
+function markOffers(c: QueueContext, marked: [Task, Task][]): SharedList<Task> {
   if (!marked.length) return c.tasks;
-  const list = c.tasks.slice();
-  for (const [t, m] of marked) list[indexOfTask(c, t)] = m;
+  const list = c.tasks.withAll(marked.map(([t, m]) => [indexOfTask(c, t), m]));
   return changedTasks(c, list, marked.map(([t, m]) => [t.id, m]));
 }
 
@@ -503,7 +503,7 @@ export const queueMachine = setup({
   context: ({ input }) => ({
     id: input.id,
     config: defaults(),
-    tasks: [],
+    tasks: SharedList.empty<Task>(),
     workers: SharedMap.from<Worker>(),
     pending: SharedMap.from<Reservation>(),
     seq: 0,
@@ -532,12 +532,12 @@ export const queueMachine = setup({
             // The customer is told their place at once, and the task remembers it.
             // A task added again (same id) takes its new place: one change for the stored part either way.
             const old = findTask(context, event.task.id);
-            const rest = old ? context.tasks.toSpliced(indexOfTask(context, old), 1) : context.tasks;
+            const rest = old ? context.tasks.remove(indexOfTask(context, old)) : context.tasks;
             const i = sortedIndex(rest, event.task, context.config);
             const task = { ...event.task, told: i + 1, toldAt: event.at ?? context.lastAssignAt, offer: undefined };
             enqueue.assign({
               toldSince: Math.min(context.toldSince ?? 0, task.toldAt),
-              tasks: changedTasks(context, rest.toSpliced(i, 0, task), [[task.id, task]]),
+              tasks: changedTasks(context, rest.insert(i, task), [[task.id, task]]),
               stats: { ...context.stats, added: context.stats.added + 1 },
             });
             enqueue.emit(positionNotice(context, task, i));
@@ -628,7 +628,7 @@ export const queueKind = defineKind({
   input: (id) => ({ id }),
   // Thousands of waiting tasks and agents: each step stores only the ones that changed.
   collections: {
-    tasks: listPart((t: Task) => t.id, (tasks: Task[], c: QueueContext) => sortTasks(tasks, c.config)),
+    tasks: listPart((t: Task) => t.id, (tasks: Task[], c: QueueContext) => SharedList.from(sortTasks(tasks, c.config))),
     workers: sharedMapPart(),
     pending: sharedMapPart(),
   },

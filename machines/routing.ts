@@ -111,14 +111,16 @@ export const boost = (t: Task) => (t.tier === 'vip' || t.urgent ? VIP_BOOST : 0)
 export const orderKey = (t: Task, cfg: Pick<QueueConfig, 'agingSec'>) => boost(t) - (t.enqueuedAt / 1000) * (VIP_BOOST / cfg.agingSec);
 
 /** Where `t` goes in a list kept in priority order (after equals: first come, first served). */
-export function sortedIndex(tasks: Task[], t: Task, cfg: Pick<QueueConfig, 'agingSec'>): number {
+/** Where `t` goes in a list in priority order (an array or a SharedList): after every task that ranks as high. */
+export function sortedIndex(tasks: { readonly length: number; at(i: number): Task | undefined }, t: Task, cfg: Pick<QueueConfig, 'agingSec'>): number {
   const k = orderKey(t, cfg);
   let lo = 0;
   let hi = tasks.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    const km = orderKey(tasks[mid], cfg);
-    if (km > k || (km === k && tasks[mid].enqueuedAt <= t.enqueuedAt)) lo = mid + 1;
+    const m = tasks.at(mid)!;
+    const km = orderKey(m, cfg);
+    if (km > k || (km === k && m.enqueuedAt <= t.enqueuedAt)) lo = mid + 1;
     else hi = mid;
   }
   return lo;

@@ -63,7 +63,7 @@ test('the index follows every add, cancel, rejection and assignment', () => {
     const c = snap.context as QueueContext;
     const r = rnd(10);
     if (r < 5 || c.tasks.length < 5) step({ type: 'task.add', at: now, task: task(next++) });
-    else if (r < 6) step({ type: 'task.cancel', at: now, taskId: c.tasks[rnd(c.tasks.length)].id });
+    else if (r < 6) step({ type: 'task.cancel', at: now, taskId: c.tasks.at(rnd(c.tasks.length))!.id });
     else {
       const res = step({ type: 'worker.update', at: now, worker: worker(rnd(20), rnd(3) > 0) });
       for (const e of res.effects) {

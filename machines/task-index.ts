@@ -2,16 +2,17 @@
 // routing one freed agent looks at each group's head instead of every task. It is a cache of the list
 // it was built for, carried forward from the queue's previous list by what changed between them.
 import { notedChanges } from '../actors/parts.ts';
+import type { SharedList } from '../actors/shared-list.ts';
 import { boost, workClass, type Task } from './routing.ts';
 
 export interface TaskIndex {
-  readonly list: Task[];
+  readonly list: SharedList<Task>;
   readonly byId: Map<string, Task>;
   /** Tasks with the same needs and the same boost, oldest first: within a group, an older task is never harder to place. */
   readonly groups: Map<string, Task[]>;
 }
 
-const built = new WeakMap<Task[], TaskIndex>();
+const built = new WeakMap<SharedList<Task>, TaskIndex>();
 /** The latest index of each queue, to carry forward; bounded so that passivated queues fall out. */
 const latest = new Map<string, TaskIndex>();
 const MAX_QUEUES = 256;
@@ -27,7 +28,7 @@ export function groupKey(t: Task): string {
   return k;
 }
 
-export function taskIndex(queue: string, list: Task[]): TaskIndex {
+export function taskIndex(queue: string, list: SharedList<Task>): TaskIndex {
   const hit = built.get(list);
   if (hit) return hit;
   const prev = latest.get(queue);
@@ -39,40 +40,44 @@ export function taskIndex(queue: string, list: Task[]): TaskIndex {
   return index;
 }
 
-function build(list: Task[]): TaskIndex {
+function build(list: SharedList<Task>): TaskIndex {
   const index: TaskIndex = { list, byId: new Map(), groups: new Map() };
   for (const t of [...list].sort((a, b) => a.enqueuedAt - b.enqueuedAt)) add(index, t);
   return index;
 }
 
 /** The previous list's index moved onto the new list: by the changes the queue noted, else by what lies between their common head and tail. */
-function carry(prev: TaskIndex, list: Task[]): TaskIndex {
-  const old = prev.list;
-  const noted = notedChanges(old, list);
+function carry(prev: TaskIndex, next: SharedList<Task>): TaskIndex {
+  const noted = notedChanges(prev.list, next);
   // Each noted change costs a search in its group; rebuilding costs a sort of the whole list.
-  if (noted && noted.length <= Math.max(64, list.length >> 3)) {
-    built.delete(old);
-    const index: TaskIndex = { list, byId: prev.byId, groups: prev.groups };
-    for (const [id, t] of noted) {
-      const was = index.byId.get(id);
-      if (was) remove(index, was);
-      if (t) add(index, t as Task);
-    }
-    return index;
-  }
+  if (noted && noted.length <= Math.max(64, next.length >> 3)) return moved(prev, next, noted as [string, Task | null][]);
+  // No notes lead here: compare by reference what lies between the common head and tail.
+  const old = prev.list.toArray();
+  const list = next.toArray();
   let head = 0;
   const shorter = Math.min(old.length, list.length);
   while (head < shorter && old[head] === list[head]) head++;
   let tail = 0;
   while (tail < shorter - head && old[old.length - 1 - tail] === list[list.length - 1 - tail]) tail++;
-  if (old.length - head - tail + (list.length - head - tail) > 64) return build(list);
-  // The previous list may be stepped again (a retried step): it gets a fresh index if so.
-  built.delete(old);
-  const index: TaskIndex = { list, byId: prev.byId, groups: prev.groups };
+  if (old.length - head - tail + (list.length - head - tail) > 64) return build(next);
+  const changes: [string, Task | null][] = [];
   const kept = new Set(list.slice(head, list.length - tail));
-  for (let i = head; i < old.length - tail; i++) if (!kept.has(old[i])) remove(index, old[i]);
+  for (let i = head; i < old.length - tail; i++) if (!kept.has(old[i])) changes.push([old[i].id, null]);
   const had = new Set(old.slice(head, old.length - tail));
-  for (let i = head; i < list.length - tail; i++) if (!had.has(list[i])) add(index, list[i]);
+  for (let i = head; i < list.length - tail; i++) if (!had.has(list[i])) changes.push([list[i].id, list[i]]);
+  return moved(prev, next, changes);
+}
+
+/** The previous index, changed in place for the new list. */
+function moved(prev: TaskIndex, next: SharedList<Task>, changes: [string, Task | null][]): TaskIndex {
+  // The previous list may be stepped again (a retried step): it gets a fresh index if so.
+  built.delete(prev.list);
+  const index: TaskIndex = { list: next, byId: prev.byId, groups: prev.groups };
+  for (const [id, t] of changes) {
+    const was = index.byId.get(id);
+    if (was) remove(index, was);
+    if (t) add(index, t);
+  }
   return index;
 }
 

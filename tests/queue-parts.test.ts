@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { Kvm } from '@nats-io/kv';
 import { ActorNode } from '../actors/node.ts';
 import { HDR_ACTOR, STATE_BUCKET } from '../actors/address.ts';
-import { queueKind } from '../machines/queue.ts';
+import { createActor } from 'xstate';
+import { queueKind, queueMachine } from '../machines/queue.ts';
 import { startTestNats, waitFor } from './support/nats.ts';
 
 test('a queue of 8,000 waiting tasks stores small records, reminds every customer, and comes back in the same order', { timeout: 180_000 }, async () => {
@@ -72,6 +73,40 @@ test('a queue of 8,000 waiting tasks stores small records, reminds every custome
       return r.waiting === TASKS - 1 ? r : undefined;
     });
     assert.deepEqual(after.tasks, view.tasks.slice(1));
+  } finally {
+    await node.stop();
+    await nats.stop();
+  }
+});
+
+test('a queue stored before its tasks were a part (a plain array inline in the record) loads, routes and is then stored as parts', { timeout: 60_000 }, async () => {
+  const nats = await startTestNats();
+  const nc = await nats.connect();
+  const kv = await new Kvm(nc).create(STATE_BUCKET, { history: 1 });
+  const at = 1_700_000_000_000;
+  // The record as an older node wrote it: the whole context inline, tasks as an array, no `parts`.
+  const actor = createActor(queueMachine, { input: { id: 'old' } }).start();
+  const snapshot = JSON.parse(JSON.stringify(actor.getPersistedSnapshot())) as { value: unknown; context: Record<string, unknown> };
+  actor.stop();
+  snapshot.value = 'waiting';
+  snapshot.context.tasks = ['t1', 't2', 't3'].map((id, i) => ({ id, channel: 'webchat', skills: [], excluded: [], tier: 'normal', urgent: false, enqueuedAt: at + i, attrs: {}, told: i + 1, toldAt: at + i }));
+  await kv.put('queue.old', JSON.stringify({ machine: queueMachine.id, version: queueKind.version, seq: 0, snapshot, timers: [], outbox: [], steps: 0 }));
+  const node = await ActorNode.start({ nc, nodeId: 'q1', kinds: [queueKind], shards: 2, idleMs: 60_000, leaseTtlMs: 2000 });
+  try {
+    await waitFor('shards owned', () => node.status().shards_owned === 2);
+    const view = await node.ask<{ waiting: number; tasks: string[] }>('queue/old', { type: 'get', at: at + 10 });
+    assert.deepEqual(view.tasks, ['t1', 't2', 't3']);
+    // A free agent gets the first task; the list is now the machine's own again, and stored as a part.
+    await node.tell('queue/old', { type: 'worker.update', at: at + 20, worker: { id: 'a1', available: true, skills: {}, capacity: { voice: 0, chat: 1, email: 0 }, load: { voice: 0, chat: 0, email: 0 }, idleSince: at } });
+    await node.tell('queue/old', { type: 'task.cancel', at: at + 30, taskId: 't3' });
+    const after = await waitFor('cancel applied', async () => {
+      const r = await node.ask<{ waiting: number; offering: number; tasks: string[] }>('queue/old', { type: 'get', at: at + 40 });
+      return r.waiting === 2 ? r : undefined;
+    });
+    assert.deepEqual([after.tasks, after.offering], [['t1', 't2'], 1]);
+    const record = JSON.parse((await kv.get('queue.old'))!.string()) as { parts?: Record<string, unknown>; snapshot: { context: { tasks: unknown[] } } };
+    assert.ok(record.parts?.tasks, 'the tasks are a part now');
+    assert.deepEqual(record.snapshot.context.tasks, [], 'and no longer inline');
   } finally {
     await node.stop();
     await nats.stop();
