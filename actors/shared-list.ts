@@ -103,6 +103,18 @@ export class SharedList<T> implements Iterable<T> {
     return this.toArray().map(fn);
   }
 
+  /** Calls `test` on each item from index `from` on until it returns true; true if one did (Array's `some`, from an index). */
+  someFrom(from: number, test: (item: T, i: number) => boolean): boolean {
+    if (from >= this.length) return false;
+    const first = this.chunkOf(Math.max(0, from));
+    let i = this.start(first);
+    for (let k = first; k < this.chunks.length; k++) {
+      const chunk = this.chunks[k];
+      for (let j = 0; j < chunk.length; j++, i++) if (i >= from && test(chunk[j], i)) return true;
+    }
+    return false;
+  }
+
   /** [index, item] from index `from` on. */
   *entries(from = 0): IterableIterator<[number, T]> {
     if (from >= this.length) return;

@@ -169,3 +169,20 @@ test('staffing: agents on duty for voice are the available (busy ones too) and t
   sim.send('queue/s', { type: 'worker.update', worker: worker('free', 'available') });
   assert.deepEqual(ask(), { queue: 's', work: 'voice', onDuty: 3, free: 1 });
 });
+
+test('customers queued moments ago set the bound the tick checks before looking at every task', () => {
+  const sim = new Sim({ queue: queueKind });
+  const first = sim.now;
+  for (let i = 0; i < 3; i++) {
+    sim.send('queue/b', { type: 'task.add', task: { id: `t${i}`, channel: 'webchat', enqueuedAt: sim.now } });
+    sim.advance(10);
+  }
+  // No customer was told before the first one was: until a notice can be due, the tick does not walk the queue.
+  assert.equal((sim.state('queue/b').context as QueueContext).toldSince, first);
+  sim.send('queue/b', { type: 'task.cancel', taskId: 't0' });
+  sim.send('queue/b', { type: 'task.cancel', taskId: 't1' });
+  sim.send('queue/b', { type: 'task.cancel', taskId: 't2' });
+  sim.advance(60_000);
+  sim.send('queue/b', { type: 'task.add', task: { id: 't3', channel: 'webchat', enqueuedAt: sim.now } });
+  assert.equal((sim.state('queue/b').context as QueueContext).toldSince, sim.now, 'an empty queue starts a new bound');
+});

@@ -357,21 +357,27 @@ function notices(c: QueueContext, now: number): { effects: Effect[]; tasks: Shar
   const from = c.catchingUp ? Math.min(c.noticeFrom ?? 0, c.tasks.length) : 0;
   let oldest = from ? since : now;
   const result = (owed: boolean, toldSince: number, from: number) => ({ effects, tasks: told.length ? changedTasks(c, c.tasks.withAll(told), changes) : c.tasks, owed, toldSince, from });
-  for (const [i, t] of c.tasks.entries(from)) {
+  let stoppedAt = -1;
+  c.tasks.someFrom(from, (t, i) => {
     const before = t.told;
     const toldAt = t.toldAt ?? 0;
     const moved = before !== undefined && toldAt <= movedBefore && before - (i + 1) >= Math.max(3, Math.ceil(before / 3));
     if (!moved && toldAt > remindBefore) {
       if (toldAt < oldest) oldest = toldAt;
-      continue;
+      return false;
     }
-    // Not every task was looked at: the bound stays where it was.
-    if (effects.length === NOTICES_PER_STEP) return result(true, since, i);
+    if (effects.length === NOTICES_PER_STEP) {
+      stoppedAt = i;
+      return true;
+    }
     effects.push(positionNotice(c, t, i));
     const updated = { ...t, told: i + 1, toldAt: now };
     told.push([i, updated]);
     changes.push([t.id, updated]);
-  }
+    return false;
+  });
+  // Not every task was looked at: the bound stays where it was.
+  if (stoppedAt >= 0) return result(true, since, stoppedAt);
   return result(false, oldest, 0);
 }
 
@@ -536,7 +542,9 @@ export const queueMachine = setup({
             const i = sortedIndex(rest, event.task, context.config);
             const task = { ...event.task, told: i + 1, toldAt: event.at ?? context.lastAssignAt, offer: undefined };
             enqueue.assign({
-              toldSince: Math.min(context.toldSince ?? 0, task.toldAt),
+              // The bound on when waiting customers were last told: this one's time alone in an empty queue
+              // (0 would make the next tick look at every task for notices none can be due for).
+              toldSince: rest.length ? Math.min(context.toldSince ?? 0, task.toldAt) : task.toldAt,
               tasks: changedTasks(context, rest.insert(i, task), [[task.id, task]]),
               stats: { ...context.stats, added: context.stats.added + 1 },
             });
