@@ -40,6 +40,10 @@ test('every change gives the same items as an array, through growth, splits, mer
       if (round % 97 === 0) {
         assert.deepEqual([...list], model, `seed ${seed} round ${round}`);
         versions.push([list, [...model]]);
+        const from = rnd(model.length + 1);
+        const walked: number[] = [];
+        list.someFrom(from, (n, i) => (walked.push(n), assert.equal(i, from + walked.length - 1), false));
+        assert.deepEqual(walked, model.slice(from));
       }
       const probe = rnd(model.length + 1);
       assert.equal(list.at(probe), model[probe]);
@@ -55,7 +59,7 @@ test('every change gives the same items as an array, through growth, splits, mer
   }
 });
 
-test('reads: at, indexOf, find, filter, map, entries from an index, and JSON as a plain array', () => {
+test('reads: at, indexOf, find, filter, map, someFrom an index, and JSON as a plain array', () => {
   const items = Array.from({ length: 1_000 }, (_, i) => ({ id: `t${i}` }));
   const list = SharedList.from(items);
   assert.equal(list.at(-1), undefined);
@@ -67,8 +71,11 @@ test('reads: at, indexOf, find, filter, map, entries from an index, and JSON as 
   assert.deepEqual(list.filter(() => true).toArray(), items);
   assert.equal(list.filter((t) => t.id.endsWith('7')).length, 100);
   assert.deepEqual(list.map((t, i) => `${t.id}@${i}`).slice(0, 2), ['t0@0', 't1@1']);
-  assert.deepEqual([...list.entries(998)], [[998, items[998]], [999, items[999]]]);
-  assert.deepEqual([...list.entries(1_000)], []);
+  const seen: [number, string][] = [];
+  assert.equal(list.someFrom(997, (t, i) => (seen.push([i, t.id]), i === 998)), true, 'stops where the test says');
+  assert.deepEqual(seen, [[997, 't997'], [998, 't998']]);
+  assert.equal(list.someFrom(1_000, () => true), false);
+  assert.equal(list.someFrom(0, () => false), false);
   assert.equal(JSON.stringify({ tasks: list }), JSON.stringify({ tasks: items }));
   assert.throws(() => list.remove(1_000), /index 1000 is outside a list of 1000/);
   assert.throws(() => list.insert(-1, { id: 'x' }), RangeError);

@@ -115,19 +115,6 @@ export class SharedList<T> implements Iterable<T> {
     return false;
   }
 
-  /** [index, item] from index `from` on. */
-  *entries(from = 0): IterableIterator<[number, T]> {
-    if (from >= this.length) return;
-    const first = this.chunkOf(Math.max(0, from));
-    let i = this.start(first);
-    for (let k = first; k < this.chunks.length; k++) {
-      for (const item of this.chunks[k]) {
-        if (i >= from) yield [i, item];
-        i++;
-      }
-    }
-  }
-
   *[Symbol.iterator](): IterableIterator<T> {
     for (const chunk of this.chunks) yield* chunk;
   }
