@@ -24,7 +24,10 @@ export type Collection =
   | {
       shape: 'list';
       key: (item: unknown) => string;
-      /** Restores the list's order after loading (insertion order otherwise), as the value the machine keeps (an array or a SharedList). */
+      /**
+       * Restores the list's order after loading (insertion order otherwise) and makes the value the machine
+       * keeps: a machine that keeps a SharedList must have one, or it gets a plain array back.
+       */
       order?: (items: unknown[], context: unknown) => Iterable<unknown>;
     }
   | { shape: 'map' }

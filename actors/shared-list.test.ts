@@ -62,8 +62,13 @@ test('every change gives the same items as an array, through growth, splits, mer
 test('reads: at, indexOf, find, filter, map, someFrom an index, and JSON as a plain array', () => {
   const items = Array.from({ length: 1_000 }, (_, i) => ({ id: `t${i}` }));
   const list = SharedList.from(items);
-  assert.equal(list.at(-1), undefined);
+  assert.equal(list.at(-1), items[999], 'from the end, as an array');
+  assert.equal(list.at(-1_001), undefined);
   assert.equal(list.at(1_000), undefined);
+  assert.equal(list.at(1.5), undefined, 'no item at a fraction');
+  assert.throws(() => list.with(1.5, { id: 'x' }), RangeError);
+  assert.throws(() => list.remove(0.5), RangeError);
+  assert.throws(() => list.someFrom(Number.NaN, () => true), RangeError);
   assert.equal(list.at(777), items[777]);
   assert.equal(list.indexOf(items[500]), 500);
   assert.equal(list.indexOf({ id: 't500' }), -1, 'by identity, as an array');

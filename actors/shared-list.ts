@@ -29,9 +29,10 @@ export class SharedList<T> implements Iterable<T> {
     return this.ends.length ? this.ends[this.ends.length - 1] : 0;
   }
 
-  /** The item at `i` (0 ≤ i < length), else undefined. */
+  /** The item at `i`, counted from the end when negative (as Array's `at`); undefined outside the list or for a fraction. */
   at(i: number): T | undefined {
-    if (!(i >= 0 && i < this.length)) return undefined;
+    if (i < 0) i += this.length;
+    if (!this.has(i)) return undefined;
     const k = this.chunkOf(i);
     return this.chunks[k][i - this.start(k)];
   }
@@ -46,7 +47,7 @@ export class SharedList<T> implements Iterable<T> {
     let chunks: (readonly T[])[] | undefined;
     const copied = new Set<number>();
     for (const [i, item] of replacements) {
-      if (!(i >= 0 && i < this.length)) throw new RangeError(`index ${i} is outside a list of ${this.length}`);
+      if (!this.has(i)) throw outside(i, this.length);
       const k = this.chunkOf(i);
       chunks ??= this.chunks.slice();
       if (!copied.has(k)) {
@@ -60,7 +61,7 @@ export class SharedList<T> implements Iterable<T> {
 
   /** The list with `item` inserted before index `i` (at the end when i is the length). */
   insert(i: number, item: T): SharedList<T> {
-    if (!(i >= 0 && i <= this.length)) throw new RangeError(`index ${i} is outside a list of ${this.length}`);
+    if (!this.has(i) && i !== this.length) throw outside(i, this.length);
     if (!this.chunks.length) return new SharedList([[item]], [1]);
     // At the very end: into the last chunk.
     const k = i === this.length ? this.chunks.length - 1 : this.chunkOf(i);
@@ -70,7 +71,7 @@ export class SharedList<T> implements Iterable<T> {
 
   /** The list without the item at `i`. */
   remove(i: number): SharedList<T> {
-    if (!(i >= 0 && i < this.length)) throw new RangeError(`index ${i} is outside a list of ${this.length}`);
+    if (!this.has(i)) throw outside(i, this.length);
     const k = this.chunkOf(i);
     const chunk = this.chunks[k].toSpliced(i - this.start(k), 1);
     if (chunk.length >= CHUNK >> 2 || this.chunks.length === 1) return this.replaceChunks(k, 1, chunk.length ? [chunk] : []);
@@ -105,6 +106,7 @@ export class SharedList<T> implements Iterable<T> {
 
   /** Calls `test` on each item from index `from` on until it returns true; true if one did (Array's `some`, from an index). */
   someFrom(from: number, test: (item: T, i: number) => boolean): boolean {
+    if (!Number.isInteger(from)) throw outside(from, this.length);
     if (from >= this.length) return false;
     const first = this.chunkOf(Math.max(0, from));
     let i = this.start(first);
@@ -126,6 +128,11 @@ export class SharedList<T> implements Iterable<T> {
   /** As a plain array: what a snapshot, a view or a log shows. */
   toJSON(): T[] {
     return this.toArray();
+  }
+
+  /** An index of an item: a whole number from 0 to length - 1. */
+  private has(i: number): boolean {
+    return Number.isInteger(i) && i >= 0 && i < this.length;
   }
 
   private start(k: number): number {
@@ -153,6 +160,8 @@ export class SharedList<T> implements Iterable<T> {
     return new SharedList(chunks, ends);
   }
 }
+
+const outside = (i: number, length: number) => new RangeError(`index ${i} is outside a list of ${length}`);
 
 function endsOf(chunks: readonly (readonly unknown[])[]): number[] {
   let n = 0;

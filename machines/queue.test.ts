@@ -186,3 +186,26 @@ test('customers queued moments ago set the bound the tick checks before looking 
   sim.send('queue/b', { type: 'task.add', task: { id: 't3', channel: 'webchat', enqueuedAt: sim.now } });
   assert.equal((sim.state('queue/b').context as QueueContext).toldSince, sim.now, 'an empty queue starts a new bound');
 });
+
+test('a queue that emptied mid-round starts afresh: customers queued after it are reminded on the next tick', () => {
+  const sim = new Sim({ queue: queueKind });
+  const Q = 'queue/s';
+  const ctx = () => sim.state(Q).context as QueueContext;
+  const reminded = () => {
+    const out = sim.log.filter((m) => m.event.type === 'queue.position').map((m) => m.to);
+    sim.log.length = 0;
+    return out;
+  };
+  sim.send(Q, { type: 'configure', config: { reminderSec: 60 } });
+  const N = NOTICES_PER_STEP + 50;
+  for (let i = 0; i < N; i++) sim.send(Q, { type: 'task.add', task: { id: `t${i}`, channel: 'webchat', enqueuedAt: sim.now + i } });
+  sim.advance(60_000);
+  assert.equal(ctx().catchingUp, true, 'a round of reminders is half done');
+  for (let i = 0; i < N; i++) sim.send(Q, { type: 'task.cancel', taskId: `t${i}` });
+  // Mail held up for two minutes (an outage) arrives: customers queued 120 s ago and told nothing since.
+  const old = sim.now - 120_000;
+  for (let i = 0; i < 10; i++) sim.send(Q, { type: 'task.add', at: old, task: { id: `n${i}`, channel: 'webchat', enqueuedAt: old + i } });
+  reminded();
+  sim.advance(5_000);
+  assert.deepEqual(reminded(), Array.from({ length: 10 }, (_, i) => `conversation/n${i}`));
+});

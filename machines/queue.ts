@@ -545,6 +545,8 @@ export const queueMachine = setup({
               // The bound on when waiting customers were last told: this one's time alone in an empty queue
               // (0 would make the next tick look at every task for notices none can be due for).
               toldSince: rest.length ? Math.min(context.toldSince ?? 0, task.toldAt) : task.toldAt,
+              // Nothing is owed in a queue that emptied: a round left unfinished does not go on with new customers.
+              ...(rest.length ? {} : { catchingUp: false, noticeFrom: undefined }),
               tasks: changedTasks(context, rest.insert(i, task), [[task.id, task]]),
               stats: { ...context.stats, added: context.stats.added + 1 },
             });

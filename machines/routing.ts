@@ -110,8 +110,7 @@ export const boost = (t: Task) => (t.tier === 'vip' || t.urgent ? VIP_BOOST : 0)
  */
 export const orderKey = (t: Task, cfg: Pick<QueueConfig, 'agingSec'>) => boost(t) - (t.enqueuedAt / 1000) * (VIP_BOOST / cfg.agingSec);
 
-/** Where `t` goes in a list kept in priority order (after equals: first come, first served). */
-/** Where `t` goes in a list in priority order (an array or a SharedList): after every task that ranks as high. */
+/** Where `t` goes in a list kept in priority order, an array or a SharedList (after equals: first come, first served). */
 export function sortedIndex(tasks: { readonly length: number; at(i: number): Task | undefined }, t: Task, cfg: Pick<QueueConfig, 'agingSec'>): number {
   const k = orderKey(t, cfg);
   let lo = 0;
