@@ -40,6 +40,9 @@ export function listPart<T, C = unknown>(key: (item: T) => string, order?: (item
   return { shape: 'list', key: key as (item: unknown) => string, order: order as ((items: unknown[], context: unknown) => Iterable<unknown>) | undefined };
 }
 
+/** A list part's items as the machine keeps them: through its order function, else as loaded. */
+export const listValue = (c: Extract<Collection, { shape: 'list' }>, items: unknown[], context: unknown): unknown => (c.order ? c.order(items, context) : items);
+
 /** A context field that is a record by key. */
 export const mapPart = (): Collection => ({ shape: 'map' });
 
@@ -506,7 +509,7 @@ export async function loadPart(kv: KV, prefix: string, field: string, meta: Part
   let value: unknown;
   if (c.shape === 'list') {
     const items = [...state.items.values()];
-    value = c.order ? c.order(items, context) : items;
+    value = listValue(c, items, context);
   } else value = c.shape === 'shared' ? SharedMap.from(state.items) : Object.fromEntries(state.items);
   state.ref = value;
   markStored(value);

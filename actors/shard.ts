@@ -9,7 +9,7 @@ import { HDR_ACTOR, HDR_REASON, IdSchema, MAIL_STREAM, consumerName, keys, parse
 import { EventSchema } from './client.ts';
 import { Deadlines } from './deadlines.ts';
 import { decodeRecord, encodeRecord, type ActorRecord, type OutboxEntry, type Timer } from './record.ts';
-import { PartState, StoreUnavailable, commitPart, loadPart, planPart, stripContext, writeBackground, type PartMeta, type PartPlan } from './parts.ts';
+import { PartState, StoreUnavailable, commitPart, listValue, loadPart, planPart, stripContext, writeBackground, type PartMeta, type PartPlan } from './parts.ts';
 import type { HostedKind, NodeServices } from './services.ts';
 import type { StepResult } from './step.ts';
 
@@ -324,7 +324,7 @@ export class Shard {
         // Stored before this field became a part: the value is still inline and is written out on the next
         // step. A list is a plain array in the record: it becomes what the machine keeps (its order function).
         a.parts.set(field, new PartState());
-        if (c.shape === 'list' && c.order && Array.isArray(context[field])) context[field] = c.order(context[field] as unknown[], context);
+        if (c.shape === 'list' && Array.isArray(context[field])) context[field] = listValue(c, context[field], context);
         continue;
       }
       const { state, value } = await loadPart(this.svc.partsKv, prefix, field, meta, c, context);

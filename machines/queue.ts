@@ -344,7 +344,6 @@ const positionNotice = (c: QueueContext, t: Task, i: number) =>
  */
 function notices(c: QueueContext, now: number): { effects: Effect[]; tasks: SharedList<Task>; owed: boolean; toldSince: number; from: number } {
   const effects: Effect[] = [];
-  const changes: [string, Task][] = [];
   const told: [number, Task][] = [];
   const remindBefore = now - c.config.reminderSec * 1000;
   const movedBefore = now - (c.config.movedGapSec ?? 30) * 1000;
@@ -356,7 +355,7 @@ function notices(c: QueueContext, now: number): { effects: Effect[]; tasks: Shar
   // meanwhile are told in the next round.)
   const from = c.catchingUp ? Math.min(c.noticeFrom ?? 0, c.tasks.length) : 0;
   let oldest = from ? since : now;
-  const result = (owed: boolean, toldSince: number, from: number) => ({ effects, tasks: told.length ? changedTasks(c, c.tasks.withAll(told), changes) : c.tasks, owed, toldSince, from });
+  const result = (owed: boolean, toldSince: number, from: number) => ({ effects, tasks: told.length ? changedTasks(c, c.tasks.withAll(told), told.map(([, t]) => [t.id, t])) : c.tasks, owed, toldSince, from });
   let stoppedAt = -1;
   c.tasks.someFrom(from, (t, i) => {
     const before = t.told;
@@ -371,9 +370,7 @@ function notices(c: QueueContext, now: number): { effects: Effect[]; tasks: Shar
       return true;
     }
     effects.push(positionNotice(c, t, i));
-    const updated = waitingTask(t, { told: i + 1, toldAt: now });
-    told.push([i, updated]);
-    changes.push([t.id, updated]);
+    told.push([i, waitingTask(t, { told: i + 1, toldAt: now })]);
     return false;
   });
   // Not every task was looked at: the bound stays where it was.
@@ -624,7 +621,7 @@ export const queueMachine = setup({
         assign(({ context, event }) => ({
           pending: withoutPending(context, event.reservationId),
           // The agent who declined is not offered the same task again.
-          tasks: ((t) => (t ? replaceTask(context, t.id, waitingTask(t, { offer: t.offer === event.reservationId ? undefined : t.offer, excluded: [...t.excluded, event.agent] })) : context.tasks))(findTask(context, event.taskId)),
+          tasks: ((t) => (t ? replaceTask(context, t.id, waitingTask(offerEnded(t, event.reservationId), { excluded: [...t.excluded, event.agent] })) : context.tasks))(findTask(context, event.taskId)),
           stats: { ...context.stats, rejected: context.stats.rejected + (event.reason === 'timeout' ? 0 : 1), timeouts: context.stats.timeouts + (event.reason === 'timeout' ? 1 : 0) },
         })),
         'route',
