@@ -47,24 +47,33 @@ export async function benchActors(): Promise<void> {
     const rawRequest = await throughput(20_000, IN_FLIGHT, () => nc.request('bench.echo', payload));
     const rawP99 = percentile(await latencies(3000, () => nc.request('bench.echo', payload)), 99);
     // The same server work as a processed tell (store the mail, consume it, write a KV record, ack),
-    // without the runtime: 20,000 messages over 1,000 keys, 64 in flight.
-    const pipe = await child(['--import', 'tsx', 'bench/pipeline.ts'], { NATS_URL: url, SHARDS: String(SHARDS) });
-    const piped = async () => (await nc.request('bench.pipe.status', '', { timeout: 30_000 })).json<{ processed: number }>().processed;
-    const pipeline = async (n: number, from: number) => {
-      const t = performance.now();
-      // Addressed as a tell is: an actor header and a message id.
-      await throughput(n, IN_FLIGHT, (i) => {
-        const h = headers();
-        h.set('Cc-Actor', `w${i % 1000}`);
-        return js.publish(`bench.pipe.${i % SHARDS}`, payload, { headers: h, msgID: `pipe-${from + i}` });
-      });
-      while ((await piped()) < from + n) await new Promise((r) => setTimeout(r, 2));
-      return n / ((performance.now() - t) / 1000);
+    // without the runtime: 20,000 messages over 1,000 keys, 64 in flight. Then the same without the KV
+    // write: the ceiling of consuming durable mail at all, before any state is stored.
+    const pipeline = async (mode: 'kv' | 'ack') => {
+      const pipe = await child(['--import', 'tsx', 'bench/pipeline.ts'], { NATS_URL: url, SHARDS: String(SHARDS), MODE: mode });
+      try {
+        const piped = async () => (await nc.request('bench.pipe.status', '', { timeout: 30_000 })).json<{ processed: number }>().processed;
+        const run = async (n: number, from: number) => {
+          const t = performance.now();
+          // Addressed as a tell is: an actor header and a message id.
+          await throughput(n, IN_FLIGHT, (i) => {
+            const h = headers();
+            h.set('Cc-Actor', `w${i % 1000}`);
+            return js.publish(`bench.pipe.${i % SHARDS}`, payload, { headers: h, msgID: `pipe-${mode}-${from + i}` });
+          });
+          while ((await piped()) < from + n) await new Promise((r) => setTimeout(r, 2));
+          return n / ((performance.now() - t) / 1000);
+        };
+        await run(2000, 0);
+        return await run(20_000, 2000);
+      } finally {
+        await stopChild(pipe);
+      }
     };
-    await pipeline(2000, 0);
-    const rawPipeline = await pipeline(20_000, 2000);
-    pipe.kill('SIGTERM');
+    const rawPipeline = await pipeline('kv');
     report({ name: 'raw_tell_pipeline_per_s', value: rawPipeline, unit: 'msg/s', baseline: 'jetstream_publish_ack_per_s', baseline_value: rawPublish, in_flight: IN_FLIGHT });
+    const rawConsume = await pipeline('ack');
+    report({ name: 'raw_consume_ack_per_s', value: rawConsume, unit: 'msg/s', baseline: 'jetstream_publish_ack_per_s', baseline_value: rawPublish, in_flight: IN_FLIGHT, note: 'mail stored, consumed and acknowledged; no state written' });
 
     // Tells and asks to 1,000 resident actors on one node (its own process, as the echo responder is).
     const h = await host(nc, url);
