@@ -1,7 +1,7 @@
 // A conversation: one customer's thread across channels, from queue to agent to wrap-up and close,
 // with transfers, hold, a channel switch (chat escalated to voice stays one conversation) and SLA timers.
 import * as v from 'valibot';
-import { assign, cancel, emit, enqueueActions, raise, setup } from 'xstate';
+import { assign, emit, enqueueActions, raise, setup } from 'xstate';
 import { defineKind } from '../actors/kind.ts';
 import { notify, publish, reply, tell } from './effects.ts';
 import { ChannelSchema, ReservationAnswerSchemas, SkillNeedSchema, type Channel, type Task } from './routing.ts';
@@ -273,6 +273,15 @@ export const conversationMachine = setup({
       enqueue.assign({ csat });
       answer({ ok: true, duplicate: false, conversation: context.id, customer: context.customer, csat });
     }),
+    /** Reopened without ever being answered: the first-response clock starts again (an answered one is on the next-response clock from the message itself). */
+    restartFirstSla: enqueueActions(({ context, enqueue }) => {
+      if (context.firstResponseAt === undefined) enqueue.raise({ type: 'sla.first' }, { delay: 'slaFirst', id: 'sla.first' });
+    }),
+    stopSla: enqueueActions(({ context, enqueue }) => {
+      enqueue.cancel('sla.first');
+      enqueue.cancel('sla.next');
+      if (context.awaitingReply) enqueue.assign({ awaitingReply: false });
+    }),
     agentSpoke: enqueueActions(({ context, event, enqueue }) => {
       if (context.firstResponseAt === undefined) {
         enqueue.assign({ firstResponseAt: event.at });
@@ -414,7 +423,7 @@ export const conversationMachine = setup({
             emit(({ context, event }) => tell(`agent/${context.agent}`, { type: 'task.channel', conversation: context.id, channel: event.channel })),
           ],
         },
-        wrapup: { target: 'wrapup', actions: [cancel('sla.first'), cancel('sla.next'), emit(({ context }) => tell(`agent/${context.agent}`, { type: 'task.wrapup', conversation: context.id }))] },
+        wrapup: { target: 'wrapup', actions: emit(({ context }) => tell(`agent/${context.agent}`, { type: 'task.wrapup', conversation: context.id })) },
         /**
          * A call from the chat: the same conversation goes on as a voice task. The chat's agent is offered it
          * first (a direct reservation, as a direct transfer makes: the chat slot is given back first, then a
@@ -465,8 +474,12 @@ export const conversationMachine = setup({
       },
     },
     wrapup: {
-      entry: emit(({ context }) => live(context, 'wrapup')),
+      // No response is owed once the conversation is over (from onHold too), and a timer that was already
+      // due when it got here is not a breach.
+      entry: ['stopSla', emit(({ context }) => live(context, 'wrapup'))],
       on: {
+        'sla.first': {},
+        'sla.next': {},
         'csat.rated': { actions: 'rate' },
         close: {
           target: 'closed',
@@ -476,6 +489,8 @@ export const conversationMachine = setup({
     },
     closed: {
       entry: [
+        // Abandoned or refused while still waiting for an agent: the clocks stop with it.
+        'stopSla',
         emit(({ context }) => live(context, 'closed')),
         emit(({ context }) => tell(`customer/${context.customer}`, { type: 'conversation.closed', conversationId: context.id })),
         emit(({ context }) => statusEvent(context, 'closed', context.closedAt ?? 0, { by: closedBy(context), disposition: context.disposition || undefined, outcome: context.outcome })),
@@ -485,6 +500,8 @@ export const conversationMachine = setup({
         }),
       ],
       on: {
+        'sla.first': {},
+        'sla.next': {},
         'csat.rated': { actions: 'rate' },
         'customer.message': [
           {
@@ -493,6 +510,7 @@ export const conversationMachine = setup({
             actions: [
               'publishReopened',
               'customerSpoke',
+              'restartFirstSla',
               assign(({ context, event }) => ({ agent: undefined, closedAt: undefined, outcome: undefined, disposition: '', task: { ...context.task!, enqueuedAt: event.at, excluded: [] } })),
               emit(({ context }) => openedTell(context)),
             ],

@@ -208,6 +208,47 @@ describe('agent, queue and conversation together', () => {
     assert.deepEqual(ctx<ConversationContext>(sim, 'conversation/c1').breaches.map((b) => b.kind), ['first', 'next']);
   });
 
+  test('SLA clocks stop when the conversation ends: abandoned or refused while waiting, closed from hold; a reopen starts them again', () => {
+    const sim = new Sim(kinds);
+    const breaches = (id: string) => ctx<ConversationContext>(sim, `conversation/${id}`).breaches.map((b) => b.kind);
+    const published = (id: string) => sim.notices.filter((n) => n.subject === `cc.live.sla.${id}`).length;
+    sim.send('queue/support', { type: 'configure', config: v.parse(QueueConfigSchema, {}) });
+    sim.send('queue/voice-only', { type: 'configure', config: v.parse(QueueConfigSchema, { target: { attr: 'channel', op: 'eq', value: 'voice' } }) });
+    // No agent on duty: c1 waits, then its customer leaves; c2 is refused by the queue's target.
+    sim.send('conversation/c1', { type: 'open', customer: 'u1', channel: 'webchat', queue: 'support', slaFirstSec: 30, slaNextSec: 60 });
+    sim.send('conversation/c2', { type: 'open', customer: 'u2', channel: 'email', queue: 'voice-only', slaFirstSec: 30 });
+    assert.equal(value(sim, 'conversation/c2'), 'closed');
+    sim.advance(10_000);
+    sim.send('conversation/c1', { type: 'customer.left' });
+    assert.equal(value(sim, 'conversation/c1'), 'closed');
+    sim.advance(120_000);
+    assert.deepEqual(breaches('c1'), [], 'nobody owes an answer to a customer who left');
+    assert.deepEqual(breaches('c2'), [], 'nor to one the queue refused');
+    assert.equal(published('c1') + published('c2'), 0, 'and supervisors are not told of a breach');
+    // c3: answered, then the customer writes again; the agent holds, wraps up and closes without replying.
+    setup(sim, [{ id: 'ann' }]);
+    sim.send('conversation/c3', { type: 'open', customer: 'u3', channel: 'webchat', queue: 'support', slaFirstSec: 30, slaNextSec: 60 });
+    sim.send('agent/ann', { type: 'offer.accept', reservationId: Object.keys(ctx<AgentContext>(sim, 'agent/ann').offers)[0] });
+    sim.send('conversation/c3', { type: 'agent.message' });
+    sim.send('conversation/c3', { type: 'customer.message' });
+    sim.send('conversation/c3', { type: 'hold' });
+    sim.send('conversation/c3', { type: 'wrapup' });
+    sim.send('conversation/c3', { type: 'close', disposition: 'solved' });
+    sim.advance(120_000);
+    assert.deepEqual(breaches('c3'), [], 'a closed conversation breaches nothing');
+    // A timer already due when it closed (or one a snapshot from before this rule still holds) is ignored.
+    sim.send('conversation/c3', { type: 'sla.next' });
+    sim.send('conversation/c3', { type: 'sla.first' });
+    assert.deepEqual(breaches('c3'), []);
+    // c1 comes back (within the reopen window) and nobody has ever answered it: the first-response clock runs again.
+    sim.send('agent/ann', { type: 'presence.set', presence: 'away' });
+    sim.send('conversation/c1', { type: 'customer.message' });
+    assert.equal(value(sim, 'conversation/c1'), 'queued');
+    sim.advance(31_000);
+    assert.deepEqual(breaches('c1'), ['first']);
+    assert.equal(published('c1'), 1);
+  });
+
   test('overflow to another queue after waiting; a closed conversation reopens on a new customer message', () => {
     const sim = new Sim(kinds);
     sim.send('queue/support', { type: 'configure', config: v.parse(QueueConfigSchema, { overflow: { afterSec: 10, queue: 'backup' } }) });

@@ -123,7 +123,7 @@ describe('export-machines', () => {
   test('conversation JSON keeps guards, actions and targets by name', () => {
     const json = machineToJson(engineKinds.find((k) => k.name === 'conversation')!.machine, 1);
     assert.deepEqual(json.states?.closed.on?.['customer.message'], [
-      { target: 'queued', guard: 'withinReopenWindow', actions: ['publishReopened', 'customerSpoke', 'xstate.assign', 'xstate.emit'] },
+      { target: 'queued', guard: 'withinReopenWindow', actions: ['publishReopened', 'customerSpoke', 'restartFirstSla', 'xstate.assign', 'xstate.emit'] },
     ]);
     assert.deepEqual(json.states?.queued.entry, ['enqueue', 'xstate.emit']);
   });
