@@ -63,9 +63,12 @@ export interface AgentContext {
   idleSince: number;
   /** Milliseconds spent in each presence. */
   durations: Record<string, number>;
+  /** The state the agent is in (set on entry): what a change of load announces, wherever it happens. */
+  state: PresenceState;
 }
 
-type Presence = 'offline' | 'available' | 'busy' | 'away' | 'wrapup';
+type PresenceState = 'offline' | 'available' | 'away' | 'wrapup';
+type Presence = PresenceState | 'busy';
 
 const full = (c: AgentContext) => (Object.keys(c.capacity) as WorkClass[]).every((k) => c.load[k] >= c.capacity[k]);
 
@@ -75,9 +78,9 @@ export function presenceOf(value: unknown, c: AgentContext): Presence {
   return v as Presence;
 }
 
-/** What queues need to know to route to this agent. */
+/** What queues need to know to route to this agent: a busy agent is available and full. */
 export function workerView(c: AgentContext, presence: Presence): Worker {
-  return { id: c.id, available: presence === 'available', skills: c.skills, capacity: c.capacity, load: c.load, idleSince: c.idleSince, held: Object.keys(c.offers), presence };
+  return { id: c.id, available: presence === 'available' || presence === 'busy', skills: c.skills, capacity: c.capacity, load: c.load, idleSince: c.idleSince, held: Object.keys(c.offers), presence };
 }
 
 const evAt = (e: { at?: number }, c: AgentContext) => e.at ?? c.since;
@@ -86,7 +89,8 @@ const evAt = (e: { at?: number }, c: AgentContext) => e.at ?? c.since;
 const spent = (c: AgentContext, state: string, now: number) => ({ ...c.durations, [state]: (c.durations[state] ?? 0) + Math.max(0, now - c.since) });
 
 /** Tells every queue of the agent what routing needs, and shows supervisors the agent's state. */
-function broadcast(enqueue: { emit: (e: Effect) => void }, c: AgentContext, presence: Presence) {
+function broadcast(enqueue: { emit: (e: Effect) => void }, c: AgentContext) {
+  const presence = presenceOf(c.state, c);
   const worker = workerView(c, presence);
   for (const q of c.queues) enqueue.emit(tell(`queue/${q}`, { type: 'worker.update', worker }));
   enqueue.emit(notify(`cc.live.agent.${c.id}`, { id: c.id, name: c.name, presence, reason: c.reason, load: c.load, capacity: c.capacity, since: c.since }));
@@ -123,7 +127,7 @@ export const agentMachine = setup({
       enqueue.raise({ type: 'offer.timeout', reservationId: event.reservationId }, { delay: context.offerTimeoutMs, id: `offer:${event.reservationId}` });
       enqueue.emit(tell(`conversation/${event.task.id}`, { type: 'offered', agent: context.id, reservationId: event.reservationId }));
       enqueue.emit(notify(`cc.agent.${context.id}.offers`, { reservationId: event.reservationId, task: event.task, expiresAt: event.at + context.offerTimeoutMs, explanation: event.explanation }));
-      broadcast(enqueue, c, 'available');
+      broadcast(enqueue, c);
     }),
     acceptOffer: enqueueActions(({ context, event, enqueue }) => {
       const o = offerOf(context, event);
@@ -147,9 +151,10 @@ export const agentMachine = setup({
       enqueue.cancel(`offer:${event.reservationId}`);
       enqueue.emit(tell(o.replyTo, { type: 'reservation.rejected', reservationId: event.reservationId, taskId: o.task.id, agent: context.id, reason }));
       enqueue.emit(tell(`conversation/${o.task.id}`, { type: 'requeued', agent: context.id, reason }));
-      broadcast(enqueue, c, 'available');
+      broadcast(enqueue, c);
     }),
-    release: enqueueActions(({ context, event, enqueue }) => {
+    /** A task ends: its slot is free. Announced, unless the transition enters a state that announces itself. */
+    release: enqueueActions(({ context, event, enqueue }, params: { quiet: boolean } | undefined) => {
       if (event.type !== 'task.released') return;
       const t = context.tasks[event.conversation];
       if (!t) return;
@@ -157,7 +162,7 @@ export const agentMachine = setup({
       const { [event.conversation]: _, ...tasks } = context.tasks;
       const c: AgentContext = { ...context, tasks, load: freed(context.load, cls), idleSince: Object.keys(tasks).length ? context.idleSince : event.at };
       enqueue.assign(c);
-      broadcast(enqueue, c, 'available');
+      if (!params?.quiet) broadcast(enqueue, c);
     }),
     /** Chat escalated to voice by the same agent: the work moves from a chat slot to the voice slot. */
     switchChannel: enqueueActions(({ context, event, enqueue }) => {
@@ -170,9 +175,14 @@ export const agentMachine = setup({
       load[to] += 1;
       const c: AgentContext = { ...context, load, tasks: { ...context.tasks, [event.conversation]: { ...t, channel: event.channel } } };
       enqueue.assign(c);
-      broadcast(enqueue, c, 'available');
+      broadcast(enqueue, c);
     }),
-    announce: enqueueActions(({ context, enqueue }, p: { presence: Presence }) => broadcast(enqueue, context, p.presence)),
+    /** Entry of each state: the agent is now in it, and queues and supervisors hear so. */
+    enter: enqueueActions(({ context, enqueue }, p: { state: PresenceState }) => {
+      const c: AgentContext = { ...context, state: p.state };
+      enqueue.assign({ state: p.state });
+      broadcast(enqueue, c);
+    }),
     signOff: enqueueActions(({ context, event, enqueue }) => {
       // Offers still held go back to their queues before the agent leaves.
       for (const [rid, o] of Object.entries(context.offers)) {
@@ -181,7 +191,7 @@ export const agentMachine = setup({
         enqueue.emit(tell(`conversation/${o.task.id}`, { type: 'requeued', agent: context.id, reason: 'agent logged out' }));
       }
       const load = Object.values(context.offers).reduce((l, o) => freed(l, workClass(o.task.channel)), context.load);
-      enqueue.assign({ offers: {}, load, durations: spent(context, 'online', evAt(event, context)), since: evAt(event, context) });
+      enqueue.assign({ offers: {}, load, durations: spent(context, context.state, evAt(event, context)), since: evAt(event, context) });
     }),
   },
 }).createMachine({
@@ -203,6 +213,7 @@ export const agentMachine = setup({
     since: 0,
     idleSince: 0,
     durations: {},
+    state: 'offline',
   }),
   initial: 'offline',
   on: {
@@ -232,7 +243,7 @@ export const agentMachine = setup({
   },
   states: {
     offline: {
-      entry: { type: 'announce', params: { presence: 'offline' } },
+      entry: { type: 'enter', params: { state: 'offline' } },
       on: {
         get: { actions: emit(({ context }) => reply({ ...context, presence: 'offline' })) },
         login: {
@@ -242,7 +253,7 @@ export const agentMachine = setup({
       },
     },
     available: {
-      entry: { type: 'announce', params: { presence: 'available' } },
+      entry: { type: 'enter', params: { state: 'available' } },
       on: {
         get: { actions: emit(({ context }) => reply({ ...context, presence: presenceOf('available', context) })) },
         reserve: [
@@ -261,14 +272,14 @@ export const agentMachine = setup({
           actions: assign(({ context, event }) => ({ durations: spent(context, 'available', event.at), since: event.at, reason: event.reason ?? '' })),
         },
         'task.released': [
-          { guard: 'voiceEnded', target: 'wrapup', actions: ['release', assign(({ context, event }) => ({ durations: spent(context, 'available', event.at), since: event.at }))] },
+          { guard: 'voiceEnded', target: 'wrapup', actions: [{ type: 'release', params: { quiet: true } }, assign(({ context, event }) => ({ durations: spent(context, 'available', event.at), since: event.at }))] },
           { actions: 'release' },
         ],
         logout: { target: 'offline', actions: 'signOff' },
       },
     },
     away: {
-      entry: { type: 'announce', params: { presence: 'away' } },
+      entry: { type: 'enter', params: { state: 'away' } },
       on: {
         get: { actions: emit(({ context }) => reply({ ...context, presence: 'away' })) },
         'presence.set': {
@@ -280,7 +291,7 @@ export const agentMachine = setup({
       },
     },
     wrapup: {
-      entry: [{ type: 'announce', params: { presence: 'wrapup' } }, raise({ type: 'wrapup.timeout' }, { delay: 'wrapUp', id: 'wrapup' })],
+      entry: [{ type: 'enter', params: { state: 'wrapup' } }, raise({ type: 'wrapup.timeout' }, { delay: 'wrapUp', id: 'wrapup' })],
       exit: cancel('wrapup'),
       on: {
         get: { actions: emit(({ context }) => reply({ ...context, presence: 'wrapup' })) },
@@ -292,4 +303,13 @@ export const agentMachine = setup({
   },
 });
 
-export const agentKind = defineKind({ name: 'agent', machine: agentMachine, version: 1, events: AgentEventSchema, input: (id) => ({ id }) });
+/** Version 1 had no `state` in its context: it is the state the snapshot is in (an agent's states are flat). */
+export function migrateAgentV1(persisted: unknown): unknown {
+  if (typeof persisted !== 'object' || persisted === null || !('context' in persisted) || !('value' in persisted)) throw new Error('agent snapshot v1: no context or value');
+  const { context, value } = persisted;
+  if (typeof context !== 'object' || context === null) throw new Error('agent snapshot v1: context is not an object');
+  if (value !== 'offline' && value !== 'available' && value !== 'away' && value !== 'wrapup') throw new Error(`agent snapshot v1: unknown state ${JSON.stringify(value)}`);
+  return { ...persisted, context: { ...context, state: value } };
+}
+
+export const agentKind = defineKind({ name: 'agent', machine: agentMachine, version: 2, migrations: { 1: migrateAgentV1 }, events: AgentEventSchema, input: (id) => ({ id }) });
