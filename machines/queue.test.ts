@@ -209,3 +209,55 @@ test('a queue that emptied mid-round starts afresh: customers queued after it ar
   sim.advance(5_000);
   assert.deepEqual(reminded(), Array.from({ length: 10 }, (_, i) => `conversation/n${i}`));
 });
+
+test('supervisors see a queue that empties within the throttle, and every change of an empty queue, at once', () => {
+  const sim = new Sim({ queue: queueKind });
+  const live = () => sim.notices.filter((n) => n.subject === 'cc.live.queue.s').map((n) => n.data as { waiting: number; offering: number; agentsAvailable: number });
+  const worker = (id: string, available: boolean) => ({ id, available, skills: {}, capacity: { voice: 1, chat: 3, email: 5 }, load: { voice: 0, chat: 0, email: 0 }, idleSince: 0, held: [] });
+  sim.send('queue/s', { type: 'configure', config: {} });
+  sim.advance(1_000);
+  sim.send('queue/s', { type: 'task.add', task: { id: 't1', channel: 'webchat', enqueuedAt: sim.now } });
+  assert.equal(live().at(-1)?.waiting, 1);
+  sim.advance(100);
+  // Within 250 ms of the last view the queue empties (the customer left): no tick is left to show it.
+  sim.send('queue/s', { type: 'task.cancel', taskId: 't1' });
+  assert.equal(String(sim.state('queue/s').value), 'idle');
+  assert.deepEqual(live().at(-1), { ...live().at(-1), waiting: 0, offering: 0 }, 'the last view is of the empty queue');
+  // Agents coming and going in an empty queue show at once, however close together.
+  sim.send('queue/s', { type: 'worker.update', worker: worker('ann', true) });
+  sim.send('queue/s', { type: 'worker.update', worker: worker('bob', true) });
+  assert.equal(live().at(-1)?.agentsAvailable, 2);
+  sim.send('queue/s', { type: 'worker.update', worker: worker('ann', false) });
+  assert.equal(live().at(-1)?.agentsAvailable, 1);
+  sim.advance(60_000);
+  assert.equal(live().at(-1)?.agentsAvailable, 1, 'and nothing stale comes after');
+});
+
+test('service level: answered within it, of those answered and those who left after waiting longer than it', () => {
+  const sim = new Sim({ queue: queueKind });
+  const view = () => (sim.notices.filter((n) => n.subject === 'cc.live.queue.sl').at(-1)!.data as { serviceLevelPct: number; stats: QueueContext['stats'] });
+  const free = (load: number) => sim.send('queue/sl', { type: 'worker.update', worker: { id: 'ann', available: true, skills: {}, capacity: { voice: 0, chat: 1, email: 0 }, load: { voice: 0, chat: load, email: 0 }, idleSince: 0, held: [] } });
+  const accept = () => {
+    const r = sim.log.filter((m) => m.to === 'agent/ann' && m.event.type === 'reserve').at(-1)!.event as unknown as { reservationId: string; task: { id: string } };
+    free(1);
+    sim.send('queue/sl', { type: 'reservation.accepted', reservationId: r.reservationId, taskId: r.task.id, agent: 'ann' });
+  };
+  sim.send('queue/sl', { type: 'configure', config: { serviceLevelSec: 30 } });
+  for (const id of ['t1', 't2', 't3']) sim.send('queue/sl', { type: 'task.add', task: { id, channel: 'webchat', enqueuedAt: sim.now } });
+  sim.advance(10_000);
+  free(0);
+  accept(); // t1, after 10 s: within
+  sim.advance(40_000);
+  sim.send('queue/sl', { type: 'task.cancel', taskId: 't2' }); // left after 50 s: missed
+  sim.send('queue/sl', { type: 'task.add', task: { id: 't4', channel: 'webchat', enqueuedAt: sim.now } });
+  sim.advance(5_000);
+  sim.send('queue/sl', { type: 'task.cancel', taskId: 't4' }); // left after 5 s: not counted
+  assert.equal(view().stats.abandonedLate, 1);
+  assert.equal(view().serviceLevelPct, 50);
+  free(0);
+  accept(); // t3, after 56 s: late
+  sim.advance(1_000);
+  free(1);
+  assert.equal(view().stats.assigned, 2);
+  assert.equal(view().serviceLevelPct, 33.3);
+});

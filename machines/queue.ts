@@ -50,6 +50,8 @@ export interface QueueStats {
   withinSl: number;
   overflowed: number;
   cancelled: number;
+  /** Customers who left after waiting longer than the service level: missed, as much as a late answer (absent before it was counted). */
+  abandonedLate?: number;
   rejected: number;
   timeouts: number;
   refused: number;
@@ -394,6 +396,12 @@ function longestWaitMs(c: QueueContext, now: number): number {
   return now - oldest;
 }
 
+/** Answered within the service level, of those answered and those who gave up waiting after it. */
+export function serviceLevelPct(s: QueueStats): number {
+  const counted = s.assigned + (s.abandonedLate ?? 0);
+  return counted ? Math.round((s.withinSl / counted) * 1000) / 10 : 100;
+}
+
 export function liveView(c: QueueContext, now: number) {
   const longest = longestWaitMs(c, now);
   const avg = (tier: string) => (c.stats.count[tier] ? Math.round(c.stats.waitMs[tier] / c.stats.count[tier]) : 0);
@@ -402,7 +410,7 @@ export function liveView(c: QueueContext, now: number) {
     waiting: c.tasks.length,
     offering: reservations(c).size,
     longestWaitSec: Math.round(longest / 1000),
-    serviceLevelPct: c.stats.assigned ? Math.round((c.stats.withinSl / c.stats.assigned) * 1000) / 10 : 100,
+    serviceLevelPct: serviceLevelPct(c.stats),
     agentsAvailable: [...roster(c).values()].filter((w) => w.available).length,
     meanWaitMs: { normal: avg('normal'), vip: avg('vip') },
     stats: c.stats,
@@ -480,9 +488,10 @@ export const queueMachine = setup({
       const { context: next, effects } = dispatch(context, now, params?.focus ?? 'all');
       enqueue.assign(next);
       for (const e of effects) enqueue.emit(e);
-      // Supervisors see a queue at most every LIVE_EVERY_MS (and on every tick): a busy queue steps
-      // thousands of times a second, and each live view walks every waiting task.
-      if (now - next.lastLiveAt >= LIVE_EVERY_MS || now < next.lastLiveAt) {
+      // Supervisors see a queue with customers waiting at most every LIVE_EVERY_MS (and on every tick): a
+      // busy queue steps thousands of times a second, and each live view walks every waiting task. An empty
+      // queue has no tick to catch up with, and nothing to walk: every change shows at once.
+      if (next.tasks.length === 0 || now - next.lastLiveAt >= LIVE_EVERY_MS || now < next.lastLiveAt) {
         enqueue.assign({ lastLiveAt: now });
         enqueue.emit(notify(`cc.live.queue.${context.id}`, liveView(next, now)));
       }
@@ -536,7 +545,7 @@ export const queueMachine = setup({
     workers: SharedMap.from<Worker>(),
     pending: SharedMap.from<Reservation>(),
     seq: 0,
-    stats: { added: 0, assigned: 0, withinSl: 0, overflowed: 0, cancelled: 0, rejected: 0, timeouts: 0, refused: 0, waitMs: {}, count: {} },
+    stats: { added: 0, assigned: 0, withinSl: 0, overflowed: 0, cancelled: 0, abandonedLate: 0, rejected: 0, timeouts: 0, refused: 0, waitMs: {}, count: {} },
     rate: 0,
     lastAssignAt: 0,
     catchingUp: false,
@@ -584,7 +593,12 @@ export const queueMachine = setup({
       actions: [
         assign(({ context, event }) => ({
           tasks: removeTask(context, event.taskId),
-          stats: { ...context.stats, cancelled: context.stats.cancelled + (findTask(context, event.taskId) ? 1 : 0) },
+          stats: ((t) => ({
+            ...context.stats,
+            cancelled: context.stats.cancelled + (t ? 1 : 0),
+            // Leaving within the service level is the customer's own choice; after it, the queue missed them.
+            abandonedLate: (context.stats.abandonedLate ?? 0) + (t && event.at - t.enqueuedAt > context.config.serviceLevelSec * 1000 ? 1 : 0),
+          }))(findTask(context, event.taskId)),
         })),
         { type: 'route', params: { focus: 'none' as Focus } },
       ],
