@@ -43,17 +43,25 @@ class Activation {
 }
 
 const MAX_BATCH = 64;
+/** Tries of one outbox entry before it is dead-lettered (with the step's backoff, a few seconds). */
+const MAX_OUTBOX_ATTEMPTS = 5;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 export class Shard {
   private readonly acts = new Map<string, Activation>();
+  /** Failed sends of outbox entries, by message id (see publishOutbox). */
+  private readonly outboxFailures = new Map<string, number>();
   private readonly deadlines: Deadlines;
   private messages: ConsumerMessages | undefined;
   private asks: Subscription | undefined;
   private sweeper: ReturnType<typeof setInterval> | undefined;
   private state: 'new' | 'running' | 'draining' | 'stopped' = 'new';
   private delivered = 0;
+  /** `delivered` when the sweeper last looked: unchanged means the shard was quiet since. */
+  private deliveredAtSweep = 0;
+  /** The mailbox lag last reported. */
+  private lag = 0;
   private readonly label: { kind: string };
   private readonly lagLabel: { kind: string; shard: string };
   private readonly viaMail: { kind: string; via: string };
@@ -121,7 +129,10 @@ export class Shard {
     })().catch((e) => this.svc.log.error({ err: e, kind: this.kind, shard: this.index }, 'mail consumer stopped'));
     this.asks = nc.subscribe(subjects.ask(this.kind, this.index), { callback: (err, m) => (err ? undefined : this.onAsk(m)) });
     const every = Math.max(250, Math.floor(this.svc.options.idleMs / 2));
-    this.sweeper = setInterval(() => this.passivateIdle(), every);
+    this.sweeper = setInterval(() => {
+      this.passivateIdle();
+      this.refreshLag();
+    }, every);
   }
 
   /** Graceful hand-off: stop taking mail, finish what was delivered, persist, release the consumer. */
@@ -172,7 +183,7 @@ export class Shard {
 
   private onMail(m: JsMsg): void {
     if (!this.live) return;
-    if ((this.delivered++ & 63) === 0) this.svc.metrics.mailboxLag.set(this.lagLabel, m.info.pending);
+    if ((this.delivered++ & 63) === 0) this.setLag(m.info.pending);
     const id = m.headers?.get(HDR_ACTOR) ?? '';
     if (!v.is(IdSchema, id)) {
       void this.deadLetter(m, `missing or invalid ${HDR_ACTOR} header`, id);
@@ -295,7 +306,7 @@ export class Shard {
     }
     // An outbox written by a step whose publishes were cut short goes out now (deduplicated by message id).
     if (pending) {
-      await this.publishOutbox(pending);
+      await this.publishOutbox(id, pending);
       await this.clearOutbox(id, a, pending);
       // Written elsewhere meanwhile: run() pauses and loads it again, as after any failed step.
       if (!a.snap) throw new Error(`${who} was written elsewhere while its sent outbox was cleared`);
@@ -515,7 +526,7 @@ export class Shard {
       // This record replaced any earlier one whose outbox was still stored.
       a.sent = undefined;
       if (outbox.length) {
-        await this.publishOutbox(record);
+        await this.publishOutbox(id, record);
         a.sent = record;
       }
       if (newDue !== oldDue && !sooner) await this.writeDeadline(id, newDue);
@@ -586,15 +597,48 @@ export class Shard {
     a.mailbox = batch.concat(a.mailbox ?? []);
   }
 
-  private async publishOutbox(record: ActorRecord): Promise<void> {
+  /**
+   * Sends the stored outbox (deduplicated by message id). A failed send is retried with the step; an effect
+   * that still fails after MAX_OUTBOX_ATTEMPTS (no stream takes its subject, say) goes to the dead-letter
+   * stream with the reason, so that it does not hold up its actor for ever.
+   */
+  private async publishOutbox(id: string, record: ActorRecord): Promise<void> {
     const { js } = this.svc;
-    await Promise.all(
+    const results = await Promise.allSettled(
       record.outbox.map((o) => {
         const h = natsHeaders();
         if (o.actor) h.set(HDR_ACTOR, o.actor);
         return js.publish(o.subject, enc.encode(o.data), { msgID: o.msgId, headers: h });
       }),
     );
+    let failed: unknown;
+    for (const [i, r] of results.entries()) {
+      const o = record.outbox[i];
+      if (r.status === 'fulfilled') {
+        if (this.outboxFailures.size) this.outboxFailures.delete(o.msgId);
+        continue;
+      }
+      const tries = (this.outboxFailures.get(o.msgId) ?? 0) + 1;
+      if (tries < MAX_OUTBOX_ATTEMPTS) {
+        this.outboxFailures.set(o.msgId, tries);
+        failed ??= r.reason;
+        continue;
+      }
+      // If the dead-letter stream does not answer either, this throws and the step is retried as before.
+      await this.deadEffect(id, o, `effect to ${o.subject} not sent after ${tries} attempts: ${(r.reason as Error).message}`);
+      this.outboxFailures.delete(o.msgId);
+    }
+    if (failed) throw failed;
+  }
+
+  private async deadEffect(id: string, o: OutboxEntry, reason: string): Promise<void> {
+    const h = natsHeaders();
+    h.set(HDR_ACTOR, id);
+    h.set(HDR_REASON, reason.slice(0, 1000).replace(/[\r\n]+/g, ' '));
+    h.set('Cc-Subject', o.subject);
+    await this.svc.js.publish(subjects.dead(this.kind), enc.encode(o.data), { msgID: `dead:${o.msgId}`, headers: h });
+    this.svc.metrics.deadLetters.inc(this.label);
+    this.svc.log.warn({ actor: `${this.kind}/${id}`, subject: o.subject, reason }, 'effect dead-lettered');
   }
 
   /**
@@ -651,6 +695,26 @@ export class Shard {
       // Unreferenced either way: only space is lost.
       this.svc.log.warn({ err: e, piece }, 'left-behind part not purged');
     }
+  }
+
+  /**
+   * Lag is sampled from deliveries (every 64th); a shard that went quiet would show its last backlog for
+   * ever, so a quiet one asks its consumer instead.
+   */
+  private refreshLag(): void {
+    if (this.delivered !== this.deliveredAtSweep || this.state !== 'running' || this.lag === 0) {
+      this.deliveredAtSweep = this.delivered;
+      return;
+    }
+    void this.svc.jsm.consumers
+      .info(MAIL_STREAM, consumerName(this.kind, this.index))
+      .then((ci) => this.state === 'running' && this.setLag(ci.num_pending))
+      .catch(() => undefined);
+  }
+
+  private setLag(n: number): void {
+    this.lag = n;
+    this.svc.metrics.mailboxLag.set(this.lagLabel, n);
   }
 
   private passivateIdle(): void {

@@ -87,6 +87,19 @@ describe('actor runtime, one node', () => {
 
   test('bad input is rejected with a reason', async () => {
     await assert.rejects(node.tell('counter/has.dot', { type: 'inc' }), /actor id must be/);
+    // Order itself: each actor's values go in one after another while 20 actors interleave; the count is a
+    // hash of the values in the order applied, so a reordered or repeated message changes it.
+    const mixed = Array.from({ length: 20 }, (_, i) => `o${i}`);
+    await Promise.all(
+      mixed.map(async (id, i) => {
+        for (let k = 0; k < 30; k++) await node.tell(`counter/${id}`, { type: 'mix', by: i * 100 + k });
+      }),
+    );
+    for (const [i, id] of mixed.entries()) {
+      let want = 0;
+      for (let k = 0; k < 30; k++) want = (want * 31 + i * 100 + k) % 1_000_003;
+      await waitFor(`order of ${id}`, async () => (await node.ask<Count>(`counter/${id}`, { type: 'get' })).count === want);
+    }
     await assert.rejects(node.tell('nokind', { type: 'inc' }), /actor address must be kind\/id/);
     await assert.rejects(node.ask('counter/x', { type: '' }), (e: unknown) => e instanceof AskError && /event type must not be empty/.test(e.message));
     await assert.rejects(node.ask('counter/x', { type: 'boom' }), (e: unknown) => e instanceof AskError && e.code === 'rejected' && /boom is poison/.test(e.message));
@@ -111,6 +124,44 @@ describe('actor runtime, one node', () => {
     await waitFor('two more dead letters', async () => (await jsm.streams.info(DEAD_STREAM)).state.messages >= 3);
     const last = await jsm.streams.getMessage(DEAD_STREAM, { last_by_subj: 'cc.dead.counter' });
     assert.match(last!.header!.get(HDR_REASON), /missing or invalid Cc-Actor header|invalid event/);
+  });
+
+  test('publish effects are sent once stored; one no stream takes is dead-lettered with the reason after bounded tries, and the actor goes on', async () => {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: 'TEST_ANNOUNCE', subjects: ['test.announce.>'] });
+    await node.tell('counter/loud', { type: 'inc' });
+    await node.tell('counter/loud', { type: 'announce', subject: 'test.announce.loud' });
+    await node.tell('counter/loud', { type: 'announce', subject: 'cc.nowhere.loud' });
+    await node.tell('counter/loud', { type: 'inc' });
+    await waitFor('count 2', async () => (await node.ask<Count>('counter/loud', { type: 'get' })).count === 2, 20_000);
+    const sent = await jsm.streams.getMessage('TEST_ANNOUNCE', { last_by_subj: 'test.announce.loud' });
+    assert.deepEqual(sent!.json(), { count: 1 });
+    const dead = await jsm.streams.getMessage(DEAD_STREAM, { last_by_subj: 'cc.dead.counter' });
+    assert.equal(dead!.header!.get('Cc-Subject'), 'cc.nowhere.loud');
+    assert.match(dead!.header!.get(HDR_REASON), /^effect to cc\.nowhere\.loud not sent after 5 attempts: /);
+    assert.deepEqual(dead!.json(), { count: 1 });
+    // Nothing is left to send: the stored outbox was cleared once the effect was dead-lettered.
+    const kv = await new Kvm(nc).open(STATE_BUCKET);
+    await waitFor('outbox cleared', async () => JSON.parse(new TextDecoder().decode((await kv.get('counter.loud'))!.value)).outbox.length === 0);
+  });
+
+  test('mailbox lag shows a backlog while it lasts and goes back to 0 once the shard is quiet', async () => {
+    const lag = async () => (await node.registry.getSingleMetric('cc_actor_mailbox_lag')!.get()).values.map((x) => x.value);
+    let most = 0;
+    let burst = true;
+    const watch = (async () => {
+      while (burst) {
+        most = Math.max(most, ...(await lag()));
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    })();
+    const ids = Array.from({ length: 40 }, (_, i) => `lag${i}`);
+    await Promise.all(Array.from({ length: 4000 }, (_, i) => node.tell(`counter/${ids[i % ids.length]}`, { type: 'inc' })));
+    for (const id of ids) await waitFor(`count of ${id}`, async () => (await node.ask<Count>(`counter/${id}`, { type: 'get' })).count === 100);
+    burst = false;
+    await watch;
+    assert.ok(most > 0, 'the burst was seen as a backlog');
+    await waitFor('lag 0 on every shard', async () => (await lag()).every((n) => n === 0), 10_000);
   });
 
   test('a state too large for NATS is refused with the reason; the actor keeps its stored state', async () => {

@@ -5,6 +5,8 @@ import { publish, reply, tell } from '../../machines/effects.ts';
 
 type Ev =
   | { type: 'inc'; by?: number }
+  /** Order-sensitive: the count becomes a hash of every value in the order applied. */
+  | { type: 'mix'; by: number }
   | { type: 'get' }
   | { type: 'boom' }
   | { type: 'arm'; ms: number }
@@ -22,6 +24,7 @@ export const counterMachine = setup({
   initial: 'idle',
   on: {
     inc: { actions: assign({ count: ({ context, event }) => context.count + (event.by ?? 1), seen: ({ context }) => context.seen + 1 }) },
+    mix: { actions: assign({ count: ({ context, event }) => (context.count * 31 + event.by) % 1_000_003 }) },
     get: { actions: emit(({ context }) => reply({ count: context.count, fired: context.fired })) },
     boom: {
       actions: assign(() => {
