@@ -132,6 +132,8 @@ export class ActorNode {
       if (o.started) started++;
     }
     return {
+      // A hosting node whose membership heartbeat lapsed has stopped its shards (see fence): it is down.
+      state: this.opts.host === false || this.alive() ? ('ok' as const) : ('down' as const),
       node: this.id,
       members: this.members.length,
       // A claimed shard still starting (its consumer, its timers) is not counted: its start may yet fail.

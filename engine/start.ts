@@ -27,7 +27,7 @@ import { engineKinds } from './kinds.ts';
 import { freePort, startNatsServer, type RunningNatsServer } from './nats-server.ts';
 
 export interface Engine {
-  http?: HttpServer;
+  http: HttpServer;
   natsUrl: string[];
   actors?: ActorNode;
   blobs?: BlobService;
@@ -126,16 +126,21 @@ export async function startEngine(config: Config, log: Logger, env: Record<strin
       const out: Record<string, ComponentState> = {
         nats: nc.isClosed() ? { state: 'down' } : { state: 'ok', server: nc.getServer(), embedded: Boolean(natsServer) },
       };
-      if (config.roles.includes('core')) out.actors = { state: 'ok', ...actors.status() };
+      if (config.roles.includes('core')) out.actors = actors.status();
       if (surreal) out.storage = { ...(await surreal.health()), url: surreal.url };
       if (blobs) out.objects = { ...(await blobs.health()), location: blobs.location };
-      if (media) out.media = { state: 'ok', calls: media.calls().length };
+      if (media) {
+        // A dead worker is replaced; with none live, calls wait or fail.
+        const pool = media.pool.stats();
+        out.media = { state: pool.live > 0 ? 'ok' : 'down', workers: pool.live, of: pool.size, calls: media.calls().length };
+      }
       return out;
     };
 
-    let http: HttpServer | undefined;
+    // Every node answers /healthz and /metrics (a core node's actor metrics are scraped there); edge
+    // nodes also serve the channels and the agent workspace.
+    const app = createApp({ registry, node: { id: config.nodeId, region: config.region, roles: config.roles, runtime: runtimeName() }, components });
     if (config.roles.includes('edge')) {
-      const app = createApp({ registry, node: { id: config.nodeId, region: config.region, roles: config.roles, runtime: runtimeName() }, components });
       const channels = await startChannels({
         env,
         nc,
@@ -165,10 +170,10 @@ export async function startEngine(config: Config, log: Logger, env: Record<strin
       });
       undo.push(() => web.stop());
       app.route('/', web.app);
-      http = await serve(app.fetch, config.port);
-      undo.push(() => http!.close());
-      log.info({ port: http.port }, 'http listening');
     }
+    const http: HttpServer = await serve(app.fetch, config.port);
+    undo.push(() => http.close());
+    log.info({ port: http.port }, 'http listening');
     return { http, natsUrl, actors, blobs, stop };
   } catch (e) {
     await stop();

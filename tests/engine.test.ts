@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../engine/nats-server.ts';
+import { startTestEngine } from './support/engine.ts';
 import { tempDir, waitFor } from './support/nats.ts';
 
 const DENO = join('node_modules', 'deno', 'deno');
@@ -63,6 +64,33 @@ test('npm start: boots on embedded defaults under Node, answers /healthz and /me
 test('the same program boots under Deno 2 and answers /healthz', async () => {
   assert.ok(existsSync(DENO), 'the deno npm package provides the runtime');
   await bootAndStop(DENO, ['run', '--allow-all', 'main.ts'], 'deno');
+});
+
+test('a core-only node answers /healthz and /metrics; its actors are reported down while its heartbeat cannot reach NATS', async () => {
+  const t = await startTestEngine('core-only', { ROLE: 'core', LEASE_TTL_MS: '3000' });
+  const health = async () => {
+    const r = await fetch(`http://127.0.0.1:${t.httpPort}/healthz`);
+    return { status: r.status, body: (await r.json()) as { components: Record<string, { state: string; shards_owned?: number }> } };
+  };
+  try {
+    const ok = await waitFor('core healthz', async () => ((h) => (h.status === 200 && h.body.components.actors.shards_owned! > 0 ? h : undefined))(await health()), 30_000, 100);
+    assert.deepEqual(Object.keys(ok.body.components).sort(), ['actors', 'nats'], 'a core node has no storage, objects or media of its own');
+    // It hosts actors: one asked here is activated on it, and its metrics say so.
+    await t.actors.ask('agent/probe', { type: 'get' });
+    assert.match(await (await fetch(`http://127.0.0.1:${t.httpPort}/metrics`)).text(), /^cc_actor_activations_total\{[^}]*kind="agent"[^}]*\} 1$/m);
+    // The server stops answering (SIGSTOP): the heartbeat lapses, the node fences its shards and says so.
+    const pid = t.nats.servers[0].pid;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const down = await waitFor('actors down', async () => ((h) => (h.status === 503 ? h : undefined))(await health()), 15_000, 200);
+      assert.equal(down.body.components.actors.state, 'down');
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    await waitFor('actors back', async () => ((h) => (h.status === 200 && h.body.components.actors.state === 'ok' ? h : undefined))(await health()), 30_000, 200);
+  } finally {
+    await t.stop();
+  }
 });
 
 test('bad configuration stops start-up with one line naming the variable', async () => {
