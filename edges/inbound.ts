@@ -50,6 +50,17 @@ const TIER_TTL_MS = 10_000;
  */
 const RESOLVE_TTL_MS = 30_000;
 
+/**
+ * Carrier keywords a whole SMS may be (case and spaces aside): the sender opts out of, or back into, our
+ * messages on SMS. The CTIA set, and 退订/TD that Chinese senders reply with.
+ */
+const SMS_OPT_OUT = new Set(['STOP', 'STOPALL', 'UNSUBSCRIBE', 'CANCEL', 'END', 'QUIT', 'TD', '退订']);
+const SMS_OPT_IN = new Set(['START', 'UNSTOP', 'YES']);
+export function smsKeyword(text: string | undefined): 'opt_out' | 'opt_in' | undefined {
+  const word = (text ?? '').trim().replace(/[.!。！]+$/, '').toUpperCase();
+  return SMS_OPT_OUT.has(word) ? 'opt_out' : SMS_OPT_IN.has(word) ? 'opt_in' : undefined;
+}
+
 /** Chinese text gets Chinese-speaking agents; the rest English, unless the account's routing says more. */
 const languageOf = (text: string | undefined) => (text && /[\u3400-\u9fff]/.test(text) ? 'zh' : 'en');
 
@@ -95,6 +106,14 @@ export function engineSink(deps: InboundDeps): InboundSink {
     senders.set(key, { who, until: Date.now() + RESOLVE_TTL_MS });
     return who;
   };
+  // The customer actor keeps the handles that reached it (machines/customer.ts: identities); each is told once per sink.
+  const linked = new Set<string>();
+  const link = (customer: string, msg: InboundMessage): Promise<unknown> => {
+    const k = `${customer} ${msg.channel} ${msg.from.handle}`;
+    if (linked.has(k)) return Promise.resolve();
+    if (linked.size > 10_000) linked.clear();
+    return actors.tell(`customer/${customer}`, { type: 'identity.link', channel: msg.channel, handle: msg.from.handle }, { msgId: `link:${k}` }).then(() => linked.add(k));
+  };
   return {
     async deliver(raw: InboundMessage) {
       const parsed = v.safeParse(InboundMessageSchema, raw);
@@ -126,7 +145,13 @@ export function engineSink(deps: InboundDeps): InboundSink {
       // The customer actor learns of the message beside the conversation's two tells (their order matters; its does not).
       // It is told the conversation too: the first message in one we opened (outreach) counts as an answer to us,
       // whether this comes before or after the conversation's `conversation.opened` (machines/customer.ts).
-      const seen = actors.tell(`customer/${customer}`, { type: 'message.inbound', channel: msg.channel, at: msg.sentAt, conversationId: conversation }, { msgId: `seen:${key}` });
+      const keyword = msg.channel === 'sms' ? smsKeyword(msg.text) : undefined;
+      const seen = Promise.all([
+        actors.tell(`customer/${customer}`, { type: 'message.inbound', channel: msg.channel, at: msg.sentAt, conversationId: conversation }, { msgId: `seen:${key}` }),
+        link(customer, msg),
+        // STOP and the like are kept (agents see them) and also recorded as the customer's choice for SMS.
+        keyword && actors.tell(`customer/${customer}`, { type: `consent.${keyword}`, channel: 'sms', at: msg.sentAt, source: `sms keyword "${msg.text!.trim()}"` }, { msgId: `consent:${key}` }),
+      ]);
       seen.catch(() => undefined); // awaited below; not unhandled if a tell before it fails first
       await actors.tell(
         `conversation/${conversation}`,
@@ -139,6 +164,7 @@ export function engineSink(deps: InboundDeps): InboundSink {
           type: 'customer.message',
           at: msg.sentAt,
           channel: msg.channel,
+          tier,
           messageId: keyOf(stored.messageId),
           replyTo: {
             account: msg.account,

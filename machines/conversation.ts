@@ -46,7 +46,15 @@ export const ConversationEventSchema = v.variant('type', [
   v.object({ type: v.literal('offered'), at, agent: v.string(), reservationId: v.string() }),
   v.object({ type: v.literal('requeued'), at, agent: v.string(), reason: v.string() }),
   v.object({ type: v.literal('assigned'), at, agent: v.string(), reservationId: v.string() }),
-  v.object({ type: v.literal('customer.message'), at, channel: v.optional(ChannelSchema), messageId: v.optional(v.string()), replyTo: v.optional(ReplyToSchema) }),
+  v.object({
+    type: v.literal('customer.message'),
+    at,
+    channel: v.optional(ChannelSchema),
+    messageId: v.optional(v.string()),
+    replyTo: v.optional(ReplyToSchema),
+    /** The customer's tier as the edge found it: a reopened conversation queues with it, not the old one. */
+    tier: v.optional(v.picklist(['normal', 'vip'])),
+  }),
   // An agent's reply: leaves through the outbox to the edge of the conversation's channel (or the one named).
   v.object({
     type: v.literal('agent.reply'),
@@ -511,7 +519,7 @@ export const conversationMachine = setup({
               'publishReopened',
               'customerSpoke',
               'restartFirstSla',
-              assign(({ context, event }) => ({ agent: undefined, closedAt: undefined, outcome: undefined, disposition: '', task: { ...context.task!, enqueuedAt: event.at, excluded: [] } })),
+              assign(({ context, event }) => ({ agent: undefined, closedAt: undefined, outcome: undefined, disposition: '', task: { ...context.task!, enqueuedAt: event.at, excluded: [], tier: event.tier ?? context.task!.tier } })),
               emit(({ context }) => openedTell(context)),
             ],
           },

@@ -63,6 +63,14 @@ test('an app user, a mail and an SMS from the same person are one customer; each
   assert.deepEqual(new Set(view.messages.map((m) => m.channel)), new Set(['app', 'email', 'sms']));
   assert.equal((await t.store.search({ email: EMAIL, viewer: 'system' })).customers[0].id, found.customers[0].id);
   const byChannel = (ch: string) => view.messages.find((m) => m.channel === ch)!.conversationId.split(':')[1];
+  // The customer actor knows every handle that reached it.
+  const customer = `customer/${found.customers[0].id.split(':')[1]}`;
+  const known = await waitFor('three identities on the customer', async () => {
+    const c = await t.actors.ask<{ identities: { channel: string; handle: string }[] }>(customer, { type: 'get' });
+    return c.identities.length === 3 ? c.identities : undefined;
+  }, 10_000, 100);
+  assert.deepEqual(new Set(known.map((i) => i.channel)), new Set(['app', 'email', 'sms']));
+  assert.ok(known.some((i) => i.channel === 'email' && i.handle === EMAIL));
   assert.equal(byChannel('app'), appConversation);
 
   // The agent answers each; each reply goes back where the customer wrote.
@@ -79,4 +87,23 @@ test('an app user, a mail and an SMS from the same person are one customer; each
     await waitFor(`${ch} reply sent`, async () => (await conversation(byChannel(ch))).context.deliveries?.[`r-${ch}`]?.state === 'sent', 10_000, 100);
   }
   ws.close();
+});
+
+test('an SMS that is only STOP opts the sender out of SMS (kept in the history); START opts them back in', { timeout: 60_000 }, async () => {
+  const deliver = (text: string) =>
+    new Promise((ok) => smsc.bound!.send(new smpp.PDU('deliver_sm', { source_addr: '8613900001111', destination_addr: '10690001', short_message: text }), (r) => ok(r.command_status)));
+  assert.equal(await deliver('Stop.'), 0);
+  const [who] = (await waitFor('the sender is a customer', async () => ((r) => (r.customers.length ? r : undefined))(await t.store.search({ phone: '+8613900001111', viewer: 'system' })))).customers;
+  const customer = `customer/${who.id.split(':')[1]}`;
+  const check = () => t.actors.ask<{ allowed: boolean; reason: string }>(customer, { type: 'contact.check', channel: 'sms' });
+  const out = await waitFor('opted out', async () => ((c) => (c.allowed ? undefined : c))(await check()), 10_000, 100);
+  assert.match(out.reason, /opted out/i);
+  const c = await t.actors.ask<{ consent: Record<string, { optedIn: boolean; source: string }> }>(customer, { type: 'get' });
+  assert.deepEqual({ ...c.consent.sms, at: undefined }, { optedIn: false, source: 'sms keyword "Stop."', at: undefined });
+  const history = await t.store.view({ customerId: who.id, viewer: 'system' });
+  assert.equal(history.messages.at(-1)?.text, 'Stop.', 'the message itself is kept, for agents to see');
+  // A sentence that merely contains the word is a message, not a keyword.
+  assert.equal(await deliver('please stop calling me at work'), 0);
+  assert.equal(await deliver('START'), 0);
+  await waitFor('opted back in', async () => (await check()).allowed, 10_000, 100);
 });

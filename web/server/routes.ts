@@ -32,7 +32,7 @@ import { MAX_UPLOAD_BYTES, uploadRefusal } from '../client/upload-limits.ts';
 import { page } from './page.ts';
 import { ringWidget } from '../../edges/webchat/ring.ts';
 import { FailureLimiter } from './ratelimit.ts';
-import { CannedBody, LoginBody, OutreachBody, PresenceBody, reasonOf, RejectBody, ReplyBody, ReportQuery, TransferBody, WrapupBody, isResponse, jsonBody } from './schemas.ts';
+import { CannedBody, CustomerPatchBody, LoginBody, OutreachBody, PresenceBody, reasonOf, RejectBody, ReplyBody, ReportQuery, TransferBody, WrapupBody, isResponse, jsonBody } from './schemas.ts';
 
 export interface WorkspaceDeps {
   nc: NatsConnection;
@@ -223,6 +223,40 @@ export async function workspace(deps: WorkspaceDeps): Promise<Workspace> {
     const view = await store.view({ customerId: `customer:${e.customer}`, viewer: s.role, limit: 200 });
     index.markRead(s.user, e.id);
     return c.json({ conversation: { ...summary(e, s.user), deliveries: e.deliveries, transfers: e.transfers, disposition: e.disposition }, customer: view });
+  });
+
+  // The customer of a conversation as the customer actor keeps them: tier, tags and consent per channel
+  // (handles stay with the store's view, which masks them for agents).
+  type CustomerView = { tier: 'normal' | 'vip'; tags: string[]; consent: Record<string, { optedIn: boolean; at: number; source: string }> };
+  const customerOf = async (customer: string) => {
+    const c = await actors.ask<CustomerView>(`customer/${customer}`, { type: 'get' }, { timeoutMs: 3000 });
+    return { id: customer, tier: c.tier, tags: c.tags, consent: c.consent };
+  };
+
+  app.get('/api/conversations/:id/customer', async (c) => {
+    const e = await mine(c);
+    if (isResponse(e)) return e;
+    return c.json(await customerOf(e.customer));
+  });
+
+  app.post('/api/conversations/:id/customer', async (c) => {
+    const e = await mine(c);
+    if (isResponse(e)) return e;
+    const b = await body(c, CustomerPatchBody);
+    if (isResponse(b)) return b;
+    const s = c.get('session');
+    if (b.tier && s.role === 'agent') return fail(c, 403, 'tier: only a supervisor or an admin sets a customer’s tier');
+    // Asks, not tells: each is applied and stored before it is answered, so the answer below shows them all
+    // (and every one of them is harmless to repeat).
+    const to = `customer/${e.customer}`;
+    const at = Date.now();
+    const change = (event: Record<string, unknown> & { type: string }) => actors.ask(to, { ...event, at }, { timeoutMs: 3000 });
+    if (b.tier) await change({ type: 'tier.set', tier: b.tier });
+    for (const tag of b.addTags) await change({ type: 'tag.add', tag });
+    for (const tag of b.removeTags) await change({ type: 'tag.remove', tag });
+    if (b.consent) await change({ type: b.consent.optedIn ? 'consent.opt_in' : 'consent.opt_out', channel: b.consent.channel, source: `told ${s.user} (${s.role})` });
+    log.info({ user: s.user, customer: e.customer, tier: b.tier, addTags: b.addTags, removeTags: b.removeTags, consent: b.consent }, 'customer changed');
+    return c.json(await customerOf(e.customer));
   });
 
   app.post('/api/conversations/:id/reply', async (c) => {

@@ -19,6 +19,18 @@ export const ReplyBody = v.pipe(
 export const TransferBody = v.object({ to: v.pipe(v.string(), v.regex(/^(agent|queue)\/[A-Za-z0-9_=-]{1,64}$/, 'must be agent/<id> or queue/<id>')), note: v.optional(v.pipe(v.string(), v.maxLength(1000)), '') });
 /** No disposition: enter wrap-up; a disposition: close with it. */
 export const WrapupBody = v.object({ disposition: v.optional(Text(200)) });
+const Tag = v.pipe(v.string(), v.trim(), v.regex(/^[\p{L}\p{N}_ :.-]{1,40}$/u, 'must be 1-40 letters, digits, spaces, _ : . or -'));
+/** What an agent or supervisor changes about the customer of a conversation (tier: supervisors only). */
+export const CustomerPatchBody = v.pipe(
+  v.object({
+    tier: v.optional(v.picklist(['normal', 'vip'], 'must be normal or vip')),
+    addTags: v.optional(v.pipe(v.array(Tag), v.maxLength(20, 'at most 20 tags at once')), []),
+    removeTags: v.optional(v.pipe(v.array(Tag), v.maxLength(20, 'at most 20 tags at once')), []),
+    /** The customer said so (on the phone, in a chat): they take or stop messages on this channel. */
+    consent: v.optional(v.object({ channel: v.picklist(CHANNELS), optedIn: v.boolean('must be true or false') })),
+  }),
+  v.check((b) => b.tier !== undefined || b.addTags.length > 0 || b.removeTags.length > 0 || b.consent !== undefined, 'name a change: tier, addTags, removeTags or consent'),
+);
 export const CannedBody = v.object({ id: Key, title: Text(100), text: Text(5000), lang: v.optional(v.picklist(['en', 'zh-CN'])) });
 export const UserBody = v.object({
   id: UserId,
