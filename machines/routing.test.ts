@@ -208,6 +208,28 @@ describe('agent, queue and conversation together', () => {
     assert.deepEqual(ctx<ConversationContext>(sim, 'conversation/c1').breaches.map((b) => b.kind), ['first', 'next']);
   });
 
+  test("two queues never both get an agent's last free slot: the agent holds one reservation and refuses the other", () => {
+    const sim = new Sim(kinds);
+    for (const q of ['sales', 'support']) sim.send(`queue/${q}`, { type: 'configure', config: v.parse(QueueConfigSchema, {}) });
+    sim.send('conversation/c1', { type: 'open', customer: 'u1', channel: 'webchat', queue: 'sales' });
+    sim.send('conversation/c2', { type: 'open', customer: 'u2', channel: 'webchat', queue: 'support' });
+    // One chat slot, two queues: both hear at once that it is free, and both reserve it before the agent answers either.
+    sim.send('agent/ann', { type: 'profile.set', skills: { zh: 1 }, capacity: { voice: 0, chat: 1, email: 0 }, queues: ['sales', 'support'], offerTimeoutMs: 20_000 });
+    sim.send('agent/ann', { type: 'login' });
+    const reserves = sim.log.filter((m) => m.to === 'agent/ann' && m.event.type === 'reserve');
+    assert.equal(reserves.length, 2, 'both queues offered');
+    const refusals = sim.log.filter((m) => m.event.type === 'reservation.refused');
+    assert.equal(refusals.length, 1, 'one was refused');
+    const ann = ctx<AgentContext>(sim, 'agent/ann');
+    assert.equal(ann.load.chat, 1);
+    assert.equal(Object.keys(ann.offers).length, 1);
+    const refusedBy = refusals[0].to.split('/')[1];
+    const q = ctx<QueueContext>(sim, `queue/${refusedBy}`);
+    assert.equal(q.stats.refused, 1);
+    assert.equal(q.tasks.length, 1, 'its task waits for the next free agent');
+    assert.equal(value(sim, refusedBy === 'sales' ? 'conversation/c1' : 'conversation/c2'), 'queued');
+  });
+
   test('SLA clocks stop when the conversation ends: abandoned or refused while waiting, closed from hold; a reopen starts them again', () => {
     const sim = new Sim(kinds);
     const breaches = (id: string) => ctx<ConversationContext>(sim, `conversation/${id}`).breaches.map((b) => b.kind);
