@@ -32,6 +32,11 @@ test('SIGKILL of one of three core nodes mid-load: nothing lost, nothing applied
 
     const client = new ActorClient(nc, SHARDS);
     const sent = new Uint32Array(ACTORS);
+    // Every 10th message is a forward instead: its effect (a tell of +10 to f<n>) leaves through the outbox,
+    // so the count of f<n> proves that effects of replayed steps were not sent twice, nor lost.
+    const FORWARDED = 1000;
+    const forwards = new Uint32Array(FORWARDED);
+    const TIMERS = 200;
     let published = 0;
     let victim: NodeProc | undefined;
     let failoverMs = 0;
@@ -43,9 +48,16 @@ test('SIGKILL of one of three core nodes mid-load: nothing lost, nothing applied
         while (next < MESSAGES) {
           const k = next++;
           const actor = (Math.imul(k, 2654435761) >>> 0) % ACTORS;
-          sent[actor]++;
-          await client.tell(`counter/a${actor}`, { type: 'inc' }, { msgId: `m${k}` });
+          if (k % 10 === 5) {
+            forwards[actor % FORWARDED]++;
+            await client.tell(`counter/a${actor}`, { type: 'forward', to: `counter/f${actor % FORWARDED}` }, { msgId: `m${k}` });
+          } else {
+            sent[actor]++;
+            await client.tell(`counter/a${actor}`, { type: 'inc' }, { msgId: `m${k}` });
+          }
           published++;
+          // Timers armed on every node a while before the kill, due after it: the victim's fire on their new owners.
+          if (published === (MESSAGES * 2) / 5) void Promise.all(Array.from({ length: TIMERS }, (_, i) => client.tell(`counter/t${i}`, { type: 'arm', ms: 8_000 }, { msgId: `arm${i}` })));
           if (published === MESSAGES / 2 && !victim) {
             victim = nodes[1];
             victim.child.kill('SIGKILL');
@@ -94,7 +106,17 @@ test('SIGKILL of one of three core nodes mid-load: nothing lost, nothing applied
       JSON.stringify({ actors: ACTORS, messages: MESSAGES, counted: total, publish_ms: publishMs, all_applied_ms: drainMs, failover_ms: failoverMs, lease_ttl_ms: LEASE_TTL_MS, overlaps: bad.length, moved_actors: moved }),
     );
     assert.equal(wrong, 0, `actors with a wrong count: ${wrong}; e.g. ${examples.join('; ')}`);
-    assert.equal(total, MESSAGES);
+    assert.equal(total, MESSAGES - forwards.reduce((a, b) => a + b, 0));
+    const forwarded = await Promise.all(Array.from({ length: FORWARDED }, async (_, i) => (await kv.get(`counter.f${i}`))?.json<{ snapshot: { context: { count: number } } }>().snapshot.context.count ?? 0));
+    const off = forwarded.map((n, i) => [i, n, forwards[i] * 10]).filter(([, n, want]) => n !== want);
+    assert.deepEqual(off.slice(0, 5), [], 'f<n>: [n, counted, 10 × forwards sent]');
+    const fired = await waitFor('every timer fired, those of the killed node on its survivors', async () => {
+      const f = await Promise.all(Array.from({ length: TIMERS }, async (_, i) => (await kv.get(`counter.t${i}`))?.json<{ snapshot: { context: { fired: number } } }>().snapshot.context.fired ?? 0));
+      return f.every((n) => n >= 1) ? f : undefined;
+    }, 30_000, 250);
+    assert.ok(fired.every((n) => n === 1), 'each timer fired once');
+    const victimTimers = [...intervals.keys()].filter((k) => /^counter\/t\d+$/.test(k) && intervals.get(k)!.some((i) => i.node === victim!.id)).length;
+    assert.ok(victimTimers > 0, 'some timers were armed on the node that was killed');
     assert.deepEqual(bad.slice(0, 5), [], 'an actor was live on two nodes at once');
     assert.ok(failoverMs < 10_000, `failover took ${failoverMs} ms`);
   } finally {
