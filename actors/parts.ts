@@ -490,6 +490,12 @@ export class StoreUnavailable extends Error {
   }
 }
 
+/**
+ * A piece the record names is not there. KV reads may be answered by a replica a few writes behind the
+ * one that took the write, so the caller reads again a few times before it counts the part as lost.
+ */
+export class PartMissing extends Error {}
+
 /** Reads a part back: base, then segments, then the journal, in the order they were written. */
 export async function loadPart(kv: KV, prefix: string, field: string, meta: PartMeta, c: AnyCollection, context: unknown): Promise<{ state: PartState; value: unknown }> {
   const state = new PartState();
@@ -499,7 +505,7 @@ export async function loadPart(kv: KV, prefix: string, field: string, meta: Part
   const chunks = await Promise.all(
     keys.map(async (key) => {
       const e = await getKey(kv, key);
-      if (!e || e.operation !== 'PUT') throw new Error(`part ${key} is missing`);
+      if (!e || e.operation !== 'PUT') throw new PartMissing(`part ${key} is missing`);
       return JSON.parse(e.string()) as Change[];
     }),
   );

@@ -9,7 +9,7 @@ import { HDR_ACTOR, HDR_REASON, IdSchema, MAIL_STREAM, consumerName, keys, parse
 import { EventSchema } from './client.ts';
 import { Deadlines } from './deadlines.ts';
 import { decodeRecord, encodeRecord, type ActorRecord, type OutboxEntry, type Timer } from './record.ts';
-import { PartState, StoreUnavailable, commitPart, listValue, loadPart, planPart, stripContext, writeBackground, type PartMeta, type PartPlan } from './parts.ts';
+import { PartMissing, PartState, StoreUnavailable, commitPart, listValue, loadPart, planPart, stripContext, writeBackground, type PartMeta, type PartPlan } from './parts.ts';
 import type { HostedKind, NodeServices } from './services.ts';
 import type { StepResult } from './step.ts';
 
@@ -43,6 +43,8 @@ class Activation {
 }
 
 const MAX_BATCH = 64;
+/** Reads of an actor whose record names a part that is not there, before its mail is dead-lettered (see PartMissing). */
+const MAX_PART_READS = 5;
 /** Tries of one outbox entry before it is dead-lettered (with the step's backoff, a few seconds). */
 const MAX_OUTBOX_ATTEMPTS = 5;
 const enc = new TextEncoder();
@@ -50,6 +52,8 @@ const dec = new TextDecoder();
 
 export class Shard {
   private readonly acts = new Map<string, Activation>();
+  /** Activations that found a part missing, by actor id (see MAX_PART_READS). */
+  private readonly missingParts = new Map<string, number>();
   /** Failed sends of outbox entries, by message id (see publishOutbox). */
   private readonly outboxFailures = new Map<string, number>();
   private readonly deadlines: Deadlines;
@@ -297,6 +301,16 @@ export class Shard {
     } catch (e) {
       // Not the record's fault: run() reloads after a pause, and no mail is turned away.
       if (e instanceof StoreUnavailable) throw e.cause;
+      // A piece a replica does not have yet (KV reads may be answered by one a few writes behind) is read
+      // again a few times before the mail is turned away.
+      if (e instanceof PartMissing) {
+        const reads = (this.missingParts.get(id) ?? 0) + 1;
+        if (reads < MAX_PART_READS) {
+          this.missingParts.set(id, reads);
+          throw e;
+        }
+      }
+      this.missingParts.delete(id);
       // Loud, and never a silent reset: the mail stays in the dead-letter stream with the reason.
       const reason = `cannot activate ${who}: ${(e as Error).message}`;
       this.svc.log.error({ actor: who }, reason);
@@ -304,6 +318,7 @@ export class Shard {
       this.evict(id, a, 'drop');
       return false;
     }
+    if (this.missingParts.size) this.missingParts.delete(id);
     // An outbox written by a step whose publishes were cut short goes out now (deduplicated by message id).
     if (pending) {
       await this.publishOutbox(id, pending);

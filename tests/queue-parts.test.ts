@@ -4,9 +4,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Kvm } from '@nats-io/kv';
 import { ActorNode } from '../actors/node.ts';
-import { HDR_ACTOR, STATE_BUCKET } from '../actors/address.ts';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { DEAD_STREAM, HDR_ACTOR, MAIL_STREAM, PARTS_BUCKET, STATE_BUCKET } from '../actors/address.ts';
 import { createActor } from 'xstate';
 import { queueKind, queueMachine } from '../machines/queue.ts';
+import pino from 'pino';
 import { startTestNats, waitFor } from './support/nats.ts';
 
 test('a queue of 8,000 waiting tasks stores small records, reminds every customer, and comes back in the same order', { timeout: 180_000 }, async () => {
@@ -107,6 +109,45 @@ test('a queue stored before its tasks were a part (a plain array inline in the r
     const record = JSON.parse((await kv.get('queue.old'))!.string()) as { parts?: Record<string, unknown>; snapshot: { context: { tasks: unknown[] } } };
     assert.ok(record.parts?.tasks, 'the tasks are a part now');
     assert.deepEqual(record.snapshot.context.tasks, [], 'and no longer inline');
+  } finally {
+    await node.stop();
+    await nats.stop();
+  }
+});
+
+test('a part that is not there yet when the queue activates (a replica behind) is read again, and no mail is dead-lettered', { timeout: 60_000 }, async () => {
+  const nats = await startTestNats();
+  const nc = await nats.connect();
+  const activations: string[] = [];
+  const logs: string[] = [];
+  const log = pino({ level: 'warn' }, { write: (line: string) => void logs.push(line) });
+  const node = await ActorNode.start({ nc, nodeId: 'p1', kinds: [queueKind], shards: 2, idleMs: 300, leaseTtlMs: 2000, log, onActivation: (ev) => activations.push(ev) });
+  try {
+    await waitFor('shards owned', () => node.status().shards_owned === 2);
+    const at = 1_700_000_000_000;
+    // Agents only, no customers waiting: an idle queue has no tick, so only mail wakes it.
+    const AGENTS = 300;
+    const worker = (n: number, available: boolean) => ({ id: `w${n}`, available, skills: { [`skill-${n}`]: 1 }, capacity: { voice: 1, chat: 3, email: 5 }, load: { voice: 0, chat: 0, email: 0 }, idleSince: at });
+    await Promise.all(Array.from({ length: AGENTS }, (_, n) => node.tell('queue/late', { type: 'worker.update', at: at + n, worker: worker(n, false) }, { msgId: `late-${n}` })));
+    const view = () => node.ask<{ agentsAvailable: number }>('queue/late', { type: 'get', at: at + AGENTS });
+    const jsm = await jetstreamManager(nc);
+    await waitFor('every update applied', async () => (await jsm.streams.info(MAIL_STREAM)).state.messages === 0, 30_000, 100);
+    await waitFor('passivated', () => activations.includes('passivate'), 10_000, 50);
+    // The record names stored pieces of the agents part: one of them goes missing for a moment.
+    const parts = await new Kvm(nc).open(PARTS_BUCKET);
+    const keys: string[] = [];
+    for await (const k of await parts.keys('queue.late.workers.>')) keys.push(k);
+    assert.ok(keys.length > 0, 'the agents part has stored pieces');
+    const key = keys.sort()[0];
+    const kept = (await parts.get(key))!.string();
+    await parts.purge(key);
+    await node.tell('queue/late', { type: 'worker.update', at: at + AGENTS + 1, worker: worker(0, true) });
+    // Back once the node has looked for it and not found it.
+    await waitFor('the node found the piece missing', () => logs.some((l) => l.includes(`part ${key} is missing`)), 10_000, 5);
+    await parts.put(key, kept);
+    await waitFor('the update applied on the whole queue', async () => ((await view()).agentsAvailable === 1 ? true : undefined), 20_000, 100);
+    const dead = await jsm.streams.info(DEAD_STREAM);
+    assert.equal(dead.state.messages, 0, 'nothing was dead-lettered');
   } finally {
     await node.stop();
     await nats.stop();
