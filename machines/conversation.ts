@@ -89,6 +89,8 @@ export const ConversationEventSchema = v.variant('type', [
   v.object({ type: v.literal('wrapup'), at }),
   v.object({ type: v.literal('close'), at, disposition: v.optional(v.string(), '') }),
   v.object({ type: v.literal('customer.left'), at }),
+  /** From the customer actor: their tier changed (a supervisor made them VIP). A waiting task moves up. */
+  v.object({ type: v.literal('tier.changed'), at, tier: v.picklist(['normal', 'vip']) }),
   // The customer's satisfaction rating, once per conversation, after an agent served it (wrap-up or closed).
   // `by` is who sent it on which channel: only the conversation's own customer handle is taken.
   v.object({
@@ -281,6 +283,13 @@ export const conversationMachine = setup({
       enqueue.assign({ csat });
       answer({ ok: true, duplicate: false, conversation: context.id, customer: context.customer, csat });
     }),
+    takeTier: assign(({ context, event }) => (event.type === 'tier.changed' && context.task ? { task: { ...context.task, tier: event.tier } } : {})),
+    /** The queue holds the task: it moves it to the place the new tier gives it. */
+    retierTask: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'tier.changed' || !context.task || !context.queue) return;
+      enqueue.assign({ task: { ...context.task, tier: event.tier } });
+      enqueue.emit(tell(`queue/${context.queue}`, { type: 'task.tier', taskId: context.id, tier: event.tier }));
+    }),
     /** Reopened without ever being answered: the first-response clock starts again (an answered one is on the next-response clock from the message itself). */
     restartFirstSla: enqueueActions(({ context, enqueue }) => {
       if (context.firstResponseAt === undefined) enqueue.raise({ type: 'sla.first' }, { delay: 'slaFirst', id: 'sla.first' });
@@ -348,6 +357,8 @@ export const conversationMachine = setup({
       ],
     },
     'sla.first': { actions: [assign({ breaches: ({ context, event }) => [...context.breaches, { kind: 'first' as const, at: event.at ?? 0 }] }), emit(({ context }) => notify(`cc.live.sla.${context.id}`, { conversation: context.id, breach: 'first-response' }))] },
+    // Remembered for a later requeue or reopen; where the task waits in a queue, the queue is told too (below).
+    'tier.changed': { actions: 'takeTier' },
     'sla.next': { actions: [assign({ breaches: ({ context, event }) => [...context.breaches, { kind: 'next' as const, at: event.at ?? 0 }], awaitingReply: false }), emit(({ context }) => notify(`cc.live.sla.${context.id}`, { conversation: context.id, breach: 'next-response' }))] },
   },
   states: {
@@ -388,6 +399,7 @@ export const conversationMachine = setup({
     queued: {
       entry: ['enqueue', emit(({ context }) => live(context, 'queued'))],
       on: {
+        'tier.changed': { actions: 'retierTask' },
         offered: { target: 'offered', actions: assign({ agent: ({ event }) => event.agent, reservation: ({ event }) => event.reservationId }) },
         // The agent accepted before its `offered` arrived here: accept the assignment all the same.
         assigned: { target: 'active', actions: assign({ agent: ({ event }) => event.agent, reservation: ({ event }) => event.reservationId, assignedAt: ({ event }) => event.at, outcome: 'assigned' }) },
@@ -399,6 +411,7 @@ export const conversationMachine = setup({
     offered: {
       entry: emit(({ context }) => live(context, 'offered')),
       on: {
+        'tier.changed': { actions: 'retierTask' },
         assigned: { target: 'active', actions: assign({ assignedAt: ({ event }) => event.at, outcome: 'assigned', agent: ({ event }) => event.agent }) },
         // Back in line: the queue already has the task and offers it again.
         requeued: { target: 'waiting', actions: assign({ agent: undefined, reservation: undefined }) },
@@ -412,6 +425,7 @@ export const conversationMachine = setup({
     waiting: {
       entry: emit(({ context }) => live(context, 'queued')),
       on: {
+        'tier.changed': { actions: 'retierTask' },
         offered: { target: 'offered', actions: assign({ agent: ({ event }) => event.agent, reservation: ({ event }) => event.reservationId }) },
         assigned: { target: 'active', actions: assign({ agent: ({ event }) => event.agent, assignedAt: ({ event }) => event.at, outcome: 'assigned' }) },
         'queue.overflowed': { actions: assign({ queue: ({ event }) => event.to }) },

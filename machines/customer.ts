@@ -4,7 +4,7 @@
 import * as v from 'valibot';
 import { assign, emit, enqueueActions, setup } from 'xstate';
 import { defineKind } from '../actors/kind.ts';
-import { reply, type Effect } from './effects.ts';
+import { reply, tell, type Effect } from './effects.ts';
 import { CHANNELS, ChannelSchema, type Channel } from './routing.ts';
 
 const HOUR_MS = 3_600_000;
@@ -257,7 +257,17 @@ export const customerMachine = setup({
     active: {
       on: {
         'profile.update': { actions: assign({ profile: ({ context, event }) => ({ ...context.profile, ...event.profile }) }) },
-        'tier.set': { actions: assign({ tier: ({ event }) => event.tier }) },
+        'tier.set': {
+          guard: ({ context, event }) => context.tier !== event.tier,
+          actions: [
+            assign({ tier: ({ event }) => event.tier }),
+            // A customer waiting now is moved up (or down) at once, not only from their next message.
+            enqueueActions(({ context, event, enqueue }) => {
+              if (event.type !== 'tier.set') return;
+              for (const c of context.openConversations) enqueue.emit(tell(`conversation/${c.id}`, { type: 'tier.changed', tier: event.tier }));
+            }),
+          ],
+        },
         // Guards make repeats no-ops (no new context), so redelivered or duplicate events are harmless.
         'tag.add': {
           guard: ({ context, event }) => !context.tags.includes(event.tag),

@@ -35,6 +35,8 @@ export const QueueEventSchema = v.variant('type', [
   v.object({ type: v.literal('configure'), at, config: QueueConfigSchema }),
   v.object({ type: v.literal('task.add'), at, task: TaskSchema, note: v.optional(v.string()) }),
   v.object({ type: v.literal('task.cancel'), at, taskId: v.string() }),
+  /** The customer's tier changed while their task waits (a supervisor made them VIP): it moves to its new place. */
+  v.object({ type: v.literal('task.tier'), at, taskId: v.string(), tier: v.picklist(['normal', 'vip']) }),
   v.object({ type: v.literal('worker.update'), at, worker: WorkerSchema }),
   ...ReservationAnswerSchemas,
   v.object({ type: v.literal('tick'), at: v.optional(v.number()) }),
@@ -448,7 +450,7 @@ function markOffers(c: QueueContext, marked: [Task, Task][]): SharedList<Task> {
   return changedTasks(c, list, marked.map(([t, m]) => [t.id, m]));
 }
 
-type Patch = Partial<Pick<Task, 'told' | 'toldAt' | 'offer' | 'excluded'>>;
+type Patch = Partial<Pick<Task, 'told' | 'toldAt' | 'offer' | 'excluded' | 'tier'>>;
 /**
  * A waiting task, always made by this one object literal: tasks spread from one another (and from mail)
  * ended up with a hidden class each in V8, so every read of a task field in routing and in the notice walk
@@ -462,7 +464,7 @@ function waitingTask(t: Task, patch: Patch = {}): Task {
     customer: t.customer,
     skills: t.skills,
     language: t.language,
-    tier: t.tier,
+    tier: patch.tier ?? t.tier,
     urgent: t.urgent,
     enqueuedAt: t.enqueuedAt,
     attrs: t.attrs,
@@ -601,6 +603,19 @@ export const queueMachine = setup({
           }))(findTask(context, event.taskId)),
         })),
         { type: 'route', params: { focus: 'none' as Focus } },
+      ],
+    },
+    'task.tier': {
+      actions: [
+        assign(({ context, event }) => {
+          const t = findTask(context, event.taskId);
+          if (!t || t.tier === event.tier) return {};
+          // Out of its old place and into the one its new priority gives it; an offer in progress stays on it.
+          const rest = context.tasks.remove(indexOfTask(context, t));
+          const moved = waitingTask(t, { tier: event.tier });
+          return { tasks: changedTasks(context, rest.insert(sortedIndex(rest, moved, context.config), moved), [[moved.id, moved]]) };
+        }),
+        { type: 'route', params: ({ event }) => ({ focus: { task: event.taskId } }) },
       ],
     },
     'worker.update': { actions: [assign({ workers: ({ context, event }) => roster(context).set(event.worker.id, event.worker) }), { type: 'route', params: ({ event }) => ({ focus: { worker: event.worker.id } }) }] },

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import * as v from 'valibot';
 import { agentKind, type AgentContext } from './agent.ts';
 import { conversationKind, type ConversationContext } from './conversation.ts';
+import { customerKind } from './customer.ts';
 import { queueKind, type QueueContext } from './queue.ts';
 import { QueueConfigSchema, TaskSchema, bestWorker, evaluate, insertSorted, priority, type Task, type Worker } from './routing.ts';
 import { Sim } from '../tests/support/sim.ts';
@@ -206,6 +207,28 @@ describe('agent, queue and conversation together', () => {
     sim.send('conversation/c1', { type: 'customer.message' });
     sim.advance(61_000);
     assert.deepEqual(ctx<ConversationContext>(sim, 'conversation/c1').breaches.map((b) => b.kind), ['first', 'next']);
+  });
+
+  test('a waiting customer made VIP moves to the front of the queue at once and is offered first', () => {
+    const sim = new Sim({ ...kinds, customer: customerKind });
+    sim.send('queue/support', { type: 'configure', config: v.parse(QueueConfigSchema, {}) });
+    for (const [c, u] of [['c1', 'u1'], ['c2', 'u2'], ['c3', 'u3']]) {
+      sim.send(`conversation/${c}`, { type: 'open', customer: u, channel: 'webchat', queue: 'support' });
+      sim.advance(1_000);
+    }
+    const order = () => ctx<QueueContext>(sim, 'queue/support').tasks.map((t) => t.id);
+    assert.deepEqual(order(), ['c1', 'c2', 'c3'], 'longest wait first');
+    sim.send('customer/u3', { type: 'tier.set', tier: 'vip' });
+    assert.deepEqual(order(), ['c3', 'c1', 'c2'], 'the VIP jumps the queue');
+    assert.equal(ctx<ConversationContext>(sim, 'conversation/c3').task?.tier, 'vip', 'and keeps the tier for a requeue');
+    // Among VIPs the longest wait first; back to normal, a task takes its place by its wait again.
+    sim.send('customer/u2', { type: 'tier.set', tier: 'vip' });
+    assert.deepEqual(order(), ['c2', 'c3', 'c1']);
+    sim.send('customer/u2', { type: 'tier.set', tier: 'normal' });
+    assert.deepEqual(order(), ['c3', 'c1', 'c2']);
+    setup(sim, [{ id: 'ann' }]);
+    const first = sim.log.find((m) => m.to === 'agent/ann' && m.event.type === 'reserve');
+    assert.equal((first?.event as unknown as { task: { id: string } }).task.id, 'c3', 'the VIP is offered first');
   });
 
   test("two queues never both get an agent's last free slot: the agent holds one reservation and refuses the other", () => {
