@@ -286,9 +286,7 @@ export const conversationMachine = setup({
     takeTier: assign(({ context, event }) => (event.type === 'tier.changed' && context.task ? { task: { ...context.task, tier: event.tier } } : {})),
     /** The queue holds the task: it moves it to the place the new tier gives it. */
     retierTask: enqueueActions(({ context, event, enqueue }) => {
-      if (event.type !== 'tier.changed' || !context.task || !context.queue) return;
-      enqueue.assign({ task: { ...context.task, tier: event.tier } });
-      enqueue.emit(tell(`queue/${context.queue}`, { type: 'task.tier', taskId: context.id, tier: event.tier }));
+      if (event.type === 'tier.changed' && context.task && context.queue) enqueue.emit(tell(`queue/${context.queue}`, { type: 'task.tier', taskId: context.id, tier: event.tier }));
     }),
     /** Reopened without ever being answered: the first-response clock starts again (an answered one is on the next-response clock from the message itself). */
     restartFirstSla: enqueueActions(({ context, enqueue }) => {
@@ -399,7 +397,7 @@ export const conversationMachine = setup({
     queued: {
       entry: ['enqueue', emit(({ context }) => live(context, 'queued'))],
       on: {
-        'tier.changed': { actions: 'retierTask' },
+        'tier.changed': { actions: ['takeTier', 'retierTask'] },
         offered: { target: 'offered', actions: assign({ agent: ({ event }) => event.agent, reservation: ({ event }) => event.reservationId }) },
         // The agent accepted before its `offered` arrived here: accept the assignment all the same.
         assigned: { target: 'active', actions: assign({ agent: ({ event }) => event.agent, reservation: ({ event }) => event.reservationId, assignedAt: ({ event }) => event.at, outcome: 'assigned' }) },
@@ -411,7 +409,7 @@ export const conversationMachine = setup({
     offered: {
       entry: emit(({ context }) => live(context, 'offered')),
       on: {
-        'tier.changed': { actions: 'retierTask' },
+        'tier.changed': { actions: ['takeTier', 'retierTask'] },
         assigned: { target: 'active', actions: assign({ assignedAt: ({ event }) => event.at, outcome: 'assigned', agent: ({ event }) => event.agent }) },
         // Back in line: the queue already has the task and offers it again.
         requeued: { target: 'waiting', actions: assign({ agent: undefined, reservation: undefined }) },
@@ -425,7 +423,7 @@ export const conversationMachine = setup({
     waiting: {
       entry: emit(({ context }) => live(context, 'queued')),
       on: {
-        'tier.changed': { actions: 'retierTask' },
+        'tier.changed': { actions: ['takeTier', 'retierTask'] },
         offered: { target: 'offered', actions: assign({ agent: ({ event }) => event.agent, reservation: ({ event }) => event.reservationId }) },
         assigned: { target: 'active', actions: assign({ agent: ({ event }) => event.agent, assignedAt: ({ event }) => event.at, outcome: 'assigned' }) },
         'queue.overflowed': { actions: assign({ queue: ({ event }) => event.to }) },
