@@ -50,12 +50,32 @@ const MAX_OUTBOX_ATTEMPTS = 5;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
+/**
+ * Failed tries by key, up to a bound: `again` counts one more and says whether another may follow. Once
+ * it says no, it keeps saying no until the caller, having given up, forgets the key.
+ */
+class Tries {
+  private readonly failed = new Map<string, number>();
+  constructor(readonly max: number) {}
+
+  again(key: string): boolean {
+    const n = (this.failed.get(key) ?? 0) + 1;
+    if (n >= this.max) return false;
+    this.failed.set(key, n);
+    return true;
+  }
+
+  forget(key: string): void {
+    if (this.failed.size) this.failed.delete(key);
+  }
+}
+
 export class Shard {
   private readonly acts = new Map<string, Activation>();
-  /** Activations that found a part missing, by actor id (see MAX_PART_READS). */
-  private readonly missingParts = new Map<string, number>();
+  /** Activations that found a part missing, by actor id. */
+  private readonly partReads = new Tries(MAX_PART_READS);
   /** Failed sends of outbox entries, by message id (see publishOutbox). */
-  private readonly outboxFailures = new Map<string, number>();
+  private readonly outboxTries = new Tries(MAX_OUTBOX_ATTEMPTS);
   private readonly deadlines: Deadlines;
   private messages: ConsumerMessages | undefined;
   private asks: Subscription | undefined;
@@ -303,14 +323,8 @@ export class Shard {
       if (e instanceof StoreUnavailable) throw e.cause;
       // A piece a replica does not have yet (KV reads may be answered by one a few writes behind) is read
       // again a few times before the mail is turned away.
-      if (e instanceof PartMissing) {
-        const reads = (this.missingParts.get(id) ?? 0) + 1;
-        if (reads < MAX_PART_READS) {
-          this.missingParts.set(id, reads);
-          throw e;
-        }
-      }
-      this.missingParts.delete(id);
+      if (e instanceof PartMissing && this.partReads.again(id)) throw e;
+      this.partReads.forget(id);
       // Loud, and never a silent reset: the mail stays in the dead-letter stream with the reason.
       const reason = `cannot activate ${who}: ${(e as Error).message}`;
       this.svc.log.error({ actor: who }, reason);
@@ -318,7 +332,7 @@ export class Shard {
       this.evict(id, a, 'drop');
       return false;
     }
-    if (this.missingParts.size) this.missingParts.delete(id);
+    this.partReads.forget(id);
     // An outbox written by a step whose publishes were cut short goes out now (deduplicated by message id).
     if (pending) {
       await this.publishOutbox(id, pending);
@@ -630,18 +644,16 @@ export class Shard {
     for (const [i, r] of results.entries()) {
       const o = record.outbox[i];
       if (r.status === 'fulfilled') {
-        if (this.outboxFailures.size) this.outboxFailures.delete(o.msgId);
+        this.outboxTries.forget(o.msgId);
         continue;
       }
-      const tries = (this.outboxFailures.get(o.msgId) ?? 0) + 1;
-      if (tries < MAX_OUTBOX_ATTEMPTS) {
-        this.outboxFailures.set(o.msgId, tries);
+      if (this.outboxTries.again(o.msgId)) {
         failed ??= r.reason;
         continue;
       }
       // If the dead-letter stream does not answer either, this throws and the step is retried as before.
-      await this.deadEffect(id, o, `effect to ${o.subject} not sent after ${tries} attempts: ${(r.reason as Error).message}`);
-      this.outboxFailures.delete(o.msgId);
+      await this.deadEffect(id, o, `effect to ${o.subject} not sent after ${MAX_OUTBOX_ATTEMPTS} attempts: ${(r.reason as Error).message}`);
+      this.outboxTries.forget(o.msgId);
     }
     if (failed) throw failed;
   }
