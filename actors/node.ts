@@ -9,6 +9,7 @@ import { Kvm, KvWatchInclude } from '@nats-io/kv';
 import { ActorClient } from './client.ts';
 import type { ActorKind } from './kind.ts';
 import { actorMetrics, type ActorMetrics } from './metrics.ts';
+import { liveMembers } from './membership.ts';
 import { assignShards } from './placement.ts';
 import { provision, type Buckets } from './provision.ts';
 import type { ActivationEvent, HostedKind, NodeServices, RuntimeOptions } from './services.ts';
@@ -64,6 +65,7 @@ export class ActorNode {
     private readonly opts: ActorNodeOptions,
     private readonly svc: NodeServices,
     private readonly control: Buckets,
+    private readonly controlJsm: JetStreamManager,
     private readonly ttl: number,
     registry: Registry,
   ) {
@@ -76,15 +78,14 @@ export class ActorNode {
   static async start(opts: ActorNodeOptions): Promise<ActorNode> {
     const ttl = opts.leaseTtlMs ?? 5_000;
     // A cluster that is still electing its JetStream leader answers with errors or not at all: keep trying.
-    const { jsm, buckets } = await retry(async () => {
+    const { jsm, controlJsm, buckets } = await retry(async () => {
       const jsm: JetStreamManager = await jetstreamManager(opts.nc);
       const buckets = await provision(opts.nc, jsm, opts.replicas ?? 1, ttl);
-      if (opts.controlNc) {
-        const kvm = new Kvm(opts.controlNc);
-        buckets.leases = await kvm.open(LEASE_BUCKET);
-        buckets.nodes = await kvm.open(NODE_BUCKET);
-      }
-      return { jsm, buckets };
+      if (!opts.controlNc) return { jsm, controlJsm: jsm, buckets };
+      const kvm = new Kvm(opts.controlNc);
+      buckets.leases = await kvm.open(LEASE_BUCKET);
+      buckets.nodes = await kvm.open(NODE_BUCKET);
+      return { jsm, controlJsm: await jetstreamManager(opts.controlNc), buckets };
     }, 60_000);
     const registry = opts.registry ?? new Registry();
     const log = opts.log ?? pino({ level: 'silent' });
@@ -107,7 +108,7 @@ export class ActorNode {
       },
       onActivation: opts.onActivation ?? (() => {}),
     };
-    const node = new ActorNode(opts, svc, buckets, ttl, registry);
+    const node = new ActorNode(opts, svc, buckets, controlJsm, ttl, registry);
     if (opts.host !== false) await node.join();
     return node;
   }
@@ -156,7 +157,7 @@ export class ActorNode {
     await this.beat();
     const every = Math.max(200, Math.floor(this.ttl / 4));
     this.timers.push(setInterval(() => void this.beat(), every));
-    this.timers.push(setInterval(() => this.fence(), 100));
+    this.timers.push(setInterval(() => this.fenceAfterIo(), 100));
     this.timers.push(setInterval(() => this.schedule(), Math.min(1_000, every)));
     // A cluster just back from a restart may time out a while before it serves watches: keep trying.
     await retry(() => this.watchClaims(), 60_000);
@@ -196,12 +197,7 @@ export class ActorNode {
   private async reconcile(): Promise<void> {
     if (this.stopping) return;
     await this.withdraw();
-    const live = new Map<string, string>();
-    const names: string[] = [];
-    for await (const k of await this.control.nodes.keys()) names.push(k);
-    for (const e of await Promise.all(names.map((k) => this.control.nodes.get(k)))) {
-      if (e?.operation === 'PUT') live.set(e.key, e.string());
-    }
+    const live = await liveMembers(this.controlJsm, this.control.nodes);
     live.set(this.id, this.incarnation);
     this.live = live;
     this.members = [...live.keys()].sort();
@@ -267,6 +263,14 @@ export class ActorNode {
     return Date.now() - this.aliveSince < this.ttl - Math.max(500, this.ttl / 5);
   }
 
+  /**
+   * Decides only after this turn's I/O: a starved process runs its late timers before it reads the
+   * heartbeat replies waiting on its socket, and would otherwise fence on a key it had just renewed.
+   */
+  private fenceAfterIo(): void {
+    setImmediate(() => this.fence());
+  }
+
   /** Stops every shard before our membership key can have expired and others may take them. */
   private fence(): void {
     if (this.alive()) return;
@@ -306,7 +310,7 @@ export class ActorNode {
     for (const t of this.timers) clearInterval(t);
     // Keep the heartbeat while draining so the claims stay ours until each shard is handed over.
     const keepAlive = setInterval(() => void this.beat(), Math.max(200, Math.floor(this.ttl / 4)));
-    this.timers.push(setInterval(() => this.fence(), 100));
+    this.timers.push(setInterval(() => this.fenceAfterIo(), 100));
     await Promise.all([...this.owned].map(([slot, o]) => this.release(slot, o)));
     clearInterval(keepAlive);
     for (const t of this.timers) clearInterval(t);
