@@ -14,8 +14,8 @@ import { activationIntervals, overlaps, spawnCoreNode, type NodeProc } from './s
 import { jetStreamReady, startTestNats, tempDir, waitFor } from './support/nats.ts';
 
 const SHARDS = 16;
-// The default TTL. With 3 s, three servers, three nodes and the load on two cores starved a survivor's
-// heartbeat for long enough (up to 2 s) that it fenced itself in the middle of a failover.
+// The default TTL. With 3 s, three servers, three nodes and the load on two cores delayed a survivor's
+// heartbeat by up to 2 s, long enough for it to fence itself; failovers then took up to 13.5 s.
 const LEASE_TTL_MS = 5000;
 const FAILOVER_LIMIT_MS = 10_000;
 
