@@ -306,3 +306,66 @@ test('a reopen says outreach only when the reopening message is the customer’s
   assert.deepEqual(openedTells(sim, 'o2'), [true, true, false]);
   assert.deepEqual(usesOf(sim), { sms: { inbound: 1, replies: 1 } });
 });
+
+test('customers on text channels are texted their place in the queue: email once, SMS at most every 10 minutes, webchat never', () => {
+  // No queue: the test sends its notices itself.
+  const sim = new Sim({ conversation: conversationKind });
+  const texts = (channel: string) => sim.notices.filter((n) => n.subject === `cc.out.${channel}`).map((n) => n.data as { messageId: string; text: string; to: { handle: string }; thread: { subject?: string } });
+  sim.send('conversation/e1', { type: 'open', customer: 'u1', channel: 'email', queue: 'q', language: 'en' });
+  sim.send('conversation/e1', { type: 'customer.message', channel: 'email', replyTo: { account: 'support@example.test', handle: 'alice@example.test', subject: 'Refund' } });
+  sim.send('conversation/s1', { type: 'open', customer: 'u2', channel: 'sms', queue: 'q', language: 'zh-CN' });
+  sim.send('conversation/s1', { type: 'customer.message', channel: 'sms', replyTo: { account: '10690001', handle: '+8613812345678' } });
+  sim.send('conversation/w1', { type: 'open', customer: 'u3', channel: 'webchat', queue: 'q' });
+  sim.send('conversation/w1', { type: 'customer.message', channel: 'webchat', replyTo: { account: 'site', handle: 'v1' } });
+  const position = (id: string, position: number, estimatedWaitSec: number) => sim.send(`conversation/${id}`, { type: 'queue.position', queue: 'q', position, estimatedWaitSec });
+
+  position('e1', 3, 250);
+  position('s1', 2, 30);
+  position('w1', 1, -1);
+  assert.deepEqual(texts('email').map((t) => [t.messageId, t.text, t.to.handle, t.thread.subject]), [['e1:position:1', 'You are number 3 in the queue. Estimated wait: about 5 minutes.', 'alice@example.test', 'Refund']]);
+  assert.deepEqual(texts('sms').map((t) => [t.messageId, t.text]), [['s1:position:1', '您目前排在第 2 位，预计等待不到 1 分钟。']]);
+  assert.equal(texts('webchat').length, 0, 'web chat shows the live notice instead');
+  assert.ok(sim.notices.some((n) => n.subject === 'cc.conversation.w1.notice'), 'the live notice is still sent');
+  const ctx = (id: string) => sim.state(`conversation/${id}`).context as ConversationContext;
+  assert.equal(ctx('e1').deliveries?.['e1:position:1'].state, 'queued', 'the notice is tracked like any reply');
+
+  // The queue's reminders and moves: the email customer is not written to again; SMS waits 10 minutes.
+  sim.advance(5 * 60_000);
+  position('e1', 2, 120);
+  position('s1', 1, 70);
+  assert.equal(texts('email').length, 1);
+  assert.equal(texts('sms').length, 1);
+  sim.advance(5 * 60_000);
+  position('s1', 1, 90);
+  position('e1', 1, 30);
+  assert.equal(texts('email').length, 1);
+  assert.deepEqual(texts('sms').map((t) => t.text).slice(1), ['您目前排在第 1 位，预计等待约 2 分钟。']);
+  assert.deepEqual(ctx('s1').position, { position: 1, estimatedWaitSec: 90 });
+});
+
+test('a late position notice after the offer is kept but not texted; a reopened email conversation is acknowledged again', () => {
+  const sim = new Sim({ agent: agentKind, conversation: conversationKind, queue: queueKind });
+  sim.send('queue/q', { type: 'configure', config: {} });
+  const texts = () => sim.notices.filter((n) => n.subject === 'cc.out.email').map((n) => (n.data as { messageId: string }).messageId);
+  sim.send('conversation/e2', { type: 'open', customer: 'u1', channel: 'email', queue: 'q' });
+  sim.send('conversation/e2', { type: 'customer.message', channel: 'email', replyTo: { account: 'support@example.test', handle: 'bob@example.test' } });
+  sim.send('conversation/e2', { type: 'queue.position', queue: 'q', position: 1, estimatedWaitSec: -1 });
+  assert.deepEqual(texts(), ['e2:position:1']);
+  assert.match((sim.notices.find((n) => n.subject === 'cc.out.email')!.data as { text: string }).text, /^You are number 1 in the queue; an agent will reply as soon as possible\.$/);
+  sim.send('agent/a1', { type: 'profile.set', skills: {}, queues: ['q'] });
+  sim.send('agent/a1', { type: 'login' });
+  assert.equal(sim.state('conversation/e2').value, 'offered');
+  sim.send('conversation/e2', { type: 'queue.position', queue: 'q', position: 1, estimatedWaitSec: 10 });
+  const reservationId = (sim.log.find((m) => m.to === 'agent/a1' && m.event.type === 'reserve')!.event as unknown as { reservationId: string }).reservationId;
+  sim.send('agent/a1', { type: 'offer.accept', reservationId });
+  sim.send('conversation/e2', { type: 'wrapup' });
+  sim.send('conversation/e2', { type: 'close', disposition: 'answered' });
+  assert.equal(sim.state('conversation/e2').value, 'closed');
+  assert.deepEqual(texts(), ['e2:position:1'], 'nothing texted after the offer');
+  // Nobody free now (a1 logs out): the reopened conversation waits, and its new request is acknowledged.
+  sim.send('agent/a1', { type: 'logout' });
+  sim.send('conversation/e2', { type: 'customer.message', channel: 'email' });
+  assert.equal(sim.state('conversation/e2').value, 'queued');
+  sim.send('conversation/e2', { type: 'queue.position', queue: 'q', position: 1, estimatedWaitSec: 60 });
+  assert.deepEqual(texts(), ['e2:position:1', 'e2:position:2'], 'the new request is acknowledged, under a new message id');
+});

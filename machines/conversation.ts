@@ -4,6 +4,7 @@ import * as v from 'valibot';
 import { assign, emit, enqueueActions, raise, setup } from 'xstate';
 import { defineKind } from '../actors/kind.ts';
 import { notify, publish, reply, tell } from './effects.ts';
+import { positionText, textNoticeDue } from './position-text.ts';
 import { ChannelSchema, ReservationAnswerSchemas, SkillNeedSchema, type Channel, type Task } from './routing.ts';
 
 const at = v.number();
@@ -130,6 +131,8 @@ export interface ConversationContext {
   breaches: { kind: 'first' | 'next'; at: number }[];
   transfers: { from?: string; to: string; note: string; at: number }[];
   position?: { position: number; estimatedWaitSec: number };
+  /** Position notices texted to the customer (channels without a live notice: SMS, email, apps): how many, and when the last of this request. */
+  textNotices?: { n: number; at?: number };
   disposition: string;
   closedAt?: number;
   /** A customer message within this window reopens a closed conversation. */
@@ -213,6 +216,20 @@ export const conversationMachine = setup({
       }
       if (event.channel && event.channel !== context.channel) enqueue.assign({ channel: event.channel, channels: [...context.channels, { channel: event.channel, at: event.at }] });
       if (event.replyTo) enqueue.assign({ replyTo: { ...context.replyTo, [event.channel ?? context.channel]: event.replyTo } });
+    }),
+    takePosition: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'queue.position') return;
+      const estimatedWaitSec = event.estimatedWaitSec >= 0 ? event.estimatedWaitSec : undefined;
+      enqueue.assign({ position: { position: event.position, estimatedWaitSec: event.estimatedWaitSec } });
+      enqueue.emit(notify(`cc.conversation.${context.id}.notice`, { kind: 'queue.position', position: event.position, estimatedWaitSec }));
+    }),
+    /** On channels with no live notice the customer gets a message, paced per channel (position-text.ts). */
+    textPosition: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'queue.position' || !context.replyTo?.[context.channel] || !textNoticeDue(context.channel, context.textNotices?.at, event.at)) return;
+      const n = (context.textNotices?.n ?? 0) + 1;
+      enqueue.assign({ textNotices: { n, at: event.at } });
+      const text = positionText({ position: event.position, estimatedWaitSec: event.estimatedWaitSec, language: context.task?.language });
+      enqueue.raise({ type: 'system.reply', at: event.at, messageId: `${context.id}:position:${n}`, channel: context.channel, text, attachments: [] });
     }),
     /** The reply goes to the channel's edge through the outbox; without an address it fails at once, visibly. */
     sendReply: enqueueActions(({ context, event, enqueue }) => {
@@ -328,7 +345,8 @@ export const conversationMachine = setup({
   initial: 'new',
   on: {
     // `get` has no handler on purpose: an ask without a reply effect answers with { value, context, status }.
-    'queue.position': { actions: [assign({ position: ({ event }) => ({ position: event.position, estimatedWaitSec: event.estimatedWaitSec }) }), emit(({ context, event }) => notify(`cc.conversation.${context.id}.notice`, { kind: 'queue.position', position: event.position, estimatedWaitSec: event.estimatedWaitSec >= 0 ? event.estimatedWaitSec : undefined }))] },
+    // A late notice (the task was just offered) is kept, not texted: see queued and waiting.
+    'queue.position': { actions: 'takePosition' },
     'customer.message': { actions: 'customerSpoke' },
     'system.reply': { actions: 'sendReply' },
     'call.progress': { actions: 'callProgress' },
@@ -397,6 +415,7 @@ export const conversationMachine = setup({
     queued: {
       entry: ['enqueue', emit(({ context }) => live(context, 'queued'))],
       on: {
+        'queue.position': { actions: ['takePosition', 'textPosition'] },
         'tier.changed': { actions: ['takeTier', 'retierTask'] },
         offered: { target: 'offered', actions: assign({ agent: ({ event }) => event.agent, reservation: ({ event }) => event.reservationId }) },
         // The agent accepted before its `offered` arrived here: accept the assignment all the same.
@@ -423,6 +442,7 @@ export const conversationMachine = setup({
     waiting: {
       entry: emit(({ context }) => live(context, 'queued')),
       on: {
+        'queue.position': { actions: ['takePosition', 'textPosition'] },
         'tier.changed': { actions: ['takeTier', 'retierTask'] },
         offered: { target: 'offered', actions: assign({ agent: ({ event }) => event.agent, reservation: ({ event }) => event.reservationId }) },
         assigned: { target: 'active', actions: assign({ agent: ({ event }) => event.agent, assignedAt: ({ event }) => event.at, outcome: 'assigned' }) },
@@ -531,7 +551,8 @@ export const conversationMachine = setup({
               'publishReopened',
               'customerSpoke',
               'restartFirstSla',
-              assign(({ context, event }) => ({ agent: undefined, closedAt: undefined, outcome: undefined, disposition: '', task: { ...context.task!, enqueuedAt: event.at, excluded: [], tier: event.tier ?? context.task!.tier } })),
+              // A new request: position notices start over (an email gets its acknowledgement again).
+              assign(({ context, event }) => ({ agent: undefined, closedAt: undefined, outcome: undefined, disposition: '', textNotices: context.textNotices && { n: context.textNotices.n }, task: { ...context.task!, enqueuedAt: event.at, excluded: [], tier: event.tier ?? context.task!.tier } })),
               emit(({ context }) => openedTell(context)),
             ],
           },

@@ -569,7 +569,7 @@ export const queueMachine = setup({
         // arrival would restart the tick, and a queue with a task every few seconds would never tick).
         actions: [
           enqueueActions(({ context, event, enqueue }) => {
-            // The customer is told their place at once, and the task remembers it.
+            // The task remembers the place it is told (below, once routing had its go).
             // A task added again (same id) takes its new place: one change for the stored part either way.
             const old = findTask(context, event.task.id);
             const rest = old ? context.tasks.remove(indexOfTask(context, old)) : context.tasks;
@@ -585,9 +585,14 @@ export const queueMachine = setup({
               tasks: changedTasks(context, rest.insert(i, task), [[task.id, task]]),
               stats: { ...context.stats, added: context.stats.added + 1 },
             });
-            enqueue.emit(positionNotice(context, task, i));
           }),
           { type: 'route', params: ({ event }) => ({ focus: { task: event.task.id } }) },
+          // The customer is told their place at once, unless an agent was offered the task just now: an SMS
+          // or email saying "number 1 in the queue" would then be noise the customer pays for.
+          enqueueActions(({ context, event, enqueue }) => {
+            const t = findTask(context, event.task.id);
+            if (t && !t.offer) enqueue.emit(positionNotice(context, t, indexOfTask(context, t)));
+          }),
         ],
       },
     ],

@@ -99,8 +99,8 @@ describe('agent, queue and conversation together', () => {
     const ann = ctx<AgentContext>(sim, 'agent/ann');
     assert.equal(ann.load.chat, 1);
     const [rid] = Object.keys(ann.offers);
-    // The customer was told where they stand when queued.
-    assert.ok(sim.log.some((m) => m.to === 'conversation/c1' && m.event.type === 'queue.position'));
+    // Offered at once: no place in the queue to tell (an SMS or email customer would pay for the noise).
+    assert.ok(!sim.log.some((m) => m.to === 'conversation/c1' && m.event.type === 'queue.position'));
     sim.send('agent/ann', { type: 'offer.accept', reservationId: rid });
     assert.equal(value(sim, 'conversation/c1'), 'active');
     const q = ctx<QueueContext>(sim, 'queue/support');
