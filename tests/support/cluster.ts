@@ -36,7 +36,7 @@ interface Interval {
 }
 
 /** Every actor's activation intervals per node; open ones end at the node's kill time or now. */
-export function activationIntervals(dir: string, nodes: NodeProc[]): Map<string, Interval[]> {
+export function activationIntervals(dir: string, nodes: Pick<NodeProc, 'id' | 'killedAt'>[]): Map<string, Interval[]> {
   const out = new Map<string, Interval[]>();
   for (const n of nodes) {
     const file = join(dir, `activations-${n.id}.log`);
