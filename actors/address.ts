@@ -49,12 +49,18 @@ export const NODE_BUCKET = 'cc_nodes';
 
 export const HDR_ACTOR = 'Cc-Actor';
 export const HDR_REASON = 'Cc-Reason';
+/** On a tell an actor's outbox sends: the sender, for the receiver's inspection events. */
+export const HDR_FROM = 'Cc-From';
 
 export const subjects = {
   mail: (kind: string, shard: number) => `cc.mail.${kind}.${shard}`,
   ask: (kind: string, shard: number) => `cc.ask.${kind}.${shard}`,
   dead: (kind: string) => `cc.dead.${kind}`,
+  /** `@xstate.snapshot` events (the workspace's index follows these). */
   inspect: (kind: string, id: string) => `cc.inspect.${kind}.${id}`,
+  /** `@xstate.event` (every event applied) and `@xstate.actor` (each activation) events. */
+  inspectEvent: (kind: string, id: string) => `cc.inspect.${kind}.${id}.event`,
+  inspectActor: (kind: string, id: string) => `cc.inspect.${kind}.${id}.actor`,
 };
 
 export const keys = {

@@ -5,7 +5,7 @@ import { headers as natsHeaders, nanos, type Msg, type Subscription } from '@nat
 import * as v from 'valibot';
 import type { AnyMachineSnapshot, EventObject } from 'xstate';
 import type { Effect } from '../machines/effects.ts';
-import { HDR_ACTOR, HDR_REASON, IdSchema, MAIL_STREAM, consumerName, keys, parseRef, shardOf, subjects } from './address.ts';
+import { HDR_ACTOR, HDR_FROM, HDR_REASON, IdSchema, MAIL_STREAM, consumerName, keys, parseRef, shardOf, subjects } from './address.ts';
 import { EventSchema } from './client.ts';
 import { Deadlines } from './deadlines.ts';
 import { decodeRecord, encodeRecord, type ActorRecord, type OutboxEntry, type Timer } from './record.ts';
@@ -347,6 +347,7 @@ export class Shard {
       a.live = true;
       this.svc.metrics.activations.inc(this.label);
       this.svc.onActivation('activate', kind.name, id);
+      if (this.svc.options.inspect) this.svc.nc.publish(subjects.inspectActor(kind.name, id), JSON.stringify(actorInspection(kind.name, id, this.svc.nodeId)));
     }
     return true;
   }
@@ -416,7 +417,8 @@ export class Shard {
     // An ask without a reply effect is answered with the state right after it, not after its whole batch.
     const after = new Map<Work, AnyMachineSnapshot>();
     const failures: { w: Work; reason: string }[] = [];
-    const inspections: unknown[] = [];
+    // In the order they happened: each applied event, then the snapshot it changed.
+    const inspections: { subject: string; data: unknown }[] = [];
 
     const apply = (res: StepResult, w: Work | undefined, event: EventObject) => {
       const changed = res.snapshot !== snap;
@@ -456,7 +458,8 @@ export class Shard {
         }
       }
       if (outbox.length) dirty = true;
-      if (options.inspect && changed) inspections.push(inspection(kind.name, id, event, this.stored(snap), this.svc.nodeId));
+      if (options.inspect && w) inspections.push({ subject: subjects.inspectEvent(kind.name, id), data: eventInspection(kind.name, id, event, sourceOf(w, `${kind.name}/${id}`), this.svc.nodeId) });
+      if (options.inspect && changed) inspections.push({ subject: subjects.inspect(kind.name, id), data: inspection(kind.name, id, event, this.stored(snap), this.svc.nodeId) });
     };
 
     if (a.init) {
@@ -574,7 +577,7 @@ export class Shard {
       }
     }
     for (const n of notices) this.svc.nc.publish(n.subject, JSON.stringify(n.data));
-    for (const i of inspections) this.svc.nc.publish(subjects.inspect(kind.name, id), JSON.stringify(i));
+    for (const i of inspections) this.svc.nc.publish(i.subject, JSON.stringify(i.data));
     metrics.deadLetters.inc(this.label, failures.filter((f) => f.w.t !== 'ask').length);
     metrics.processing.observe(this.label, (performance.now() - started) / 1000);
   }
@@ -636,7 +639,10 @@ export class Shard {
     const results = await Promise.allSettled(
       record.outbox.map((o) => {
         const h = natsHeaders();
-        if (o.actor) h.set(HDR_ACTOR, o.actor);
+        if (o.actor) {
+          h.set(HDR_ACTOR, o.actor);
+          h.set(HDR_FROM, `${this.kind}/${id}`);
+        }
         return js.publish(o.subject, enc.encode(o.data), { msgID: o.msgId, headers: h });
       }),
     );
@@ -772,9 +778,24 @@ const view = (s: AnyMachineSnapshot) => ({ value: s.value, context: s.context, s
 
 const answer = (ok: boolean, x: unknown) => JSON.stringify(ok ? { ok, data: x } : { ok, error: x });
 
+// Shaped like XState's inspection events, with the actor's address as its id.
 function inspection(kind: string, id: string, event: EventObject, s: AnyMachineSnapshot, node: string) {
-  // Shaped like XState's '@xstate.snapshot' inspection event, with the actor's address as its id.
   return { type: '@xstate.snapshot', actorRef: `${kind}/${id}`, rootId: `${kind}/${id}`, event, snapshot: view(s), node, at: Date.now() };
+}
+
+function eventInspection(kind: string, id: string, event: EventObject, sourceRef: string | undefined, node: string) {
+  return { type: '@xstate.event', actorRef: `${kind}/${id}`, rootId: `${kind}/${id}`, event, sourceRef, node, at: Date.now() };
+}
+
+function actorInspection(kind: string, id: string, node: string) {
+  return { type: '@xstate.actor', actorRef: `${kind}/${id}`, rootId: `${kind}/${id}`, node, at: Date.now() };
+}
+
+/** Who sent a piece of work: the actor whose outbox told it, the actor itself for its timers, else unknown. */
+function sourceOf(w: Work, self: string): string | undefined {
+  if (w.t === 'timer') return self;
+  if (w.t === 'mail') return w.msg.headers?.get(HDR_FROM) || undefined;
+  return undefined;
 }
 
 const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));

@@ -221,6 +221,28 @@ describe('actor runtime, one node', () => {
     assert.equal(ev?.snapshot.context.count, 4);
   });
 
+  test('an activation, each event applied (with the actor that sent it) and each change are inspected, in that order', async () => {
+    const seen: { subject: string; type: string; sourceRef?: string; event?: { type: string } }[] = [];
+    const sub = nc.subscribe('cc.inspect.counter.>', {
+      callback: (_e, m) => {
+        const d = m.json<{ type: string; actorRef: string; sourceRef?: string; event?: { type: string } }>();
+        if (d.actorRef === 'counter/insp') seen.push({ subject: m.subject, type: d.type, sourceRef: d.sourceRef, event: d.event && { type: d.event.type } });
+      },
+    });
+    await node.tell('counter/insp-src', { type: 'forward', to: 'counter/insp' });
+    await waitFor('the forwarded tell inspected', () => seen.some((x) => x.type === '@xstate.snapshot'));
+    assert.equal((await node.ask<Count>('counter/insp', { type: 'get' })).count, 10);
+    await waitFor('the ask inspected', () => seen.length >= 4);
+    sub.unsubscribe();
+    assert.deepEqual(seen.slice(0, 4), [
+      { subject: 'cc.inspect.counter.insp.actor', type: '@xstate.actor', sourceRef: undefined, event: undefined },
+      { subject: 'cc.inspect.counter.insp.event', type: '@xstate.event', sourceRef: 'counter/insp-src', event: { type: 'inc' } },
+      { subject: 'cc.inspect.counter.insp', type: '@xstate.snapshot', sourceRef: undefined, event: { type: 'inc' } },
+      // An ask changes nothing here: its event is inspected, with no snapshot after it.
+      { subject: 'cc.inspect.counter.insp.event', type: '@xstate.event', sourceRef: undefined, event: { type: 'get' } },
+    ]);
+  });
+
   test('a snapshot of an unknown machine version fails loudly and is never reset', async () => {
     await node.tell('counter/old', { type: 'inc', by: 3 });
     await waitFor('three', async () => (await node.ask<Count>('counter/old', { type: 'get' })).count === 3);
