@@ -5,6 +5,7 @@ import { describe, test } from 'node:test';
 import * as v from 'valibot';
 import { initialTransition, transition, type SnapshotFrom } from 'xstate';
 import { CHANNELS } from './routing.ts';
+import { Sim } from '../tests/support/sim.ts';
 import {
   CustomerEventSchema,
   customerKind,
@@ -365,6 +366,41 @@ describe('customer machine', () => {
       assert.deepEqual(replies, [{ ok: true, mergedInto: 'c9' }]);
     });
 
+    test('the survivor takes what the absorbed customer knew: identities, tags, VIP, channel use, and the later consent (a tie keeps the opt-out)', () => {
+      const sim = new Sim({ customer: customerKind });
+      const to = (id: string, ...events: (Record<string, unknown> & { type: string })[]) => events.forEach((e) => sim.send(`customer/${id}`, e));
+      to('c1',
+        { type: 'identity.link', channel: 'sms', handle: '+86138' },
+        { type: 'tag.add', tag: 'dup' },
+        { type: 'tier.set', tier: 'vip' },
+        { type: 'message.inbound', channel: 'sms', at: T(1, 9) },
+        { type: 'consent.opt_out', channel: 'sms', at: T(1, 10), source: 'sms keyword "STOP"' },
+        { type: 'consent.opt_in', channel: 'email', at: T(1, 8), source: 'web form' },
+        { type: 'consent.opt_in', channel: 'wecom', at: T(1, 8), source: 'form' },
+      );
+      to('c9',
+        { type: 'identity.link', channel: 'email', handle: 'li@example.test' },
+        { type: 'tag.add', tag: 'b2b' },
+        { type: 'message.inbound', channel: 'sms', at: T(2, 9) },
+        { type: 'consent.opt_in', channel: 'sms', at: T(1, 9), source: 'web form' },
+        { type: 'consent.opt_out', channel: 'email', at: T(1, 11), source: 'unsubscribe link' },
+        { type: 'consent.opt_out', channel: 'wecom', at: T(1, 8), source: 'agent' },
+      );
+      to('c1', { type: 'merge.into', into: 'c9', at: T(3, 0) });
+      const c9 = sim.state('customer/c9').context as CustomerContext;
+      assert.deepEqual(c9.identities, [{ channel: 'email', handle: 'li@example.test' }, { channel: 'sms', handle: '+86138' }]);
+      assert.deepEqual(c9.tags, ['b2b', 'dup']);
+      assert.equal(c9.tier, 'vip');
+      assert.deepEqual(c9.consent.sms, { optedIn: false, at: T(1, 10), source: 'sms keyword "STOP" (merged from c1)' }, "c1's later STOP wins over c9's opt-in");
+      assert.deepEqual(c9.consent.email, { optedIn: false, at: T(1, 11), source: 'unsubscribe link' }, "c9's later opt-out stays");
+      assert.equal(c9.consent.wecom?.optedIn, false, 'at the same moment, the opt-out wins');
+      assert.equal(c9.channelStats.sms?.inbound, 2);
+      assert.equal(c9.channelStats.sms?.hours[9], 2);
+      assert.equal(c9.channelStats.sms?.lastAt, T(2, 9));
+      assert.equal((ask(sim.state('customer/c9') as Snap, { type: 'contact.check', channel: 'sms' }) as { allowed: boolean }).allowed, false, 'never texted because of the merge');
+      assert.equal(sim.state('customer/c1').value, 'merged');
+    });
+
     test('merging into itself is refused', () => {
       const { snap, replies } = send(start('c1'), { type: 'merge.into', into: 'c1', at: T(0, 0) });
       assert.equal(snap.value, 'active');
@@ -388,6 +424,7 @@ describe('customer machine', () => {
         { type: 'consent.opt_in', channel: 'sms', at: T(7, 0), source: 'x' },
         { type: 'consent.opt_out', channel: 'sms', at: T(7, 0), source: 'x' },
         { type: 'merge.into', into: 'c10', at: T(7, 0) },
+        { type: 'merge.absorb', from: 'c2', at: T(7, 0), tier: 'vip', tags: [], identities: [], consent: {}, channelStats: {} },
       ];
       for (const e of changes) {
         const { snap: next, replies } = send(snap, e);
@@ -427,6 +464,16 @@ describe('customer machine', () => {
       'consent.opt_in': { type: 'consent.opt_in', channel: 'email', at: T(0, 1), source: 'web form' },
       'consent.opt_out': { type: 'consent.opt_out', channel: 'voice', at: T(0, 1), source: 'IVR' },
       'merge.into': { type: 'merge.into', into: 'c9', at: T(0, 1) },
+      'merge.absorb': {
+        type: 'merge.absorb',
+        from: 'c2',
+        at: T(0, 1),
+        tier: 'vip',
+        tags: ['b2b'],
+        identities: [{ channel: 'sms', handle: '+86139' }],
+        consent: { sms: { optedIn: false, at: T(0, 0), source: 'STOP' } },
+        channelStats: { sms: { inbound: 1, replies: 0, lastAt: T(0, 0), hours: Array(24).fill(0) } },
+      },
       get: { type: 'get' },
       'preference.query': { type: 'preference.query', at: T(0, 1) },
       'contact.check': { type: 'contact.check', channel: 'webchat' },

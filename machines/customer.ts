@@ -54,8 +54,21 @@ export const CustomerEventSchema = v.variant(
     v.object({ type: v.literal('reply.received'), channel: ChannelSchema, at: At }),
     v.object({ type: v.literal('consent.opt_in'), channel: ChannelSchema, at: At, source: Text }),
     v.object({ type: v.literal('consent.opt_out'), channel: ChannelSchema, at: At, source: Text }),
-    /** This customer is merged into `into` (the survivor); afterwards this actor only answers. */
+    /**
+     * This customer is merged into `into` (the survivor); afterwards this actor only answers. What it knew
+     * (identities, consent, tags, tier, channel use) goes to the survivor as `merge.absorb`, through the outbox.
+     */
     v.object({ type: v.literal('merge.into'), into: Text, at: At }),
+    v.object({
+      type: v.literal('merge.absorb'),
+      from: Text,
+      at: At,
+      tier: v.picklist(['normal', 'vip']),
+      tags: v.array(Text),
+      identities: v.array(v.object({ channel: ChannelSchema, handle: Text })),
+      consent: v.record(v.string(), v.object({ optedIn: v.boolean(), at: v.number(), source: v.string() })),
+      channelStats: v.record(v.string(), v.object({ inbound: v.number(), replies: v.number(), lastAt: v.optional(v.number()), hours: v.array(v.number()) })),
+    }),
     /** Replies with the context and the preferred channel (at `at`, or overall without it). */
     v.object({ type: v.literal('get'), at: v.optional(At) }),
     v.object({ type: v.literal('preference.query'), at: At }),
@@ -120,6 +133,37 @@ export interface Preference {
 }
 
 // ---- Pure helpers ----
+
+type Absorbed = Extract<CustomerEvent, { type: 'merge.absorb' }>;
+
+/**
+ * The survivor of a merge takes what the absorbed customer knew. Per channel the later consent decision
+ * wins and, at the same moment, the opt-out: someone who said STOP on either record is never texted
+ * because of the merge. A VIP on either side stays a VIP; tags, identities and channel use add up.
+ */
+export function absorb(ctx: CustomerContext, e: Absorbed): Partial<CustomerContext> {
+  const consent = { ...ctx.consent };
+  for (const [ch, theirs] of Object.entries(e.consent)) {
+    if (!(CHANNELS as readonly string[]).includes(ch)) continue;
+    const ours = consent[ch as Channel];
+    if (!ours || theirs.at > ours.at || (theirs.at === ours.at && !theirs.optedIn)) consent[ch as Channel] = { ...theirs, source: `${theirs.source} (merged from ${e.from})` };
+  }
+  const channelStats = { ...ctx.channelStats };
+  for (const [ch, theirs] of Object.entries(e.channelStats)) {
+    if (!(CHANNELS as readonly string[]).includes(ch)) continue;
+    const ours = channelStats[ch as Channel];
+    channelStats[ch as Channel] = ours
+      ? { inbound: ours.inbound + theirs.inbound, replies: ours.replies + theirs.replies, lastAt: Math.max(ours.lastAt ?? 0, theirs.lastAt ?? 0) || undefined, hours: ours.hours.map((n, h) => n + (theirs.hours[h] ?? 0)) }
+      : { ...theirs, hours: Array.from({ length: 24 }, (_, h) => theirs.hours[h] ?? 0) };
+  }
+  return {
+    tier: ctx.tier === 'vip' || e.tier === 'vip' ? 'vip' : 'normal',
+    tags: [...new Set([...ctx.tags, ...e.tags])],
+    identities: [...ctx.identities, ...e.identities.filter((i) => !ctx.identities.some((o) => sameIdentity(o, i)))],
+    consent,
+    channelStats,
+  };
+}
 
 export const hourOfDay = (at: number): number => Math.floor(at / HOUR_MS) % 24;
 const uses = (s: ChannelStats): number => s.inbound + s.replies;
@@ -309,12 +353,16 @@ export const customerMachine = setup({
           actions: assign({ consent: ({ context, event }) => ({ ...context.consent, [event.channel]: { optedIn: false, at: event.at, source: event.source } }) }),
         },
         'preference.query': { actions: emit(({ context, event }) => reply(preferredChannel(context, event.at))) },
+        'merge.absorb': { guard: ({ context, event }) => event.from !== context.id, actions: assign(({ context, event }) => absorb(context, event)) },
         'merge.into': [
           { guard: ({ context, event }) => event.into === context.id, actions: emit(() => reply({ ok: false, reason: 'cannot merge a customer into itself' })) },
           {
             target: 'merged',
             actions: [
               assign({ mergedInto: ({ event }) => event.into, mergedAt: ({ event }) => event.at }),
+              emit(({ context, event }) =>
+                tell(`customer/${event.into}`, { type: 'merge.absorb', from: context.id, at: event.at, tier: context.tier, tags: context.tags, identities: context.identities, consent: context.consent, channelStats: context.channelStats }),
+              ),
               emit(({ event }) => reply({ ok: true, mergedInto: event.into })),
             ],
           },

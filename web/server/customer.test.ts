@@ -76,3 +76,51 @@ test('agents tag a customer and record their consent; only supervisors set the t
   assert.equal(c.context.task?.tier, 'vip');
   again.ws.close();
 });
+
+test('a supervisor merges two customers: the store moves their history, the survivor keeps the opt-out; agents may not merge', async () => {
+  const base = `http://127.0.0.1:${t.httpPort}`;
+  const admin = await apiSession(base, 'admin', adminPassword);
+  await admin('/api/users', { id: 'wes', name: 'Wes', role: 'agent', password: 'wes-password-1', queues: ['support'] });
+  await admin('/api/users', { id: 'mia', name: 'Mia', role: 'supervisor', password: 'mia-password-1', queues: ['support'] });
+  const wes = await apiSession(base, 'wes', 'wes-password-1');
+  const mia = await apiSession(base, 'mia', 'mia-password-1');
+  await wes('/api/presence', { presence: 'available' });
+  // Una (from the test above) steps away: these go to Wes.
+  await (await apiSession(base, 'una', 'una-password-1'))('/api/presence', { presence: 'away', reason: 'break' });
+  // Two visitors who are, it turns out, one person.
+  const open = async (text: string) => {
+    const v = await chatSocket(`ws://127.0.0.1:${t.httpPort}/webchat/v1/ws?site=demo`);
+    v.ws.send(JSON.stringify({ type: 'message', clientMessageId: 'm1', text }));
+    const id = String((await waitFor('acked', () => v.frames.find((f) => f.type === 'ack'))).conversationId);
+    await answer(t.actors, 'wes', id);
+    v.ws.close();
+    return { conversation: id, customer: (await conversationOf(t.actors, id)).context.customer! };
+  };
+  const a = await open('My parcel is late');
+  const b = await open('Hello again, about the parcel');
+  assert.notEqual(a.customer, b.customer);
+  // On the first record they said stop to SMS, and were tagged.
+  await wes(`/api/conversations/${a.conversation}/customer`, { addTags: ['parcel'], consent: { channel: 'sms', optedIn: false } });
+
+  const raw = async (user: string, password: string, path: string, b: unknown) => {
+    const res = await fetch(`${base}${path}`, { method: 'POST', headers: { cookie: await loginCookie(base, user, password), 'content-type': 'application/json' }, body: JSON.stringify(b) });
+    return { status: res.status, error: ((await res.json()) as { error?: string }).error };
+  };
+  assert.equal((await raw('wes', 'wes-password-1', `/api/customers/${a.customer}/merge`, { into: b.customer, reason: 'same person' })).status, 403);
+  assert.deepEqual(await raw('mia', 'mia-password-1', `/api/customers/${a.customer}/merge`, { into: b.customer }), { status: 400, error: 'reason: say why' });
+  assert.equal((await raw('mia', 'mia-password-1', `/api/customers/${a.customer}/merge`, { into: a.customer, reason: 'x' })).status, 400);
+  assert.equal((await raw('mia', 'mia-password-1', `/api/customers/nobody/merge`, { into: b.customer, reason: 'x' })).status, 404);
+
+  const merged = await mia<{ survivor: string; absorbed: string; moved: { conversations: number } }>(`/api/customers/${a.customer}/merge`, { into: b.customer, reason: 'same person, two browsers' });
+  assert.deepEqual([merged.survivor, merged.absorbed, merged.moved.conversations], [b.customer, a.customer, 1]);
+  // The survivor has both histories, the tag, and the opt-out: nobody texts them because of the merge.
+  const view = await t.store.view({ customerId: `customer:${b.customer}`, viewer: 'system' });
+  assert.deepEqual(new Set(view.messages.map((m) => m.conversationId.split(':')[1])), new Set([a.conversation, b.conversation]));
+  const survivor = await waitFor('the survivor took the opt-out', async () => ((x) => (x.consent.sms?.optedIn === false ? x : undefined))(await t.actors.ask<Customer>(`customer/${b.customer}`, { type: 'get' })), 10_000, 100);
+  assert.match(survivor.consent.sms.source, new RegExp(`merged from ${a.customer}`));
+  assert.ok(survivor.tags.includes('parcel'));
+  assert.equal((await t.actors.ask<{ allowed: boolean }>(`customer/${b.customer}`, { type: 'contact.check', channel: 'sms' })).allowed, false);
+  assert.equal((await t.actors.ask<{ mergedInto?: string }>(`customer/${a.customer}`, { type: 'get' })).mergedInto, b.customer);
+  // Once merged, the absorbed record takes no second merge.
+  assert.equal((await raw('mia', 'mia-password-1', `/api/customers/${a.customer}/merge`, { into: b.customer, reason: 'again' })).status, 409);
+});

@@ -32,7 +32,7 @@ import { MAX_UPLOAD_BYTES, uploadRefusal } from '../client/upload-limits.ts';
 import { page } from './page.ts';
 import { ringWidget } from '../../edges/webchat/ring.ts';
 import { FailureLimiter } from './ratelimit.ts';
-import { CannedBody, CustomerPatchBody, LoginBody, OutreachBody, PresenceBody, reasonOf, RejectBody, ReplyBody, ReportQuery, TransferBody, WrapupBody, isResponse, jsonBody } from './schemas.ts';
+import { CannedBody, CustomerPatchBody, LoginBody, MergeBody, OutreachBody, PresenceBody, reasonOf, RejectBody, ReplyBody, ReportQuery, TransferBody, WrapupBody, isResponse, jsonBody } from './schemas.ts';
 
 export interface WorkspaceDeps {
   nc: NatsConnection;
@@ -90,7 +90,7 @@ export async function workspace(deps: WorkspaceDeps): Promise<Workspace> {
   const body = jsonBody;
 
   app.onError((err, c) => {
-    if (err instanceof StoreError) return c.json({ error: err.reason }, err.code === 404 ? 404 : err.code === 400 ? 400 : 502);
+    if (err instanceof StoreError) return c.json({ error: err.reason }, err.code === 404 || err.code === 400 || err.code === 409 ? err.code : 502);
     log.error({ err }, 'workspace request failed');
     return c.json({ error: err.message }, 500);
   });
@@ -257,6 +257,21 @@ export async function workspace(deps: WorkspaceDeps): Promise<Workspace> {
     if (b.consent) await change({ type: b.consent.optedIn ? 'consent.opt_in' : 'consent.opt_out', channel: b.consent.channel, source: `told ${s.user} (${s.role})` });
     log.info({ user: s.user, customer: e.customer, tier: b.tier, addTags: b.addTags, removeTags: b.removeTags, consent: b.consent }, 'customer changed');
     return c.json(await customerOf(e.customer));
+  });
+
+  // Two records are one person: the store moves identities, conversations, tickets and tags; then the
+  // absorbed customer's actor hands what it knew (consent above all) to the survivor through its outbox.
+  app.post('/api/customers/:id/merge', supervising, async (c) => {
+    const b = await body(c, MergeBody);
+    if (isResponse(b)) return b;
+    const absorbed = c.req.param('id') ?? '';
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(absorbed)) return fail(c, 400, 'id: must be a customer id');
+    const s = c.get('session');
+    const m = await store.merge({ survivor: `customer:${b.into}`, absorbed: `customer:${absorbed}`, by: s.user, reason: b.reason });
+    // Asked, so it is stored before the answer; a repeat (after a failure here) is refused harmlessly.
+    await actors.ask(`customer/${absorbed}`, { type: 'merge.into', into: b.into, at: Date.now() }, { timeoutMs: 3000 });
+    log.info({ user: s.user, survivor: b.into, absorbed, merge: m.mergeId }, 'customers merged');
+    return c.json({ mergeId: m.mergeId, survivor: b.into, absorbed, moved: { identities: m.moved.identities.length, conversations: m.moved.conversations.length, tickets: m.moved.tickets.length, tags: m.moved.tags.length } });
   });
 
   app.post('/api/conversations/:id/reply', async (c) => {
