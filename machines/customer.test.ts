@@ -401,6 +401,15 @@ describe('customer machine', () => {
       assert.equal(sim.state('customer/c1').value, 'merged');
     });
 
+    test('a survivor made a VIP by the merge tells its open conversations, as tier.set does', () => {
+      const sim = new Sim({ customer: customerKind });
+      sim.send('customer/c9', { type: 'conversation.opened', conversationId: 'v7', channel: 'sms', at: T(1, 0) });
+      sim.send('customer/c1', { type: 'tier.set', tier: 'vip' });
+      sim.send('customer/c1', { type: 'merge.into', into: 'c9', at: T(2, 0) });
+      assert.equal((sim.state('customer/c9').context as CustomerContext).tier, 'vip');
+      assert.ok(sim.log.some((m) => m.to === 'conversation/v7' && m.event.type === 'tier.changed' && (m.event as unknown as { tier: string }).tier === 'vip'));
+    });
+
     test('merging into itself is refused', () => {
       const { snap, replies } = send(start('c1'), { type: 'merge.into', into: 'c1', at: T(0, 0) });
       assert.equal(snap.value, 'active');

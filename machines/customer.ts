@@ -353,7 +353,16 @@ export const customerMachine = setup({
           actions: assign({ consent: ({ context, event }) => ({ ...context.consent, [event.channel]: { optedIn: false, at: event.at, source: event.source } }) }),
         },
         'preference.query': { actions: emit(({ context, event }) => reply(preferredChannel(context, event.at))) },
-        'merge.absorb': { guard: ({ context, event }) => event.from !== context.id, actions: assign(({ context, event }) => absorb(context, event)) },
+        'merge.absorb': {
+          guard: ({ context, event }) => event.from !== context.id,
+          actions: enqueueActions(({ context, event, enqueue }) => {
+            if (event.type !== 'merge.absorb') return;
+            const merged = absorb(context, event);
+            enqueue.assign(merged);
+            // Made a VIP by the merge: a customer waiting now moves up at once, as with tier.set.
+            if (merged.tier !== context.tier) for (const c of context.openConversations) enqueue.emit(tell(`conversation/${c.id}`, { type: 'tier.changed', tier: merged.tier }));
+          }),
+        },
         'merge.into': [
           { guard: ({ context, event }) => event.into === context.id, actions: emit(() => reply({ ok: false, reason: 'cannot merge a customer into itself' })) },
           {
