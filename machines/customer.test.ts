@@ -417,7 +417,7 @@ describe('customer machine', () => {
       assert.deepEqual(replies, [{ ok: false, reason: 'cannot merge a customer into itself' }]);
     });
 
-    test('every change is refused with where to go instead', () => {
+    test('every change but a merge is passed on to the survivor; merges are refused', () => {
       const snap = merged();
       const changes: CustomerEvent[] = [
         { type: 'profile.update', profile: { name: 'X' } },
@@ -432,15 +432,34 @@ describe('customer machine', () => {
         { type: 'reply.received', channel: 'sms', at: T(7, 0) },
         { type: 'consent.opt_in', channel: 'sms', at: T(7, 0), source: 'x' },
         { type: 'consent.opt_out', channel: 'sms', at: T(7, 0), source: 'x' },
+      ];
+      for (const e of changes) {
+        const [next, actions] = transition(customerMachine, snap, e);
+        assert.equal(next.value, 'merged', e.type);
+        assert.deepEqual(next.context, snap.context, e.type);
+        const effects = (actions as readonly { type: string; params?: unknown }[]).flatMap((a) => (a.type === 'xstate.emit' ? [emitted(a.params)] : []));
+        assert.deepEqual(effects.find((x) => x?.type === 'effect.tell'), { type: 'effect.tell', to: 'customer/c9', event: e }, e.type);
+        assert.deepEqual(repliesOf(actions), [{ ok: true, forwardedTo: 'c9', reason: `customer merged into c9; ${e.type} passed on` }], e.type);
+      }
+      const merges: CustomerEvent[] = [
         { type: 'merge.into', into: 'c10', at: T(7, 0) },
         { type: 'merge.absorb', from: 'c2', at: T(7, 0), tier: 'vip', tags: [], identities: [], consent: {}, channelStats: {} },
       ];
-      for (const e of changes) {
+      for (const e of merges) {
         const { snap: next, replies } = send(snap, e);
-        assert.equal(next.value, 'merged', e.type);
         assert.deepEqual(next.context, snap.context, e.type);
         assert.deepEqual(replies, [{ ok: false, reason: `customer merged into c9; ${e.type} refused`, mergedInto: 'c9' }], e.type);
       }
+    });
+
+    test("a conversation opened before the merge still reaches the survivor: its close is passed on", () => {
+      const sim = new Sim({ customer: customerKind });
+      sim.send('customer/c1', { type: 'conversation.opened', conversationId: 'v1', channel: 'sms', at: T(1, 0) });
+      sim.send('customer/c1', { type: 'merge.into', into: 'c9', at: T(2, 0) });
+      sim.send('customer/c1', { type: 'conversation.opened', conversationId: 'v1', channel: 'sms', at: T(1, 0) });
+      assert.deepEqual((sim.state('customer/c9').context as CustomerContext).openConversations.map((c) => c.id), ['v1']);
+      sim.send('customer/c1', { type: 'conversation.closed', conversationId: 'v1' });
+      assert.deepEqual((sim.state('customer/c9').context as CustomerContext).openConversations, []);
     });
 
     test('still answers get; contact is not allowed and there is no preference', () => {

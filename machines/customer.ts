@@ -278,6 +278,9 @@ const sameIdentity = (a: { channel: Channel; handle: string }, b: { channel: Cha
 
 export const customerMachine = setup({
   types: {} as { context: CustomerContext; events: CustomerEvent; input: { id: string }; emitted: Effect },
+  actions: {
+    refuseMerged: emit(({ context, event }) => reply({ ok: false, reason: `customer merged into ${context.mergedInto}; ${event.type} refused`, mergedInto: context.mergedInto })),
+  },
 }).createMachine({
   id: 'customer',
   context: ({ input }) => ({
@@ -378,15 +381,22 @@ export const customerMachine = setup({
         ],
       },
     },
-    // The survivor owns the customer now; this actor keeps its last state for audit and answers only.
+    // The survivor owns the customer now; this actor keeps its last state for audit and answers queries.
     merged: {
       on: {
         'preference.query': { actions: emit(({ context }) => reply({ channel: null, reason: `customer merged into ${context.mergedInto}` })) },
-        // Every change is refused, with where to send it instead. Queries fail this guard and so reach the
-        // machine-level get and contact.check handlers.
+        // Merges are decided once: a second one of this record, or one into it, is refused.
+        'merge.into': { actions: 'refuseMerged' },
+        'merge.absorb': { actions: 'refuseMerged' },
+        // Every other change goes on to the survivor (through the outbox, once): conversations opened before
+        // the merge still name this customer, and their news must reach the one who owns them now. Queries
+        // fail this guard and so reach the machine-level get and contact.check handlers.
         '*': {
           guard: ({ event }) => !QUERIES.has(event.type),
-          actions: emit(({ context, event }) => reply({ ok: false, reason: `customer merged into ${context.mergedInto}; ${event.type} refused`, mergedInto: context.mergedInto })),
+          actions: [
+            emit(({ context, event }) => tell(`customer/${context.mergedInto}`, event)),
+            emit(({ context, event }) => reply({ ok: true, forwardedTo: context.mergedInto, reason: `customer merged into ${context.mergedInto}; ${event.type} passed on` })),
+          ],
         },
       },
     },
