@@ -111,7 +111,7 @@ test('a supervisor merges two customers: the store moves their history, the surv
   assert.equal((await raw('mia', 'mia-password-1', `/api/customers/${a.customer}/merge`, { into: a.customer, reason: 'x' })).status, 400);
   assert.equal((await raw('mia', 'mia-password-1', `/api/customers/nobody/merge`, { into: b.customer, reason: 'x' })).status, 404);
 
-  const merged = await mia<{ survivor: string; absorbed: string; moved: { conversations: number } }>(`/api/customers/${a.customer}/merge`, { into: b.customer, reason: 'same person, two browsers' });
+  const merged = await mia<{ mergeId: string; survivor: string; absorbed: string; moved: { conversations: number } }>(`/api/customers/${a.customer}/merge`, { into: b.customer, reason: 'same person, two browsers' });
   assert.deepEqual([merged.survivor, merged.absorbed, merged.moved.conversations], [b.customer, a.customer, 1]);
   // The survivor has both histories, the tag, and the opt-out: nobody texts them because of the merge.
   const view = await t.store.view({ customerId: `customer:${b.customer}`, viewer: 'system' });
@@ -122,5 +122,8 @@ test('a supervisor merges two customers: the store moves their history, the surv
   assert.equal((await t.actors.ask<{ allowed: boolean }>(`customer/${b.customer}`, { type: 'contact.check', channel: 'sms' })).allowed, false);
   assert.equal((await t.actors.ask<{ mergedInto?: string }>(`customer/${a.customer}`, { type: 'get' })).mergedInto, b.customer);
   // Once merged, the absorbed record takes no second merge.
-  assert.equal((await raw('mia', 'mia-password-1', `/api/customers/${a.customer}/merge`, { into: b.customer, reason: 'again' })).status, 409);
+  assert.deepEqual(await raw('mia', 'mia-password-1', `/api/customers/${a.customer}/merge`, { into: b.customer, reason: 'again' }), { status: 409, error: `customer ${a.customer} was merged into ${b.customer} already` });
+  // Undone in the store alone, the actors stay merged: a merge the other way is refused, not looped.
+  await t.store.unmerge({ mergeId: merged.mergeId, by: 'mia' });
+  assert.deepEqual(await raw('mia', 'mia-password-1', `/api/customers/${b.customer}/merge`, { into: a.customer, reason: 'the other way' }), { status: 409, error: `customer ${a.customer} was merged into ${b.customer}; merge into that customer instead` });
 });

@@ -267,6 +267,13 @@ export async function workspace(deps: WorkspaceDeps): Promise<Workspace> {
     const absorbed = c.req.param('id') ?? '';
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(absorbed)) return fail(c, 400, 'id: must be a customer id');
     const s = c.get('session');
+    // Both must exist (404 otherwise) before their actors are asked, or the asks would make empty ones.
+    await Promise.all([b.into, absorbed].map((id) => store.view({ customerId: `customer:${id}`, viewer: 'system', limit: 1 })));
+    // An unmerge in the store does not take the actors back: a customer whose actor is merged stays out of
+    // new merges, or two merged actors could pass each other's news back and forth for ever.
+    const [survivor, old] = await Promise.all([b.into, absorbed].map((id) => actors.ask<{ mergedInto?: string }>(`customer/${id}`, { type: 'get' }, { timeoutMs: 3000 })));
+    if (survivor.mergedInto) return fail(c, 409, `customer ${b.into} was merged into ${survivor.mergedInto}; merge into that customer instead`);
+    if (old.mergedInto) return fail(c, 409, `customer ${absorbed} was merged into ${old.mergedInto} already`);
     const m = await store.merge({ survivor: `customer:${b.into}`, absorbed: `customer:${absorbed}`, by: s.user, reason: b.reason });
     // Asked, so it is stored before the answer; a repeat (after a failure here) is refused harmlessly.
     await actors.ask(`customer/${absorbed}`, { type: 'merge.into', into: b.into, at: Date.now() }, { timeoutMs: 3000 });
