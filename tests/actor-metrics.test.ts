@@ -17,7 +17,7 @@ let node: ActorNode;
 before(async () => {
   nats = await startTestNats();
   nc = await nats.connect();
-  node = await ActorNode.start({ nc, nodeId: 'm1', kinds: [counterKind], shards: 4, idleMs: 300, leaseTtlMs: 2000, inspect: false });
+  node = await ActorNode.start({ nc, nodeId: 'm1', kinds: [counterKind], shards: 4, idleMs: 1000, leaseTtlMs: 2000, inspect: false });
   await waitFor('shards owned', () => node.status().shards_owned === 4);
 });
 
@@ -56,8 +56,8 @@ test('activations, messages by way, batches, dead letters, passivations, timers 
   await node.tell('counter/meter', { type: 'boom' });
   await waitFor('one dead letter', async () => (await value('cc_actor_dead_letters_total')) === 1);
 
-  // Idle for 300 ms: passivated, memory released.
-  await waitFor('passivated', async () => (await value('cc_actor_passivations_total')) === 1, 5000);
+  // Idle for a second: passivated, memory released.
+  await waitFor('passivated', async () => (await value('cc_actor_passivations_total')) === 1, 8000);
   assert.equal(await value('cc_actor_resident'), 0);
 
   // Mail its stored record already covers (as after a lost acknowledgement) is skipped, counted, and not applied.
@@ -80,4 +80,19 @@ test('activations, messages by way, batches, dead letters, passivations, timers 
   assert.equal(await value('cc_actor_timers_fired_total'), 1);
   assert.equal(await value('cc_actor_messages_total', 'timer'), 1);
   assert.equal(await value('cc_actor_dead_letters_total'), 1, 'nothing else was dead-lettered');
+});
+
+test('a write by someone else while the actor is resident fences its next write: it reloads and applies on top, never over it', async () => {
+  const kv = await new Kvm(nc).open(STATE_BUCKET);
+  const count = async () => (await node.ask<{ count: number }>('counter/fence', { type: 'get' })).count;
+  await node.tell('counter/fence', { type: 'inc', by: 5 });
+  await waitFor('five', async () => (await count()) === 5);
+  // Resident now (idle time 1 s). Another writer stores a newer state: count 1,000.
+  const entry = (await kv.get('counter.fence'))!;
+  const record = JSON.parse(new TextDecoder().decode(entry.value)) as { snapshot: { context: { count: number } } };
+  record.snapshot.context.count = 1000;
+  await kv.update('counter.fence', JSON.stringify(record), entry.revision);
+  await node.tell('counter/fence', { type: 'inc', by: 1 });
+  await waitFor('applied on top of the newer state', async () => (await count()) === 1001);
+  assert.equal(await value('cc_actor_fenced_total'), 1);
 });
