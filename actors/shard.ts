@@ -665,11 +665,7 @@ export class Shard {
   }
 
   private async deadEffect(id: string, o: OutboxEntry, reason: string): Promise<void> {
-    const h = natsHeaders();
-    h.set(HDR_ACTOR, id);
-    h.set(HDR_REASON, reason.slice(0, 1000).replace(/[\r\n]+/g, ' '));
-    h.set('Cc-Subject', o.subject);
-    await this.svc.js.publish(subjects.dead(this.kind), enc.encode(o.data), { msgID: `dead:${o.msgId}`, headers: h });
+    await this.sendDead(id, enc.encode(o.data), `dead:${o.msgId}`, reason, { 'Cc-Subject': o.subject });
     this.svc.metrics.deadLetters.inc(this.label);
     this.svc.log.warn({ actor: `${this.kind}/${id}`, subject: o.subject, reason }, 'effect dead-lettered');
   }
@@ -712,12 +708,17 @@ export class Shard {
       this.svc.log.warn({ actor: `${this.kind}/${id}`, reason }, 'timer event failed');
       return;
     }
+    await this.sendDead(id, w.msg.data, `dead:${this.kind}:${w.seq}`, reason, { 'Cc-Seq': String(w.seq) });
+    this.svc.log.warn({ actor: `${this.kind}/${id}`, seq: w.seq, reason }, 'message dead-lettered');
+  }
+
+  /** To the kind's dead-letter subject, with the actor, the reason (one line) and what else says where it came from. */
+  private async sendDead(id: string, data: Uint8Array, msgID: string, reason: string, extra: Record<string, string>): Promise<void> {
     const h = natsHeaders();
     h.set(HDR_ACTOR, id);
     h.set(HDR_REASON, reason.slice(0, 1000).replace(/[\r\n]+/g, ' '));
-    h.set('Cc-Seq', String(w.seq));
-    await this.svc.js.publish(subjects.dead(this.kind), w.msg.data, { msgID: `dead:${this.kind}:${w.seq}`, headers: h });
-    this.svc.log.warn({ actor: `${this.kind}/${id}`, seq: w.seq, reason }, 'message dead-lettered');
+    for (const [name, value] of Object.entries(extra)) h.set(name, value);
+    await this.svc.js.publish(subjects.dead(this.kind), data, { msgID, headers: h });
   }
 
   /** Purges every key under a piece whose chunks are not known here (a base another activation left). */
