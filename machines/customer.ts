@@ -135,24 +135,28 @@ export interface Preference {
 // ---- Pure helpers ----
 
 type Absorbed = Extract<CustomerEvent, { type: 'merge.absorb' }>;
+const isChannel = (s: string): s is Channel => (CHANNELS as readonly string[]).includes(s);
+
+/** A customer waiting now is moved up (or down) at once, not only from their next message. */
+const tierChanged = (c: CustomerContext, tier: Tier): Effect[] => c.openConversations.map((o) => tell(`conversation/${o.id}`, { type: 'tier.changed', tier }));
 
 /**
  * The survivor of a merge takes what the absorbed customer knew. Per channel the later consent decision
  * wins and, at the same moment, the opt-out: someone who said STOP on either record is never texted
  * because of the merge. A VIP on either side stays a VIP; tags, identities and channel use add up.
  */
-export function absorb(ctx: CustomerContext, e: Absorbed): Partial<CustomerContext> {
+export function absorb(ctx: CustomerContext, e: Absorbed): Pick<CustomerContext, 'tier' | 'tags' | 'identities' | 'consent' | 'channelStats'> {
   const consent = { ...ctx.consent };
   for (const [ch, theirs] of Object.entries(e.consent)) {
-    if (!(CHANNELS as readonly string[]).includes(ch)) continue;
-    const ours = consent[ch as Channel];
-    if (!ours || theirs.at > ours.at || (theirs.at === ours.at && !theirs.optedIn)) consent[ch as Channel] = { ...theirs, source: `${theirs.source} (merged from ${e.from})` };
+    if (!isChannel(ch)) continue;
+    const ours = consent[ch];
+    if (!ours || theirs.at > ours.at || (theirs.at === ours.at && !theirs.optedIn)) consent[ch] = { ...theirs, source: `${theirs.source} (merged from ${e.from})` };
   }
   const channelStats = { ...ctx.channelStats };
   for (const [ch, theirs] of Object.entries(e.channelStats)) {
-    if (!(CHANNELS as readonly string[]).includes(ch)) continue;
-    const ours = channelStats[ch as Channel];
-    channelStats[ch as Channel] = ours
+    if (!isChannel(ch)) continue;
+    const ours = channelStats[ch];
+    channelStats[ch] = ours
       ? { inbound: ours.inbound + theirs.inbound, replies: ours.replies + theirs.replies, lastAt: Math.max(ours.lastAt ?? 0, theirs.lastAt ?? 0) || undefined, hours: ours.hours.map((n, h) => n + (theirs.hours[h] ?? 0)) }
       : { ...theirs, hours: Array.from({ length: 24 }, (_, h) => theirs.hours[h] ?? 0) };
   }
@@ -308,10 +312,8 @@ export const customerMachine = setup({
           guard: ({ context, event }) => context.tier !== event.tier,
           actions: [
             assign({ tier: ({ event }) => event.tier }),
-            // A customer waiting now is moved up (or down) at once, not only from their next message.
             enqueueActions(({ context, event, enqueue }) => {
-              if (event.type !== 'tier.set') return;
-              for (const c of context.openConversations) enqueue.emit(tell(`conversation/${c.id}`, { type: 'tier.changed', tier: event.tier }));
+              if (event.type === 'tier.set') for (const e of tierChanged(context, event.tier)) enqueue.emit(e);
             }),
           ],
         },
@@ -362,8 +364,8 @@ export const customerMachine = setup({
             if (event.type !== 'merge.absorb') return;
             const merged = absorb(context, event);
             enqueue.assign(merged);
-            // Made a VIP by the merge: a customer waiting now moves up at once, as with tier.set.
-            if (merged.tier !== context.tier) for (const c of context.openConversations) enqueue.emit(tell(`conversation/${c.id}`, { type: 'tier.changed', tier: merged.tier }));
+            // Made a VIP by the merge: as with tier.set.
+            if (merged.tier !== context.tier) for (const e of tierChanged(context, merged.tier)) enqueue.emit(e);
           }),
         },
         'merge.into': [
