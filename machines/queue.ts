@@ -598,15 +598,15 @@ export const queueMachine = setup({
     ],
     'task.cancel': {
       actions: [
-        assign(({ context, event }) => ({
-          tasks: removeTask(context, event.taskId),
-          stats: ((t) => ({
-            ...context.stats,
-            cancelled: context.stats.cancelled + (t ? 1 : 0),
-            // Leaving within the service level is the customer's own choice; after it, the queue missed them.
-            abandonedLate: (context.stats.abandonedLate ?? 0) + (t && event.at - t.enqueuedAt > context.config.serviceLevelSec * 1000 ? 1 : 0),
-          }))(findTask(context, event.taskId)),
-        })),
+        assign(({ context, event }) => {
+          const t = findTask(context, event.taskId);
+          // Leaving within the service level is the customer's own choice; after it, the queue missed them.
+          const late = t !== undefined && event.at - t.enqueuedAt > context.config.serviceLevelSec * 1000;
+          return {
+            tasks: removeTask(context, event.taskId),
+            stats: { ...context.stats, cancelled: context.stats.cancelled + (t ? 1 : 0), abandonedLate: (context.stats.abandonedLate ?? 0) + (late ? 1 : 0) },
+          };
+        }),
         { type: 'route', params: { focus: 'none' as Focus } },
       ],
     },

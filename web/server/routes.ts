@@ -32,7 +32,7 @@ import { MAX_UPLOAD_BYTES, uploadRefusal } from '../client/upload-limits.ts';
 import { page } from './page.ts';
 import { ringWidget } from '../../edges/webchat/ring.ts';
 import { FailureLimiter } from './ratelimit.ts';
-import { CannedBody, CustomerPatchBody, LoginBody, MergeBody, OutreachBody, PresenceBody, reasonOf, RejectBody, ReplyBody, ReportQuery, TransferBody, WrapupBody, isResponse, jsonBody } from './schemas.ts';
+import { CannedBody, CustomerId, CustomerPatchBody, LoginBody, MergeBody, OutreachBody, PresenceBody, reasonOf, RejectBody, ReplyBody, ReportQuery, TransferBody, WrapupBody, isResponse, jsonBody } from './schemas.ts';
 
 export interface WorkspaceDeps {
   nc: NatsConnection;
@@ -264,8 +264,9 @@ export async function workspace(deps: WorkspaceDeps): Promise<Workspace> {
   app.post('/api/customers/:id/merge', supervising, async (c) => {
     const b = await body(c, MergeBody);
     if (isResponse(b)) return b;
-    const absorbed = c.req.param('id') ?? '';
-    if (!/^[A-Za-z0-9_-]{1,64}$/.test(absorbed)) return fail(c, 400, 'id: must be a customer id');
+    const id = v.safeParse(CustomerId, c.req.param('id'));
+    if (!id.success) return fail(c, 400, `id: ${id.issues[0].message}`);
+    const absorbed = id.output;
     const s = c.get('session');
     // Both must exist (404 otherwise) before their actors are asked, or the asks would make empty ones.
     await Promise.all([b.into, absorbed].map((id) => store.view({ customerId: `customer:${id}`, viewer: 'system', limit: 1 })));

@@ -21,8 +21,10 @@ export const TransferBody = v.object({ to: v.pipe(v.string(), v.regex(/^(agent|q
 export const WrapupBody = v.object({ disposition: v.optional(Text(200)) });
 const Tag = v.pipe(v.string(), v.trim(), v.regex(/^[\p{L}\p{N}_ :.-]{1,40}$/u, 'must be 1-40 letters, digits, spaces, _ : . or -'));
 /** A supervisor's merge of the customer in the path into another (the survivor): they are one person. */
+/** A customer's id as the actors and the workspace name it (the store's `customer:<id>` without its table). */
+export const CustomerId = v.pipe(v.string('must be a customer id'), v.regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be a customer id'));
 export const MergeBody = v.object({
-  into: v.pipe(v.string('must be a customer id'), v.regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be a customer id')),
+  into: CustomerId,
   reason: v.pipe(v.optional(v.string('say why'), ''), v.trim(), v.minLength(1, 'say why'), v.maxLength(500, 'at most 500 characters')),
 });
 /** What an agent or supervisor changes about the customer of a conversation (tier: supervisors only). */
