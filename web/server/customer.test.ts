@@ -18,6 +18,13 @@ after(() => t?.stop());
 
 type Customer = { id: string; tier: string; tags: string[]; consent: Record<string, { optedIn: boolean; source: string }> };
 
+/** A POST as this user, answered with its status and error (for refusals). */
+async function post(user: string, password: string, path: string, b: unknown): Promise<{ status: number; error: string }> {
+  const base = `http://127.0.0.1:${t.httpPort}`;
+  const res = await fetch(`${base}${path}`, { method: 'POST', headers: { cookie: await loginCookie(base, user, password), 'content-type': 'application/json' }, body: JSON.stringify(b) });
+  return { status: res.status, error: ((await res.json()) as { error: string }).error };
+}
+
 test('agents tag a customer and record their consent; only supervisors set the tier, and it reaches routing', async () => {
   const base = `http://127.0.0.1:${t.httpPort}`;
   const admin = await apiSession(base, 'admin', adminPassword);
@@ -47,10 +54,7 @@ test('agents tag a customer and record their consent; only supervisors set the t
   assert.deepEqual((await una<Customer>(path, { removeTags: ['repeat caller'] })).tags, ['refund']);
 
   // Refusals, each with its reason.
-  const raw = async (user: string, password: string, b: unknown) => {
-    const res = await fetch(`${base}${path}`, { method: 'POST', headers: { cookie: await loginCookie(base, user, password), 'content-type': 'application/json' }, body: JSON.stringify(b) });
-    return { status: res.status, error: ((await res.json()) as { error: string }).error };
-  };
+  const raw = (user: string, password: string, b: unknown) => post(user, password, path, b);
   assert.deepEqual(await raw('una', 'una-password-1', { tier: 'vip' }), { status: 403, error: 'tier: only a supervisor or an admin sets a customer’s tier' });
   assert.deepEqual(await raw('vic', 'vic-password-1', { addTags: ['x'] }), { status: 403, error: 'this conversation is not assigned to you' });
   assert.equal((await raw('una', 'una-password-1', {})).status, 400);
@@ -102,14 +106,10 @@ test('a supervisor merges two customers: the store moves their history, the surv
   // On the first record they said stop to SMS, and were tagged.
   await wes(`/api/conversations/${a.conversation}/customer`, { addTags: ['parcel'], consent: { channel: 'sms', optedIn: false } });
 
-  const raw = async (user: string, password: string, path: string, b: unknown) => {
-    const res = await fetch(`${base}${path}`, { method: 'POST', headers: { cookie: await loginCookie(base, user, password), 'content-type': 'application/json' }, body: JSON.stringify(b) });
-    return { status: res.status, error: ((await res.json()) as { error?: string }).error };
-  };
-  assert.equal((await raw('wes', 'wes-password-1', `/api/customers/${a.customer}/merge`, { into: b.customer, reason: 'same person' })).status, 403);
-  assert.deepEqual(await raw('mia', 'mia-password-1', `/api/customers/${a.customer}/merge`, { into: b.customer }), { status: 400, error: 'reason: say why' });
-  assert.equal((await raw('mia', 'mia-password-1', `/api/customers/${a.customer}/merge`, { into: a.customer, reason: 'x' })).status, 400);
-  assert.equal((await raw('mia', 'mia-password-1', `/api/customers/nobody/merge`, { into: b.customer, reason: 'x' })).status, 404);
+  assert.equal((await post('wes', 'wes-password-1', `/api/customers/${a.customer}/merge`, { into: b.customer, reason: 'same person' })).status, 403);
+  assert.deepEqual(await post('mia', 'mia-password-1', `/api/customers/${a.customer}/merge`, { into: b.customer }), { status: 400, error: 'reason: say why' });
+  assert.equal((await post('mia', 'mia-password-1', `/api/customers/${a.customer}/merge`, { into: a.customer, reason: 'x' })).status, 400);
+  assert.equal((await post('mia', 'mia-password-1', `/api/customers/nobody/merge`, { into: b.customer, reason: 'x' })).status, 404);
 
   const merged = await mia<{ mergeId: string; survivor: string; absorbed: string; moved: { conversations: number } }>(`/api/customers/${a.customer}/merge`, { into: b.customer, reason: 'same person, two browsers' });
   assert.deepEqual([merged.survivor, merged.absorbed, merged.moved.conversations], [b.customer, a.customer, 1]);
@@ -122,8 +122,8 @@ test('a supervisor merges two customers: the store moves their history, the surv
   assert.equal((await t.actors.ask<{ allowed: boolean }>(`customer/${b.customer}`, { type: 'contact.check', channel: 'sms' })).allowed, false);
   assert.equal((await t.actors.ask<{ mergedInto?: string }>(`customer/${a.customer}`, { type: 'get' })).mergedInto, b.customer);
   // Once merged, the absorbed record takes no second merge.
-  assert.deepEqual(await raw('mia', 'mia-password-1', `/api/customers/${a.customer}/merge`, { into: b.customer, reason: 'again' }), { status: 409, error: `customer ${a.customer} was merged into ${b.customer} already` });
+  assert.deepEqual(await post('mia', 'mia-password-1', `/api/customers/${a.customer}/merge`, { into: b.customer, reason: 'again' }), { status: 409, error: `customer ${a.customer} was merged into ${b.customer} already` });
   // Undone in the store alone, the actors stay merged: a merge the other way is refused, not looped.
   await t.store.unmerge({ mergeId: merged.mergeId, by: 'mia' });
-  assert.deepEqual(await raw('mia', 'mia-password-1', `/api/customers/${b.customer}/merge`, { into: a.customer, reason: 'the other way' }), { status: 409, error: `customer ${a.customer} was merged into ${b.customer}; merge into that customer instead` });
+  assert.deepEqual(await post('mia', 'mia-password-1', `/api/customers/${b.customer}/merge`, { into: a.customer, reason: 'the other way' }), { status: 409, error: `customer ${a.customer} was merged into ${b.customer}; merge into that customer instead` });
 });
