@@ -10,7 +10,7 @@ import smpp from 'smpp';
 import { signUserToken } from '../edges/webchat/token.ts';
 import { agentOnDuty, answer as answerBy, chatSocket, conversationOf, startEngineWithPeers, type EngineWithPeers, type TestEngine } from './support/engine.ts';
 import { waitFor } from './support/nats.ts';
-import type { TestRelay, TestSmsc } from './support/peers.ts';
+import { submittedText, type TestRelay, type TestSmsc } from './support/peers.ts';
 
 const APP_SECRET = randomBytes(32).toString('base64url');
 const PHONE = '+8613812345678';
@@ -81,7 +81,7 @@ test('an app user, a mail and an SMS from the same person are one customer; each
   await waitFor('app reply on the socket', () => frames.find((f) => f.type === 'message' && f.from === 'agent' && String(f.text).includes('on app')), 20_000, 100);
   const mail = await waitFor('email reply at the relay', () => relay.relayed.find((m) => m.text?.includes('on email')), 20_000, 100);
   assert.equal(mail.inReplyTo, '<order1042@example.test>');
-  const sms = await waitFor('SMS reply at the SMSC', () => smsc.submits.find((p) => String((p.short_message as { message?: string })?.message ?? p.short_message).includes('on sms')), 20_000, 100);
+  const sms = await waitFor('SMS reply at the SMSC', () => smsc.submits.find((p) => submittedText(p).includes('on sms')), 20_000, 100);
   assert.equal(sms.destination_addr, '8613812345678');
   for (const ch of ['app', 'email', 'sms']) {
     await waitFor(`${ch} reply sent`, async () => (await conversation(byChannel(ch))).context.deliveries?.[`r-${ch}`]?.state === 'sent', 10_000, 100);

@@ -7,6 +7,7 @@ import nodemailer from 'nodemailer';
 import smpp from 'smpp';
 import { agentOnDuty, answer, conversationOf, startEngineWithPeers, type EngineWithPeers } from './support/engine.ts';
 import { waitFor } from './support/nats.ts';
+import { submittedText } from './support/peers.ts';
 
 let peers: EngineWithPeers;
 
@@ -16,7 +17,6 @@ before(async () => {
 
 after(() => peers?.stop());
 
-const smsText = (p: smpp.PDU) => String((p.short_message as { message?: string })?.message ?? p.short_message);
 
 test('with nobody free, an SMS sender is texted their place and a mail sender gets it in the thread; both as tracked replies', { timeout: 90_000 }, async () => {
   const { t, smsc, relay } = peers;
@@ -26,7 +26,7 @@ test('with nobody free, an SMS sender is texted their place and a mail sender ge
   await mailer.sendMail({ from: 'Bob <bob@example.test>', to: 'support@shop.test', subject: 'Parcel', text: 'Where is my parcel?', messageId: '<parcel@example.test>' });
 
   const sms = await waitFor('the position SMS at the SMSC', () => smsc.submits.find((p) => p.destination_addr === '8613700001111'), 20_000, 100);
-  assert.match(smsText(sms), /^您目前排在第 [12] 位，客服人员会尽快回复您。$/, 'in the language the customer wrote in; no wait figure with nobody on duty');
+  assert.match(submittedText(sms), /^您目前排在第 [12] 位，客服人员会尽快回复您。$/, 'in the language the customer wrote in; no wait figure with nobody on duty');
   const mail = await waitFor('the position mail at the relay', () => relay.relayed.find((m) => m.inReplyTo === '<parcel@example.test>'), 20_000, 100);
   assert.match(mail.text ?? '', /^You are number [12] in the queue; an agent will reply as soon as possible\.\s*$/);
   assert.match(mail.to && 'text' in mail.to ? mail.to.text : '', /<bob@example\.test>$/);

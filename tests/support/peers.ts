@@ -18,6 +18,9 @@ export interface TestSmsc {
   close(): Promise<void>;
 }
 
+/** The text of a submit_sm (a plain string, or the message part of a decoded one). */
+export const submittedText = (p: smpp.PDU): string => String((p.short_message as { message?: string })?.message ?? p.short_message);
+
 export async function startSmsc(o: { messageIdPrefix?: string } = {}): Promise<TestSmsc> {
   const submits: smpp.PDU[] = [];
   let bound: smpp.Session | undefined;
