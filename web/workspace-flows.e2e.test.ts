@@ -59,6 +59,18 @@ async function accept(agent: string, conversationId: string, at?: number): Promi
   await waitFor(`${conversationId} active`, async () => (await conversationOf(s.actors, conversationId)).value === 'active', 10_000, 100);
 }
 
+/** From the inbox, as an agent does: open the conversation once it shows active, wrap it up, give the disposition. */
+async function wrapUp(page: Page, id: string, disposition: string): Promise<void> {
+  await (await page.waitForSelector(`li[data-conversation="${id}"]`, { timeout: 10_000 })).click();
+  await page.waitForSelector(`section[data-open="${id}"][data-state=active]`, { timeout: 10_000 });
+  await page.click('#wrapup-start');
+  // The form, or the reason the page was given for refusing (a failure then says which).
+  const shown = await page.waitForSelector(`section[data-open="${id}"] :is([data-wrapup-form], [role=alert])`, { timeout: 10_000 });
+  assert.equal(await shown.getAttribute('role'), null, `wrap-up refused: ${await shown.textContent()}`);
+  await page.fill('#wrapup-disposition', disposition);
+  await page.click('[data-wrapup-form] button[type=submit]');
+}
+
 async function signInAvailable(page: Page, id: string): Promise<void> {
   await signIn(page, s.base, id, `${id}-password-1`);
   await page.selectOption('#presence', 'available');
@@ -206,10 +218,7 @@ test('wrap-up with a disposition: the conversation leaves the inbox, the disposi
   await s.actors.tell('agent/wes', { type: 'profile.set', maxWrapUpMs: 60_000 });
   const call1 = await open('q-wrap', await customer('wrap-2'), 'voice');
   await accept('wes', call1);
-  await (await wes.waitForSelector(`li[data-conversation="${call1}"]`, { timeout: 10_000 })).click();
-  await wes.click('#wrapup-start');
-  await wes.fill('#wrapup-disposition', 'resolved');
-  await wes.click('[data-wrapup-form] button[type=submit]');
+  await wrapUp(wes, call1, 'resolved');
   await wes.waitForSelector('[data-presence=wrapup]', { timeout: 10_000 });
   await accessibility(wes, 'wrap-up presence');
   await wes.click('#wrapup-ready');
@@ -219,10 +228,7 @@ test('wrap-up with a disposition: the conversation leaves the inbox, the disposi
   await s.actors.tell('agent/wes', { type: 'profile.set', maxWrapUpMs: 2500 });
   const call2 = await open('q-wrap', await customer('wrap-3'), 'voice');
   await accept('wes', call2);
-  await (await wes.waitForSelector(`li[data-conversation="${call2}"]`, { timeout: 10_000 })).click();
-  await wes.click('#wrapup-start');
-  await wes.fill('#wrapup-disposition', 'follow-up');
-  await wes.click('[data-wrapup-form] button[type=submit]');
+  await wrapUp(wes, call2, 'follow-up');
   await wes.waitForSelector('[data-presence=wrapup]', { timeout: 10_000 });
   const inWrapup = Date.now();
   await wes.waitForSelector('[data-presence=available]', { timeout: 10_000 });

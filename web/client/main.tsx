@@ -327,9 +327,10 @@ function Conversation({ t, id, onDone, onRead }: { t: Words; id: string; onDone:
   };
   const act = (fn: () => Promise<unknown>) => fn().then(() => setError(''), (x: Error) => setError(x.message));
   // Wrap-up first (the conversation leaves the open list), then the disposition closes it.
+  // The answer is the actor's own state: the form shows now, whatever this node's index has seen yet.
   const startWrapUp = () => act(async () => {
-    await api(`/api/conversations/${id}/wrapup`, {});
-    await load();
+    const r = await api<{ state: string }>(`/api/conversations/${id}/wrapup`, {});
+    setD((x) => x && { ...x, conversation: { ...x.conversation, state: r.state } });
   });
   const closeWith = (e: Event) => {
     e.preventDefault();

@@ -63,7 +63,8 @@ const Summary = v.object({
 });
 export type Summary = v.InferOutput<typeof Summary>;
 
-const stateOf = (value: unknown) => String(typeof value === 'object' && value ? Object.keys(value)[0] : value);
+/** The top state's name of a snapshot's value (`{ active: 'talking' }` → `active`). */
+export const stateOf = (value: unknown) => String(typeof value === 'object' && value ? Object.keys(value)[0] : value);
 const dec = new TextDecoder();
 const enc = new TextEncoder();
 

@@ -68,6 +68,8 @@ test('agents tag a customer and record their consent; only supervisors set the t
   assert.equal((await sue<Customer>(path, { tier: 'vip' })).tier, 'vip');
   await una(`/api/conversations/${id}/wrapup`, { disposition: 'refund sent' });
   await waitFor('closed', async () => (await conversationOf(t.actors, id)).value === 'closed', 10_000, 100);
+  // The actor says whether it can be wrapped up: a closed one cannot.
+  assert.deepEqual(await post('una', 'una-password-1', `/api/conversations/${id}/wrapup`, {}), { status: 409, error: 'the conversation is closed; only an active or held conversation can be wrapped up' });
   visitor.ws.close();
   // The edge caches a customer's tier for a few seconds: a new visitor session of the same customer is asked after that.
   await new Promise((r) => setTimeout(r, 10_500));

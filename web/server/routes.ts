@@ -21,7 +21,7 @@ import { openBlobStore } from '../../storage/blobs/open.ts';
 import { Accounts, type Role, type Session } from './accounts.ts';
 import { buildClient } from './bundle.ts';
 import { CallBody, callRoutes, placeCall, type CallRoutes } from './calls.ts';
-import { ConversationIndex, reportOf, type Entry } from './conversations.ts';
+import { ConversationIndex, reportOf, stateOf, type Entry } from './conversations.ts';
 import { recordingResponse } from './recordings.ts';
 import { LiveHub } from './live.ts';
 import { userRoutes } from './users.ts';
@@ -324,10 +324,13 @@ export async function workspace(deps: WorkspaceDeps): Promise<Workspace> {
     const b = await body(c, WrapupBody);
     if (isResponse(b)) return b;
     // Without a disposition the conversation enters wrap-up (it leaves the agent's open list); with one it
-    // is closed with it. Two tells to one actor keep their order: wrap-up, then close.
+    // is closed with it. Wrap-up is asked, not told: the actor, not this node's index (which follows it a
+    // moment later), says whether it could, and the page can show the form at once. The close is a tell
+    // after it, so the two keep their order.
     if (e.state !== 'wrapup') {
-      if (!['active', 'onHold'].includes(e.state)) return fail(c, 409, `the conversation is ${e.state}; only an active or held conversation can be wrapped up`);
-      await actors.tell(`conversation/${e.id}`, { type: 'wrapup' });
+      const now = await actors.ask<{ value: unknown }>(`conversation/${e.id}`, { type: 'wrapup' }, { timeoutMs: 3000 });
+      const state = stateOf(now.value);
+      if (state !== 'wrapup') return fail(c, 409, `the conversation is ${state}; only an active or held conversation can be wrapped up`);
     }
     if (b.disposition) await actors.tell(`conversation/${e.id}`, { type: 'close', disposition: b.disposition });
     return c.json({ ok: true, state: b.disposition ? 'closed' : 'wrapup' });
