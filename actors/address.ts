@@ -54,7 +54,8 @@ export const HDR_FROM = 'Cc-From';
 
 export const subjects = {
   mail: (kind: string, shard: number) => `cc.mail.${kind}.${shard}`,
-  ask: (kind: string, shard: number) => `cc.ask.${kind}.${shard}`,
+  /** An ask names its actor in the subject's last token; a shard listens on `cc.ask.<kind>.<shard>.*`. */
+  ask: (kind: string, shard: number, id: string) => `cc.ask.${kind}.${shard}.${id}`,
   dead: (kind: string) => `cc.dead.${kind}`,
   /** `@xstate.snapshot` events (the workspace's index follows these). */
   inspect: (kind: string, id: string) => `cc.inspect.${kind}.${id}`,

@@ -75,16 +75,15 @@ export class ActorClient {
     validateEvent(event);
     const timeout = opts.timeoutMs ?? 5_000;
     const deadline = Date.now() + timeout;
-    const h = natsHeaders();
-    h.set(HDR_ACTOR, r.id);
-    const subject = subjects.ask(r.kind, shardOf(r.id, this.shards));
+    // The actor's id is the subject's last token: no headers to build here or to parse on the node.
+    const subject = subjects.ask(r.kind, shardOf(r.id, this.shards), r.id);
     const body = enc.encode(JSON.stringify(stamp(event)));
     let pause = 20;
     for (;;) {
       const left = deadline - Date.now();
       if (left <= 0) throw new AskError(`ask ${refString(r)} ${event.type}: timed out after ${timeout} ms`, 'timeout');
       try {
-        const m = await this.replies.request(subject, body, h, left);
+        const m = await this.replies.request(subject, body, left);
         const answer = JSON.parse(dec.decode(m.data)) as { ok: boolean; data?: unknown; error?: string };
         if (!answer.ok) throw new AskError(`ask ${refString(r)} ${event.type}: ${answer.error}`, 'rejected');
         if (!opts.reply) return answer.data as R;

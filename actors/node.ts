@@ -16,6 +16,7 @@ import type { ActivationEvent, HostedKind, NodeServices, RuntimeOptions } from '
 import { Shard } from './shard.ts';
 import { Stepper } from './step.ts';
 import { Gate } from './gate.ts';
+import { Watches } from './inspection.ts';
 
 export interface ActorNodeOptions extends Partial<RuntimeOptions> {
   nc: NatsConnection;
@@ -89,6 +90,8 @@ export class ActorNode {
     }, 60_000);
     const registry = opts.registry ?? new Registry();
     const log = opts.log ?? pino({ level: 'silent' });
+    // Only a hosting node publishes inspection events, so only it follows who watches them.
+    const watches = opts.host === false || opts.inspect === false ? new Watches() : await Watches.follow(buckets.watches, log);
     const svc: NodeServices = {
       nodeId: opts.nodeId,
       nc: opts.nc,
@@ -99,6 +102,7 @@ export class ActorNode {
       timerKv: buckets.timers,
       metrics: actorMetrics(registry),
       gate: new Gate(opts.concurrency ?? 256),
+      watches,
       log,
       options: {
         shards: opts.shards ?? 32,
@@ -142,6 +146,11 @@ export class ActorNode {
       shards_total: this.kinds.size * this.svc.options.shards,
       resident_actors: resident,
     };
+  }
+
+  /** Whether this node publishes the actor's `@xstate.event` and `@xstate.actor` inspection now (someone watches it). */
+  inspects(kind: string, id: string): boolean {
+    return this.svc.options.inspect && this.svc.watches.watched(kind, id);
   }
 
   ownedShards(): string[] {
@@ -315,6 +324,7 @@ export class ActorNode {
     clearInterval(keepAlive);
     for (const t of this.timers) clearInterval(t);
     this.unwatch();
+    this.svc.watches.stop();
     await this.control.nodes.delete(this.id).catch(() => undefined);
   }
 }

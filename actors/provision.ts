@@ -3,6 +3,7 @@ import { RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/je
 import { nanos, type NatsConnection } from '@nats-io/nats-core';
 import { Kvm, type KV } from '@nats-io/kv';
 import { DEAD_STREAM, LEASE_BUCKET, MAIL_STREAM, NODE_BUCKET, PARTS_BUCKET, STATE_BUCKET, TIMER_BUCKET } from './address.ts';
+import { MAX_WATCH_MS, WATCH_BUCKET } from './inspection.ts';
 
 export interface Buckets {
   state: KV;
@@ -10,6 +11,7 @@ export interface Buckets {
   timers: KV;
   leases: KV;
   nodes: KV;
+  watches: KV;
 }
 
 export async function provision(nc: NatsConnection, jsm: JetStreamManager, replicas: number, leaseTtlMs: number): Promise<Buckets> {
@@ -59,6 +61,8 @@ export async function provision(nc: NatsConnection, jsm: JetStreamManager, repli
     leases: await open(LEASE_BUCKET),
     // Membership expires on the server's clock: a key not renewed within the TTL disappears.
     nodes: await open(NODE_BUCKET, leaseTtlMs),
+    // Who watches which actors' inspection events (inspection.ts); a watch not renewed lapses.
+    watches: await open(WATCH_BUCKET, MAX_WATCH_MS),
   };
 }
 

@@ -40,7 +40,7 @@ const who = (name: string) => {
 test('each reply reaches its own request, many at once and out of order', async () => {
   const other = await nats.connect();
   const replies = new Replies(other);
-  const got = await Promise.all(Array.from({ length: 300 }, (_, i) => replies.request('echo', enc.encode(String(i)), who(`w${i}`), 5_000)));
+  const got = await Promise.all(Array.from({ length: 300 }, (_, i) => replies.request('echo', enc.encode(String(i)), 5_000, who(`w${i}`))));
   assert.deepEqual(
     got.map((m) => dec.decode(m.data)),
     Array.from({ length: 300 }, (_, i) => `${i}:w${i}`),
@@ -51,26 +51,26 @@ test('each reply reaches its own request, many at once and out of order', async 
 test('nobody listening: NoResponders at once, not a timeout', async () => {
   const replies = new Replies(nc);
   const t = performance.now();
-  await assert.rejects(replies.request('nobody.here', enc.encode('x'), who('a'), 5_000), (e: unknown) => e instanceof NoResponders);
+  await assert.rejects(replies.request('nobody.here', enc.encode('x'), 5_000, who('a')), (e: unknown) => e instanceof NoResponders);
   assert.ok(performance.now() - t < 1_000);
 });
 
 test('no answer by the deadline: ReplyTimeout shortly after it', async () => {
   const replies = new Replies(nc);
   const t = performance.now();
-  await assert.rejects(replies.request('silent', enc.encode('x'), who('a'), 200), (e: unknown) => e instanceof ReplyTimeout && /timed out/.test((e as Error).message));
+  await assert.rejects(replies.request('silent', enc.encode('x'), 200, who('a')), (e: unknown) => e instanceof ReplyTimeout && /timed out/.test((e as Error).message));
   const took = performance.now() - t;
   assert.ok(took >= 190 && took < 1_000, `took ${took} ms`);
   // The next request still works.
-  assert.equal(dec.decode((await replies.request('echo', enc.encode('again'), who('b'), 5_000)).data), 'again:b');
+  assert.equal(dec.decode((await replies.request('echo', enc.encode('again'), 5_000, who('b'))).data), 'again:b');
 });
 
 test('closing the connection ends the requests waiting on it', async () => {
   const other = await nats.connect();
   const replies = new Replies(other);
-  const waiting = replies.request('silent', enc.encode('x'), who('a'), 30_000);
+  const waiting = replies.request('silent', enc.encode('x'), 30_000, who('a'));
   await other.flush();
   await other.close();
   await assert.rejects(waiting, (e: unknown) => e instanceof ReplyClosed);
-  await assert.rejects(replies.request('echo', enc.encode('x'), who('a'), 1_000), (e: unknown) => e instanceof ReplyClosed);
+  await assert.rejects(replies.request('echo', enc.encode('x'), 1_000, who('a')), (e: unknown) => e instanceof ReplyClosed);
 });

@@ -26,7 +26,7 @@ export class Replies {
 
   constructor(private readonly nc: NatsConnection) {}
 
-  request(subject: string, body: Uint8Array, headers: MsgHdrs, timeoutMs: number): Promise<Msg> {
+  request(subject: string, body: Uint8Array, timeoutMs: number, headers?: MsgHdrs): Promise<Msg> {
     if (this.nc.isClosed()) return Promise.reject(new ReplyClosed('connection closed'));
     this.sub ??= this.listen();
     const token = (this.next++).toString(36);

@@ -7,6 +7,7 @@ import type { ActorKind } from './kind.ts';
 import type { ActorMetrics } from './metrics.ts';
 import type { Stepper } from './step.ts';
 import type { Gate } from './gate.ts';
+import type { Watches } from './inspection.ts';
 
 export interface HostedKind {
   kind: ActorKind;
@@ -22,7 +23,7 @@ export interface RuntimeOptions {
   idleMs: number;
   /** Attempts after the first before a throwing message is dead-lettered. */
   retries: number;
-  /** Publish XState-style inspection events on cc.inspect.<kind>.<id>. */
+  /** Publish XState-style inspection events on cc.inspect.<kind>.<id> (events and activations only while watched). */
   inspect: boolean;
 }
 
@@ -37,6 +38,8 @@ export interface NodeServices {
   metrics: ActorMetrics;
   /** Node-wide bound on actors stepping at once. */
   gate: Gate;
+  /** Which actors someone watches for their events (inspection.ts). */
+  watches: Watches;
   log: Logger;
   options: RuntimeOptions;
   onActivation(ev: ActivationEvent, kind: string, id: string): void;

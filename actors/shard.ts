@@ -8,6 +8,7 @@ import type { Effect } from '../machines/effects.ts';
 import { HDR_ACTOR, HDR_FROM, HDR_REASON, IdSchema, MAIL_STREAM, consumerName, keys, parseRef, shardOf, subjects } from './address.ts';
 import { EventSchema } from './client.ts';
 import { Deadlines } from './deadlines.ts';
+import { actorInspection, eventInspection, snapshotInspection, snapshotView as view } from './inspection.ts';
 import { decodeRecord, encodeRecord, type ActorRecord, type OutboxEntry, type Timer } from './record.ts';
 import { PartMissing, PartState, StoreUnavailable, commitPart, listValue, loadPart, planPart, stripContext, writeBackground, type PartMeta, type PartPlan } from './parts.ts';
 import type { HostedKind, NodeServices } from './services.ts';
@@ -151,7 +152,8 @@ export class Shard {
     void (async () => {
       for await (const m of this.messages!) this.onMail(m);
     })().catch((e) => this.svc.log.error({ err: e, kind: this.kind, shard: this.index }, 'mail consumer stopped'));
-    this.asks = nc.subscribe(subjects.ask(this.kind, this.index), { callback: (err, m) => (err ? undefined : this.onAsk(m)) });
+    const askPrefix = subjects.ask(this.kind, this.index, '');
+    this.asks = nc.subscribe(`${askPrefix}*`, { callback: (err, m) => (err ? undefined : this.onAsk(m, m.subject.slice(askPrefix.length))) });
     const every = Math.max(250, Math.floor(this.svc.options.idleMs / 2));
     this.sweeper = setInterval(() => {
       this.passivateIdle();
@@ -223,10 +225,9 @@ export class Shard {
     this.enqueue(id, { t: 'mail', msg: m, seq: m.seq, event });
   }
 
-  private onAsk(m: Msg): void {
-    const id = m.headers?.get(HDR_ACTOR) ?? '';
+  private onAsk(m: Msg, id: string): void {
     if (!this.live || this.state === 'draining') return; // no answer: the caller retries with the next owner
-    if (!v.is(IdSchema, id)) return void m.respond(answer(false, `missing or invalid ${HDR_ACTOR} header`));
+    if (!v.is(IdSchema, id)) return void m.respond(answer(false, `invalid actor id in the subject: ${JSON.stringify(id)}`));
     let event: EventObject;
     try {
       event = this.validate(JSON.parse(dec.decode(m.data)));
@@ -347,7 +348,7 @@ export class Shard {
       a.live = true;
       this.svc.metrics.activations.inc(this.label);
       this.svc.onActivation('activate', kind.name, id);
-      if (this.svc.options.inspect) this.svc.nc.publish(subjects.inspectActor(kind.name, id), JSON.stringify(actorInspection(kind.name, id, this.svc.nodeId)));
+      if (this.svc.options.inspect && this.svc.watches.watched(kind.name, id)) this.svc.nc.publish(subjects.inspectActor(kind.name, id), JSON.stringify(actorInspection(kind.name, id, this.svc.nodeId)));
     }
     return true;
   }
@@ -419,6 +420,7 @@ export class Shard {
     const failures: { w: Work; reason: string }[] = [];
     // In the order they happened: each applied event, then the snapshot it changed.
     const inspections: { subject: string; data: unknown }[] = [];
+    const watched = options.inspect && this.svc.watches.watched(kind.name, id);
 
     const apply = (res: StepResult, w: Work | undefined, event: EventObject) => {
       const changed = res.snapshot !== snap;
@@ -458,8 +460,8 @@ export class Shard {
         }
       }
       if (outbox.length) dirty = true;
-      if (options.inspect && w) inspections.push({ subject: subjects.inspectEvent(kind.name, id), data: eventInspection(kind.name, id, event, sourceOf(w, `${kind.name}/${id}`), this.svc.nodeId) });
-      if (options.inspect && changed) inspections.push({ subject: subjects.inspect(kind.name, id), data: inspection(kind.name, id, event, this.stored(snap), this.svc.nodeId) });
+      if (watched && w) inspections.push({ subject: subjects.inspectEvent(kind.name, id), data: eventInspection(kind.name, id, event, sourceOf(w, `${kind.name}/${id}`), this.svc.nodeId) });
+      if (options.inspect && changed) inspections.push({ subject: subjects.inspect(kind.name, id), data: snapshotInspection(kind.name, id, event, this.stored(snap), this.svc.nodeId) });
     };
 
     if (a.init) {
@@ -775,22 +777,7 @@ function earliest(timers: Timer[]): number | undefined {
   return min;
 }
 
-const view = (s: AnyMachineSnapshot) => ({ value: s.value, context: s.context, status: s.status });
-
 const answer = (ok: boolean, x: unknown) => JSON.stringify(ok ? { ok, data: x } : { ok, error: x });
-
-// Shaped like XState's inspection events, with the actor's address as its id.
-function inspection(kind: string, id: string, event: EventObject, s: AnyMachineSnapshot, node: string) {
-  return { type: '@xstate.snapshot', actorRef: `${kind}/${id}`, rootId: `${kind}/${id}`, event, snapshot: view(s), node, at: Date.now() };
-}
-
-function eventInspection(kind: string, id: string, event: EventObject, sourceRef: string | undefined, node: string) {
-  return { type: '@xstate.event', actorRef: `${kind}/${id}`, rootId: `${kind}/${id}`, event, sourceRef, node, at: Date.now() };
-}
-
-function actorInspection(kind: string, id: string, node: string) {
-  return { type: '@xstate.actor', actorRef: `${kind}/${id}`, rootId: `${kind}/${id}`, node, at: Date.now() };
-}
 
 /** Who sent a piece of work: the actor whose outbox told it, the actor itself for its timers, else unknown. */
 function sourceOf(w: Work, self: string): string | undefined {

@@ -25,6 +25,8 @@ export function percentile(samples: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 }
 
+export const median = (xs: number[]): number => percentile(xs, 50);
+
 /** Runs `n` calls of `fn` with `inFlight` outstanding at a time; returns calls per second. */
 export async function throughput(n: number, inFlight: number, fn: (i: number) => Promise<unknown>): Promise<number> {
   let next = 0;

@@ -7,8 +7,9 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { headers as natsHeaders } from '@nats-io/nats-core';
 import { ActorNode } from '../actors/node.ts';
 import { AskError } from '../actors/client.ts';
-import { DEAD_STREAM, HDR_REASON, STATE_BUCKET, refString } from '../actors/address.ts';
+import { DEAD_STREAM, HDR_REASON, STATE_BUCKET, refString, shardOf } from '../actors/address.ts';
 import { defineKind } from '../actors/kind.ts';
+import { watchInspection } from '../actors/inspection.ts';
 import { counterKind } from './support/counter.ts';
 import { startTestNats, waitFor, type TestNats } from './support/nats.ts';
 
@@ -103,6 +104,14 @@ describe('actor runtime, one node', () => {
     await assert.rejects(node.tell('nokind', { type: 'inc' }), /actor address must be kind\/id/);
     await assert.rejects(node.ask('counter/x', { type: '' }), (e: unknown) => e instanceof AskError && /event type must not be empty/.test(e.message));
     await assert.rejects(node.ask('counter/x', { type: 'boom' }), (e: unknown) => e instanceof AskError && e.code === 'rejected' && /boom is poison/.test(e.message));
+    // Asks sent by hand to the shard's subject (the id is its last token) get the reason back.
+    const raw = async (subject: string, body: string) => (await nc.request(subject, body, { timeout: 5000 })).json<{ ok: boolean; error?: string }>();
+    const shard = shardOf('x', 4);
+    const notJson = await raw(`cc.ask.counter.${shard}.x`, 'not json');
+    assert.equal(notJson.ok, false);
+    assert.match(notJson.error!, /^invalid event: .*JSON/);
+    const bad = 'a+b';
+    assert.deepEqual(await raw(`cc.ask.counter.${shardOf(bad, 4)}.${bad}`, '{"type":"get"}'), { ok: false, error: 'invalid actor id in the subject: "a+b"' });
   });
 
   test('a poison message is dead-lettered with its reason and the actor goes on', async () => {
@@ -221,7 +230,7 @@ describe('actor runtime, one node', () => {
     assert.equal(ev?.snapshot.context.count, 4);
   });
 
-  test('an activation, each event applied (with the actor that sent it) and each change are inspected, in that order', async () => {
+  test('a watched actor: its activation, each event applied (with the actor that sent it) and each change are inspected, in that order', async () => {
     const seen: { subject: string; type: string; sourceRef?: string; event?: { type: string } }[] = [];
     const sub = nc.subscribe('cc.inspect.counter.>', {
       callback: (_e, m) => {
@@ -229,11 +238,13 @@ describe('actor runtime, one node', () => {
         if (d.actorRef === 'counter/insp') seen.push({ subject: m.subject, type: d.type, sourceRef: d.sourceRef, event: d.event && { type: d.event.type } });
       },
     });
+    const watch = await watchInspection(nc, { kind: 'counter', id: 'insp' });
+    await waitFor('the node knows of the watch', () => node.inspects('counter', 'insp'));
+    assert.equal(node.inspects('counter', 'other'), false, 'a watch of one actor is of that actor only');
     await node.tell('counter/insp-src', { type: 'forward', to: 'counter/insp' });
     await waitFor('the forwarded tell inspected', () => seen.some((x) => x.type === '@xstate.snapshot'));
     assert.equal((await node.ask<Count>('counter/insp', { type: 'get' })).count, 10);
     await waitFor('the ask inspected', () => seen.length >= 4);
-    sub.unsubscribe();
     assert.deepEqual(seen.slice(0, 4), [
       { subject: 'cc.inspect.counter.insp.actor', type: '@xstate.actor', sourceRef: undefined, event: undefined },
       { subject: 'cc.inspect.counter.insp.event', type: '@xstate.event', sourceRef: 'counter/insp-src', event: { type: 'inc' } },
@@ -241,6 +252,31 @@ describe('actor runtime, one node', () => {
       // An ask changes nothing here: its event is inspected, with no snapshot after it.
       { subject: 'cc.inspect.counter.insp.event', type: '@xstate.event', sourceRef: undefined, event: { type: 'get' } },
     ]);
+
+    // Unwatched again: changes still show as snapshots (the workspace follows those); events no longer go out.
+    await watch.stop();
+    await waitFor('the node knows the watch ended', () => !node.inspects('counter', 'insp'));
+    seen.length = 0;
+    await node.tell('counter/insp', { type: 'inc', by: 1 });
+    await waitFor('the change inspected', () => seen.some((x) => x.type === '@xstate.snapshot'));
+    await node.ask<Count>('counter/insp', { type: 'get' });
+    await nc.flush();
+    // The ask's answer and any inspection of it leave the node together: a round trip later, nothing more came.
+    await node.ask<Count>('counter/insp', { type: 'get' });
+    sub.unsubscribe();
+    assert.deepEqual(seen.map((x) => x.type), ['@xstate.snapshot']);
+  });
+
+  test('a watch of a kind covers all its actors, and lapses when its watcher stops renewing it', async () => {
+    const watch = await watchInspection(nc, { kind: 'counter' }, { ttlMs: 3000 });
+    await waitFor('the node knows of the watch', () => node.inspects('counter', 'any-1') && node.inspects('counter', 'any-2'));
+    // A watcher that dies leaves its key: it holds until the time it last set, then no longer counts.
+    const bucket = await new Kvm(nc).open('cc_inspect_watch');
+    await bucket.put('counter.gone-watcher', new TextEncoder().encode(JSON.stringify({ until: Date.now() + 1500 })));
+    await watch.stop();
+    await waitFor('held by the other key', () => node.inspects('counter', 'any-1'));
+    await waitFor('lapsed', () => !node.inspects('counter', 'any-1'), 5000, 100);
+    await assert.rejects(watchInspection(nc, { kind: 'Counter' }), /actor kind must be lower-case/);
   });
 
   test('a snapshot of an unknown machine version fails loudly and is never reset', async () => {
