@@ -89,9 +89,11 @@ const LIVE_EVERY_MS = 250;
 /**
  * Notices and overflows one tick sends at most, front of the queue first; the rest follow on ticks
  * CATCH_UP_MS apart. A step's effects are stored in its record before they are sent: thousands at once
- * would not fit in one NATS message, and hundreds hold up the offer behind them.
+ * would not fit in one NATS message, and the actor's next turn (an agent freed, to be offered a task)
+ * waits until they are acknowledged. 64 notices a step rather than 256 took the offer p99 on the runtime
+ * bench from 25.7–30.0 ms to 19.2–27.8 ms; 10,000 waiting customers are then told in about 10 s.
  */
-export const NOTICES_PER_STEP = 256;
+export const NOTICES_PER_STEP = 64;
 export const OVERFLOWS_PER_STEP = 128;
 const CATCH_UP_MS = 50;
 
