@@ -36,6 +36,9 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 export function validateEvent(event: unknown): EventObject {
+  // The usual case, checked by hand on every tell and ask; valibot is asked only to say what is wrong.
+  const type = typeof event === 'object' && event !== null ? (event as { type?: unknown }).type : undefined;
+  if (typeof type === 'string' && type.length > 0) return event as EventObject;
   const r = v.safeParse(EventSchema, event);
   if (!r.success) throw new AskError(`invalid event: ${r.issues[0].message}`, 'invalid');
   return r.output as EventObject;

@@ -91,7 +91,7 @@ export class ActorNode {
     const registry = opts.registry ?? new Registry();
     const log = opts.log ?? pino({ level: 'silent' });
     // Only a hosting node publishes inspection events, so only it follows who watches them.
-    const watches = opts.host === false || opts.inspect === false ? new Watches() : await Watches.follow(buckets.watches, log);
+    const watches = opts.host === false || opts.inspect === false ? new Watches() : await retry(() => Watches.follow(buckets.watches, log), 60_000);
     const svc: NodeServices = {
       nodeId: opts.nodeId,
       nc: opts.nc,
