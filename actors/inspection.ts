@@ -88,7 +88,12 @@ export class Watches {
     const m = this.targets.get(target);
     if (!m) return false;
     const now = Date.now();
-    for (const until of m.values()) if (until > now) return true;
+    for (const [watcher, until] of m) {
+      if (until > now) return true;
+      // A watcher that died leaves its key until the bucket ages it out, and no change is sent for that.
+      m.delete(watcher);
+    }
+    this.targets.delete(target);
     return false;
   }
 
