@@ -6,6 +6,8 @@ const KIND = /^[a-z][a-z0-9_]{0,31}$/;
 const ID = /^[A-Za-z0-9_=-]{1,200}$/;
 export const KindSchema = v.pipe(v.string(), v.regex(KIND, 'actor kind must be lower-case letters, digits or _ (at most 32)'));
 export const IdSchema = v.pipe(v.string(), v.regex(ID, 'actor id must be 1 to 200 letters, digits, _, - or ='));
+/** The same rule as IdSchema, for the per-message paths that need only a yes or no. */
+export const isId = (id: string): boolean => ID.test(id);
 
 export interface ActorRef {
   readonly kind: string;
@@ -60,6 +62,7 @@ export const subjects = {
   mail: (kind: string, shard: number) => `cc.mail.${kind}.${shard}`,
   /** An ask names its actor in the subject's last token; a shard listens on `cc.ask.<kind>.<shard>.*`. */
   ask: (kind: string, shard: number, id: string) => `cc.ask.${kind}.${shard}.${id}`,
+  askShard: (kind: string, shard: number) => `cc.ask.${kind}.${shard}.*`,
   dead: (kind: string) => `cc.dead.${kind}`,
   /** `@xstate.snapshot` events (the workspace's index follows these). */
   inspect: (kind: string, id: string) => `cc.inspect.${kind}.${id}`,

@@ -3,7 +3,7 @@ import * as v from 'valibot';
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/nats-core';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import type { EventObject } from 'xstate';
-import { HDR_ACTOR, parseRef, refString, shardOf, subjects, type ActorRef } from './address.ts';
+import { HDR_ACTOR, parseRef, ref, refString, shardOf, subjects, type ActorRef } from './address.ts';
 import { NoResponders, Replies } from './replies.ts';
 
 export const EventSchema = v.looseObject({ type: v.pipe(v.string(), v.minLength(1, 'event type must not be empty')) });
@@ -58,7 +58,7 @@ export class ActorClient {
 
   /** Durable send; resolves with the mail stream sequence once JetStream has stored it. */
   async tell(target: Target, event: ActorEvent, opts: TellOptions = {}): Promise<number> {
-    const r = typeof target === 'string' ? parseRef(target) : target;
+    const r = typeof target === 'string' ? parseRef(target) : ref(target.kind, target.id);
     validateEvent(event);
     const h = natsHeaders();
     h.set(HDR_ACTOR, r.id);
@@ -74,7 +74,7 @@ export class ActorClient {
    * (failover, rebalancing) until the timeout; the actor's answer is its `effect.reply`, else its snapshot view.
    */
   async ask<R = unknown>(target: Target, event: ActorEvent, opts: AskOptions<R> = {}): Promise<R> {
-    const r = typeof target === 'string' ? parseRef(target) : target;
+    const r = typeof target === 'string' ? parseRef(target) : ref(target.kind, target.id);
     validateEvent(event);
     const timeout = opts.timeoutMs ?? 5_000;
     const deadline = Date.now() + timeout;

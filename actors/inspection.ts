@@ -14,6 +14,7 @@ import { IdSchema, KindSchema } from './address.ts';
 export const WATCH_BUCKET = 'cc_inspect_watch';
 /** The longest a watch holds without renewal; the bucket drops older keys. */
 export const MAX_WATCH_MS = 10 * 60_000;
+export const MIN_WATCH_MS = 10_000;
 
 /** A snapshot as asks are answered and inspection shows it. */
 export const snapshotView = (s: AnyMachineSnapshot) => ({ value: s.value, context: s.context, status: s.status });
@@ -35,25 +36,27 @@ const Watch = v.object({ until: v.number() });
 const dec = new TextDecoder();
 const enc = new TextEncoder();
 
-/** Opens the watch bucket, creating it if this is the first to need it. */
-export async function watchBucket(nc: NatsConnection, replicas = 1): Promise<KV> {
-  const kvm = new Kvm(nc);
-  return kvm.create(WATCH_BUCKET, { history: 1, replicas, ttl: MAX_WATCH_MS }).catch(() => kvm.open(WATCH_BUCKET));
-}
-
 /** What a node knows of the watches: the bucket's keys, followed as they change. */
 export class Watches {
   /** `kind` or `kind/id` → watcher → until (ms since epoch). */
   private readonly targets = new Map<string, Map<string, number>>();
   private stopFollowing: () => void = () => {};
 
-  /** Reads the bucket's watches, then follows its changes. */
+  /**
+   * Follows the bucket: its current watches arrive first (moments after this returns, so an actor
+   * activated at once may miss its `@xstate.actor`), then every change.
+   */
   static async follow(kv: KV, log: { warn(o: object, m: string): void }): Promise<Watches> {
     const w = new Watches();
     const it = await kv.watch();
-    w.stopFollowing = () => it.stop();
+    let stopped = false;
+    w.stopFollowing = () => {
+      stopped = true;
+      it.stop();
+    };
     void (async () => {
       for await (const e of it) w.apply(e.key, e.operation === 'PUT' ? e.value : undefined);
+      if (!stopped) log.warn({}, 'inspection watches are no longer followed: the bucket watch ended');
     })().catch((err: Error) => log.warn({ err }, 'inspection watches are no longer followed'));
     return w;
   }
@@ -109,14 +112,18 @@ export interface InspectionWatch {
 
 /**
  * Asks every node to publish `@xstate.event` and `@xstate.actor` for one actor (`id`) or every actor of a
- * kind, while the returned watch lives: it is renewed every third of `ttlMs`, and lapses `ttlMs` after
- * its last renewal if the watcher goes away without stopping it. Nodes learn of it within milliseconds.
+ * kind, while the returned watch lives: it is renewed every third of `ttlMs`, and lapses between two and
+ * three thirds of `ttlMs` after the watcher goes away without stopping it. Nodes learn of it within
+ * milliseconds. Its end is set on the watcher's clock and read on each node's: the 10-s minimum keeps a
+ * few seconds of clock difference from ending a watch early. The bucket is the nodes' (provision.ts).
  */
 export async function watchInspection(nc: NatsConnection, target: { kind: string; id?: string }, opts: { ttlMs?: number } = {}): Promise<InspectionWatch> {
   v.parse(KindSchema, target.kind);
   if (target.id !== undefined) v.parse(IdSchema, target.id);
-  const ttl = Math.min(Math.max(opts.ttlMs ?? 60_000, 3_000), MAX_WATCH_MS);
-  const kv = await watchBucket(nc);
+  const ttl = Math.min(Math.max(opts.ttlMs ?? 60_000, MIN_WATCH_MS), MAX_WATCH_MS);
+  const kv = await new Kvm(nc).open(WATCH_BUCKET).catch((err: Error) => {
+    throw new Error(`no actor node has created ${WATCH_BUCKET} yet: ${err.message}`);
+  });
   const key = [target.kind, target.id, crypto.randomUUID().replaceAll('-', '')].filter(Boolean).join('.');
   const put = () => kv.put(key, enc.encode(JSON.stringify({ until: Date.now() + ttl })));
   await put();

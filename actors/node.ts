@@ -150,7 +150,7 @@ export class ActorNode {
 
   /** Whether this node publishes the actor's `@xstate.event` and `@xstate.actor` inspection now (someone watches it). */
   inspects(kind: string, id: string): boolean {
-    return this.svc.options.inspect && this.svc.watches.watched(kind, id);
+    return this.svc.watches.watched(kind, id);
   }
 
   ownedShards(): string[] {

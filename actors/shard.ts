@@ -5,7 +5,7 @@ import { headers as natsHeaders, nanos, type Msg, type Subscription } from '@nat
 import * as v from 'valibot';
 import type { AnyMachineSnapshot, EventObject } from 'xstate';
 import type { Effect } from '../machines/effects.ts';
-import { HDR_ACTOR, HDR_FROM, HDR_REASON, IdSchema, MAIL_STREAM, consumerName, keys, parseRef, shardOf, subjects } from './address.ts';
+import { HDR_ACTOR, HDR_FROM, HDR_REASON, MAIL_STREAM, isId, consumerName, keys, parseRef, shardOf, subjects } from './address.ts';
 import { EventSchema } from './client.ts';
 import { Deadlines } from './deadlines.ts';
 import { actorInspection, eventInspection, snapshotInspection, snapshotView as view } from './inspection.ts';
@@ -152,8 +152,8 @@ export class Shard {
     void (async () => {
       for await (const m of this.messages!) this.onMail(m);
     })().catch((e) => this.svc.log.error({ err: e, kind: this.kind, shard: this.index }, 'mail consumer stopped'));
-    const askPrefix = subjects.ask(this.kind, this.index, '');
-    this.asks = nc.subscribe(`${askPrefix}*`, { callback: (err, m) => (err ? undefined : this.onAsk(m, m.subject.slice(askPrefix.length))) });
+    const idFrom = subjects.ask(this.kind, this.index, '').length;
+    this.asks = nc.subscribe(subjects.askShard(this.kind, this.index), { callback: (err, m) => (err ? undefined : this.onAsk(m, m.subject.slice(idFrom))) });
     const every = Math.max(250, Math.floor(this.svc.options.idleMs / 2));
     this.sweeper = setInterval(() => {
       this.passivateIdle();
@@ -211,7 +211,7 @@ export class Shard {
     if (!this.live) return;
     if ((this.delivered++ & 63) === 0) this.setLag(m.info.pending);
     const id = m.headers?.get(HDR_ACTOR) ?? '';
-    if (!v.is(IdSchema, id)) {
+    if (!isId(id)) {
       void this.deadLetter(m, `missing or invalid ${HDR_ACTOR} header`, id);
       return;
     }
@@ -227,7 +227,7 @@ export class Shard {
 
   private onAsk(m: Msg, id: string): void {
     if (!this.live || this.state === 'draining') return; // no answer: the caller retries with the next owner
-    if (!v.is(IdSchema, id)) return void m.respond(answer(false, `invalid actor id in the subject: ${JSON.stringify(id)}`));
+    if (!isId(id)) return void m.respond(answer(false, `invalid actor id in the subject: ${JSON.stringify(id)}`));
     let event: EventObject;
     try {
       event = this.validate(JSON.parse(dec.decode(m.data)));
@@ -348,7 +348,7 @@ export class Shard {
       a.live = true;
       this.svc.metrics.activations.inc(this.label);
       this.svc.onActivation('activate', kind.name, id);
-      if (this.svc.options.inspect && this.svc.watches.watched(kind.name, id)) this.svc.nc.publish(subjects.inspectActor(kind.name, id), JSON.stringify(actorInspection(kind.name, id, this.svc.nodeId)));
+      if (this.svc.watches.watched(kind.name, id)) this.svc.nc.publish(subjects.inspectActor(kind.name, id), JSON.stringify(actorInspection(kind.name, id, this.svc.nodeId)));
     }
     return true;
   }
@@ -420,7 +420,8 @@ export class Shard {
     const failures: { w: Work; reason: string }[] = [];
     // In the order they happened: each applied event, then the snapshot it changed.
     const inspections: { subject: string; data: unknown }[] = [];
-    const watched = options.inspect && this.svc.watches.watched(kind.name, id);
+    // Events and activations only for watched actors (a node with inspection off follows no watches).
+    const watched = this.svc.watches.watched(kind.name, id);
 
     const apply = (res: StepResult, w: Work | undefined, event: EventObject) => {
       const changed = res.snapshot !== snap;

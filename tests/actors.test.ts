@@ -104,6 +104,9 @@ describe('actor runtime, one node', () => {
     await assert.rejects(node.tell('nokind', { type: 'inc' }), /actor address must be kind\/id/);
     await assert.rejects(node.ask('counter/x', { type: '' }), (e: unknown) => e instanceof AskError && /event type must not be empty/.test(e.message));
     await assert.rejects(node.ask('counter/x', { type: 'boom' }), (e: unknown) => e instanceof AskError && e.code === 'rejected' && /boom is poison/.test(e.message));
+    // An address given as an object is checked as a string one is: its id becomes a subject token.
+    await assert.rejects(node.ask({ kind: 'counter', id: 'a.b' }, { type: 'get' }), /actor id must be 1 to 200 letters/);
+    await assert.rejects(node.tell({ kind: 'counter', id: '>' }, { type: 'inc' }), /actor id must be 1 to 200 letters/);
     // Asks sent by hand to the shard's subject (the id is its last token) get the reason back.
     const raw = async (subject: string, body: string) => (await nc.request(subject, body, { timeout: 5000 })).json<{ ok: boolean; error?: string }>();
     const shard = shardOf('x', 4);
@@ -267,15 +270,16 @@ describe('actor runtime, one node', () => {
     assert.deepEqual(seen.map((x) => x.type), ['@xstate.snapshot']);
   });
 
-  test('a watch of a kind covers all its actors, and lapses when its watcher stops renewing it', async () => {
-    const watch = await watchInspection(nc, { kind: 'counter' }, { ttlMs: 3000 });
+  test('a watch of a kind covers all its actors; a dead watcher\'s key holds until its time, then lapses', async () => {
+    const watch = await watchInspection(nc, { kind: 'counter' });
     await waitFor('the node knows of the watch', () => node.inspects('counter', 'any-1') && node.inspects('counter', 'any-2'));
-    // A watcher that dies leaves its key: it holds until the time it last set, then no longer counts.
+    await watch.stop();
+    await waitFor('the node knows it ended', () => !node.inspects('counter', 'any-1'));
+    // A watcher that died leaves its key, which no renewal or stop will touch: it counts until the time it set.
     const bucket = await new Kvm(nc).open('cc_inspect_watch');
     await bucket.put('counter.gone-watcher', new TextEncoder().encode(JSON.stringify({ until: Date.now() + 1500 })));
-    await watch.stop();
-    await waitFor('held by the other key', () => node.inspects('counter', 'any-1'));
-    await waitFor('lapsed', () => !node.inspects('counter', 'any-1'), 5000, 100);
+    await waitFor('held by the dead watcher\'s key', () => node.inspects('counter', 'any-1'));
+    await waitFor('lapsed at its time', () => !node.inspects('counter', 'any-1'), 5000, 100);
     await assert.rejects(watchInspection(nc, { kind: 'Counter' }), /actor kind must be lower-case/);
   });
 

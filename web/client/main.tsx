@@ -243,7 +243,8 @@ function Conversation({ t, id, onDone, onRead }: { t: Words; id: string; onDone:
   const [files, setFiles] = useState<{ key: string; name: string; contentType: string; size: number }[]>([]);
   const reply = useRef<HTMLTextAreaElement>(null);
   const load = () => api<Detail>(`/api/conversations/${id}`).then((x) => {
-    setD(x);
+    // Wrap-up is one way: an index that has not yet caught up with the actor's answer does not undo it.
+    setD((was) => (was?.conversation.state === 'wrapup' && ['active', 'onHold'].includes(x.conversation.state) ? { ...x, conversation: { ...x.conversation, state: 'wrapup' } } : x));
     onRead(); // opening marks it read: the inbox badge follows
   }, (e: Error) => setError(e.message));
   useEffect(() => {

@@ -12,7 +12,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import * as v from 'valibot';
-import type { ActorClient } from '../../actors/client.ts';
+import { AskError, type ActorClient } from '../../actors/client.ts';
 import { upgradeWebSocket } from '../../platform/websocket.ts';
 import type { StoreClient } from '../../storage/client.ts';
 import { StoreError } from '../../storage/api.ts';
@@ -32,7 +32,7 @@ import { MAX_UPLOAD_BYTES, uploadRefusal } from '../client/upload-limits.ts';
 import { page } from './page.ts';
 import { ringWidget } from '../../edges/webchat/ring.ts';
 import { FailureLimiter } from './ratelimit.ts';
-import { CannedBody, CustomerId, CustomerPatchBody, LoginBody, MergeBody, OutreachBody, PresenceBody, reasonOf, RejectBody, ReplyBody, ReportQuery, TransferBody, WrapupBody, isResponse, jsonBody } from './schemas.ts';
+import { CannedBody, CustomerId, CustomerPatchBody, LoginBody, MergeBody, OutreachBody, PresenceBody, reasonOf, RejectBody, ReplyBody, ReportQuery, StateView, TransferBody, WrapupBody, isResponse, jsonBody } from './schemas.ts';
 
 export interface WorkspaceDeps {
   nc: NatsConnection;
@@ -91,6 +91,8 @@ export async function workspace(deps: WorkspaceDeps): Promise<Workspace> {
 
   app.onError((err, c) => {
     if (err instanceof StoreError) return c.json({ error: err.reason }, err.code === 404 || err.code === 400 || err.code === 409 ? err.code : 502);
+    // No node answered for the actor in time (a shard changing owner): the request may simply be sent again.
+    if (err instanceof AskError && err.code === 'timeout') return c.json({ error: err.message }, 503);
     log.error({ err }, 'workspace request failed');
     return c.json({ error: err.message }, 500);
   });
@@ -328,7 +330,7 @@ export async function workspace(deps: WorkspaceDeps): Promise<Workspace> {
     // moment later), says whether it could, and the page can show the form at once. The close is a tell
     // after it, so the two keep their order.
     if (e.state !== 'wrapup') {
-      const now = await actors.ask<{ value: unknown }>(`conversation/${e.id}`, { type: 'wrapup' }, { timeoutMs: 3000 });
+      const now = await actors.ask(`conversation/${e.id}`, { type: 'wrapup' }, { timeoutMs: 3000, reply: StateView });
       const state = stateOf(now.value);
       if (state !== 'wrapup') return fail(c, 409, `the conversation is ${state}; only an active or held conversation can be wrapped up`);
     }

@@ -19,6 +19,8 @@ export const ReplyBody = v.pipe(
 export const TransferBody = v.object({ to: v.pipe(v.string(), v.regex(/^(agent|queue)\/[A-Za-z0-9_=-]{1,64}$/, 'must be agent/<id> or queue/<id>')), note: v.optional(v.pipe(v.string(), v.maxLength(1000)), '') });
 /** No disposition: enter wrap-up; a disposition: close with it. */
 export const WrapupBody = v.object({ disposition: v.optional(Text(200)) });
+/** What an actor answers an ask with when its machine sends no reply of its own: its snapshot's view. */
+export const StateView = v.looseObject({ value: v.unknown() });
 const Tag = v.pipe(v.string(), v.trim(), v.regex(/^[\p{L}\p{N}_ :.-]{1,40}$/u, 'must be 1-40 letters, digits, spaces, _ : . or -'));
 /** A supervisor's merge of the customer in the path into another (the survivor): they are one person. */
 /** A customer's id as the actors and the workspace name it (the store's `customer:<id>` without its table). */
