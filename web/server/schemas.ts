@@ -22,9 +22,9 @@ export const WrapupBody = v.object({ disposition: v.optional(Text(200)) });
 /** What an actor answers an ask with when its machine sends no reply of its own: its snapshot's view. */
 export const StateView = v.looseObject({ value: v.unknown() });
 const Tag = v.pipe(v.string(), v.trim(), v.regex(/^[\p{L}\p{N}_ :.-]{1,40}$/u, 'must be 1-40 letters, digits, spaces, _ : . or -'));
-/** A supervisor's merge of the customer in the path into another (the survivor): they are one person. */
 /** A customer's id as the actors and the workspace name it (the store's `customer:<id>` without its table). */
 export const CustomerId = v.pipe(v.string('must be a customer id'), v.regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be a customer id'));
+/** A supervisor's merge of the customer in the path into another (the survivor): they are one person. */
 export const MergeBody = v.object({
   into: CustomerId,
   reason: v.pipe(v.optional(v.string('say why'), ''), v.trim(), v.minLength(1, 'say why'), v.maxLength(500, 'at most 500 characters')),
