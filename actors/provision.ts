@@ -45,12 +45,13 @@ export async function provision(nc: NatsConnection, jsm: JetStreamManager, repli
     duplicate_window: nanos(10 * 60_000),
   });
   const kvm = new Kvm(nc);
+  // Created if missing, then opened: an opened handle reads through the stream leader, while the one
+  // `create` returns uses direct gets, which any replica answers. A replica still catching up (after a
+  // restart, say) answers with an older entry or none, and where no compare-and-set write follows to
+  // catch it (a timer index read at a shard's start, a timer found not yet due) the deadline is lost.
   const open = async (name: string, ttl?: number) => {
-    try {
-      return await kvm.create(name, { history: 1, replicas, ...(ttl ? { ttl } : {}) });
-    } catch {
-      return kvm.open(name);
-    }
+    await kvm.create(name, { history: 1, replicas, ...(ttl ? { ttl } : {}) }).catch(() => undefined);
+    return kvm.open(name);
   };
   return {
     state: await open(STATE_BUCKET),
