@@ -27,6 +27,15 @@ export function percentile(samples: number[], p: number): number {
 
 export const median = (xs: number[]): number => percentile(xs, 50);
 
+/** A whole-number setting of a bench from the environment; a bad value stops the bench with one line naming it. */
+export function envCount(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a whole number of at least 1 (got ${JSON.stringify(raw)})`);
+  return n;
+}
+
 /** Runs `n` calls of `fn` with `inFlight` outstanding at a time; returns calls per second. */
 export async function throughput(n: number, inFlight: number, fn: (i: number) => Promise<unknown>): Promise<number> {
   let next = 0;

@@ -12,12 +12,13 @@ import { queueKind } from '../machines/queue.ts';
 import { QueueConfigSchema } from '../machines/routing.ts';
 import { startTestNats } from '../tests/support/nats.ts';
 import { child, stopChild } from './child.ts';
-import { percentile, report, throughput } from './report.ts';
+import { envCount, percentile, report, throughput } from './report.ts';
 import { benchTask, benchWorker } from './routing.ts';
 
 export async function benchRoutingRuntime(): Promise<void> {
-  const AGENTS = Number(process.env.BENCH_AGENTS ?? 1000);
-  const TASKS = Number(process.env.BENCH_TASKS ?? 10_000);
+  const AGENTS = envCount('BENCH_AGENTS', 1000);
+  const TASKS = envCount('BENCH_TASKS', 10_000);
+  const PACED = Math.min(envCount('BENCH_PACED', 300), AGENTS);
   const nats = await startTestNats();
   const nc = await nats.connect();
   const node = await ActorNode.start({ nc, nodeId: 'routing-bench', kinds: [queueKind] });
@@ -37,10 +38,9 @@ export async function benchRoutingRuntime(): Promise<void> {
     const agents = await child(['--import', 'tsx', 'bench/routing-agents.ts'], { NATS_URL: nats.urls[0], AGENTS: String(AGENTS), AT: String(at), QUEUE: queue });
     try {
       const call = async <T>(subject: string, data = '') => (await nc.request(subject, data, { timeout: 600_000 })).json<T>();
-      // First PACED agents one at a time: the latency of one freed agent. 300 of them, so that the p99 is
-      // not simply the slowest.
+      // First PACED agents one at a time: the latency of one freed agent. 300 of them (BENCH_PACED), so that
+      // the p99 is not simply the slowest.
       const t0 = performance.now();
-      const PACED = Math.min(300, AGENTS);
       // The queue node's collector pauses while offers are timed: a part of the tail that is not NATS.
       const pauses: number[] = [];
       const gc = new PerformanceObserver((list) => pauses.push(...list.getEntries().map((e) => e.duration)));

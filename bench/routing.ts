@@ -10,7 +10,7 @@ import { Stepper } from '../actors/step.ts';
 import type { Effect } from '../machines/effects.ts';
 import { queueKind, type QueueContext } from '../machines/queue.ts';
 import { QueueConfigSchema, type Channel } from '../machines/routing.ts';
-import { percentile, report } from './report.ts';
+import { envCount, percentile, report } from './report.ts';
 
 /** Steps the queue and builds what the shard would store for each step; returns ms taken and effects. */
 function hostedQueue() {
@@ -84,8 +84,8 @@ export function benchTask(i: number, at: number) {
 }
 
 export async function benchRouting(): Promise<void> {
-  const AGENTS = Number(process.env.BENCH_AGENTS ?? 1000);
-  const TASKS = Number(process.env.BENCH_TASKS ?? 10_000);
+  const AGENTS = envCount('BENCH_AGENTS', 1000);
+  const TASKS = envCount('BENCH_TASKS', 10_000);
   const q = hostedQueue();
   const at = 1_700_000_000_000;
   q.step({ type: 'configure', at, config: v.parse(QueueConfigSchema, { steps: [{ afterSec: 0, match: 'exact' }, { afterSec: 60, match: 'any-level' }] }) } as EventObject);
