@@ -46,6 +46,9 @@ class Activation {
 const MAX_BATCH = 64;
 /** Reads of an actor whose record names a part that is not there, before its mail is dead-lettered (see PartMissing). */
 const MAX_PART_READS = 5;
+/** When the shard's timer index is read again after its start (doubling each time), and at most how far apart. */
+const RESCAN_FIRST_MS = 5_000;
+const RESCAN_MAX_MS = 60_000;
 /** Tries of one outbox entry before it is dead-lettered (with the step's backoff, a few seconds). */
 const MAX_OUTBOX_ATTEMPTS = 5;
 const enc = new TextEncoder();
@@ -81,6 +84,7 @@ export class Shard {
   private messages: ConsumerMessages | undefined;
   private asks: Subscription | undefined;
   private sweeper: ReturnType<typeof setInterval> | undefined;
+  private rescanTimer: ReturnType<typeof setTimeout> | undefined;
   private state: 'new' | 'running' | 'draining' | 'stopped' = 'new';
   private delivered = 0;
   /** `delivered` when the sweeper last looked: unchanged means the shard was quiet since. */
@@ -159,6 +163,7 @@ export class Shard {
       this.passivateIdle();
       this.refreshLag();
     }, every);
+    this.scheduleRescan(RESCAN_FIRST_MS);
   }
 
   /** Graceful hand-off: stop taking mail, finish what was delivered, persist, release the consumer. */
@@ -184,6 +189,7 @@ export class Shard {
     void this.messages?.close().catch(() => undefined);
     this.asks?.unsubscribe();
     if (this.sweeper) clearInterval(this.sweeper);
+    if (this.rescanTimer) clearTimeout(this.rescanTimer);
   }
 
   private finish(why: 'passivate' | 'drop'): void {
@@ -195,16 +201,47 @@ export class Shard {
   }
 
   private async loadDeadlines(): Promise<void> {
+    for (const [id, due] of await this.readDeadlines()) this.deadlines.set(id, due);
+  }
+
+  /** The shard's timer index: each actor's earliest deadline as last written. */
+  private async readDeadlines(): Promise<Map<string, number>> {
     const { timerKv } = this.svc;
     const it = await timerKv.keys(keys.timersOfShard(this.kind, this.index));
     const found: string[] = [];
     for await (const k of it) found.push(k);
+    const out = new Map<string, number>();
     await Promise.all(
       found.map(async (k) => {
         const e = await timerKv.get(k);
-        if (e && e.operation === 'PUT') this.deadlines.set(k.slice(k.indexOf('.', k.indexOf('.') + 1) + 1), Number(e.string()));
+        if (e && e.operation === 'PUT') out.set(k.slice(k.indexOf('.', k.indexOf('.') + 1) + 1), Number(e.string()));
       }),
     );
+    return out;
+  }
+
+  /**
+   * The timer index is read again after the start, at growing intervals up to RESCAN_MAX_MS. A listing
+   * taken while the bucket's stream was still settling (a new leader catching up after a whole-cluster
+   * restart) can come back without keys that are there, and a deadline never armed never fires: seen
+   * in CI, all the timers of two shards. A deadline read again only ever arms sooner; waking an actor
+   * early is harmless (it re-arms for what is due).
+   */
+  private scheduleRescan(ms: number): void {
+    this.rescanTimer = setTimeout(() => void this.rescan(ms), ms);
+  }
+
+  private async rescan(last: number): Promise<void> {
+    if (this.state !== 'running') return;
+    try {
+      for (const [id, due] of await this.readDeadlines()) {
+        const armed = this.deadlines.get(id);
+        if (armed === undefined || due < armed) this.deadlines.set(id, due);
+      }
+    } catch (e) {
+      this.svc.log.warn({ err: e, kind: this.kind, shard: this.index }, 'timer index not read again; next time');
+    }
+    if (this.state === 'running') this.scheduleRescan(Math.min(last * 2, RESCAN_MAX_MS));
   }
 
   private onMail(m: JsMsg): void {
@@ -568,7 +605,10 @@ export class Shard {
       this.deadlines.set(id, newDue);
     } else if (batch.some((w) => w.t === 'timer')) {
       // The clock fired before anything was due (an index written early): arm it again for what is due.
-      this.deadlines.set(id, earliest(a.timers));
+      // The index is corrected too, or every rescan of it would wake the actor early again.
+      const due = earliest(a.timers);
+      await this.writeDeadline(id, due);
+      this.deadlines.set(id, due);
     }
 
     for (const w of batch) {

@@ -6,6 +6,7 @@ import { benchRoutingRuntime } from './routing-runtime.ts';
 import { benchIdentity } from './identity.ts';
 import { benchWebchat } from './webchat.ts';
 import { benchMedia } from './media.ts';
+import { benchKvLatency } from './kv-latency.ts';
 
 function inChild(name: string): Promise<void> {
   const p = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', name], { stdio: 'inherit' });
@@ -23,6 +24,7 @@ const benches: Record<string, () => Promise<void>> = {
   identity: benchIdentity,
   webchat: benchWebchat,
   media: benchMedia,
+  'kv-latency': benchKvLatency,
 };
 
 const names = process.argv.slice(2).filter((a) => a !== '--');

@@ -7,7 +7,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { headers as natsHeaders } from '@nats-io/nats-core';
 import { ActorNode } from '../actors/node.ts';
 import { AskError } from '../actors/client.ts';
-import { DEAD_STREAM, HDR_REASON, STATE_BUCKET, refString, shardOf } from '../actors/address.ts';
+import { DEAD_STREAM, HDR_REASON, STATE_BUCKET, TIMER_BUCKET, keys, refString, shardOf } from '../actors/address.ts';
 import { defineKind } from '../actors/kind.ts';
 import { watchInspection } from '../actors/inspection.ts';
 import { counterKind } from './support/counter.ts';
@@ -313,4 +313,38 @@ describe('actor runtime, one node', () => {
     assert.equal(refString({ kind: 'counter', id: 'old' }), 'counter/old');
   });
 
+});
+
+test("a deadline the timer index's first listing missed (a stream still settling after a restart) is armed by a later reading", async () => {
+  const nats = await startTestNats();
+  const nc = await nats.connect();
+  const opts = { nc, kinds: [counterKind], shards: 1, leaseTtlMs: 2000 };
+  let node = await ActorNode.start({ ...opts, nodeId: 'm1' });
+  try {
+    await waitFor('shard owned', () => node.status().shards_owned === 1);
+    await node.tell('counter/late', { type: 'arm', ms: 1000 });
+    await waitFor('armed', async () => (await node.ask<{ value: string }>('counter/late', { type: 'noop' })).value === 'armed');
+    await node.stop();
+    // The index entry is away while the next node's shard starts, and comes back after (as a lagging
+    // replica catches up): only a later reading of the index can arm it.
+    const timers = await new Kvm(nc).open(TIMER_BUCKET);
+    const key = keys.timer('counter', 0, 'late');
+    const due = (await timers.get(key))!.string();
+    await timers.delete(key);
+    node = await ActorNode.start({ ...opts, nodeId: 'm2' });
+    await waitFor('shard owned', () => node.status().shards_owned === 1);
+    const startedAt = Date.now();
+    await timers.put(key, due);
+    // Read from the store, not asked: an ask would activate the actor, which arms its timers itself.
+    const state = await new Kvm(nc).open(STATE_BUCKET);
+    const fired = async () => (await state.get('counter.late'))!.json<{ snapshot: { context: { fired: number } } }>().snapshot.context.fired === 1;
+    assert.equal(await fired(), false, 'overdue, yet not armed by the start');
+    await waitFor('fired after the index was read again', fired, 15_000, 100);
+    assert.ok(Date.now() - startedAt >= 3000, 'by the rescan a few seconds after the start');
+    // Fired and stored: its index entry is gone, so later readings do not wake it again.
+    await waitFor('index entry removed', async () => (await timers.get(key))?.operation !== 'PUT');
+  } finally {
+    await node.stop();
+    await nats.stop();
+  }
 });
