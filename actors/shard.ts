@@ -147,7 +147,7 @@ export class Shard {
     });
     check();
     this.state = 'running';
-    await this.loadDeadlines();
+    await this.armFromIndex();
     check();
     const consumer = await js.consumers.get(MAIL_STREAM, name);
     check();
@@ -200,32 +200,32 @@ export class Shard {
     this.acts.clear();
   }
 
-  private async loadDeadlines(): Promise<void> {
-    for (const [id, due] of await this.readDeadlines()) this.deadlines.set(id, due);
-  }
-
-  /** The shard's timer index: each actor's earliest deadline as last written. */
-  private async readDeadlines(): Promise<Map<string, number>> {
+  /**
+   * Arms each deadline of the shard's timer index that is sooner than what the clock holds for its actor
+   * (at the start, every one). Waking an actor early is harmless: it re-arms for what is due.
+   */
+  private async armFromIndex(): Promise<void> {
     const { timerKv } = this.svc;
     const it = await timerKv.keys(keys.timersOfShard(this.kind, this.index));
     const found: string[] = [];
     for await (const k of it) found.push(k);
-    const out = new Map<string, number>();
     await Promise.all(
       found.map(async (k) => {
         const e = await timerKv.get(k);
-        if (e && e.operation === 'PUT') out.set(k.slice(k.indexOf('.', k.indexOf('.') + 1) + 1), Number(e.string()));
+        if (!e || e.operation !== 'PUT') return;
+        const id = k.slice(k.indexOf('.', k.indexOf('.') + 1) + 1);
+        const due = Number(e.string());
+        const armed = this.deadlines.get(id);
+        if (armed === undefined || due < armed) this.deadlines.set(id, due);
       }),
     );
-    return out;
   }
 
   /**
    * The timer index is read again after the start, at growing intervals up to RESCAN_MAX_MS. A listing
    * taken while the bucket's stream was still settling (a new leader catching up after a whole-cluster
    * restart) can come back without keys that are there, and a deadline never armed never fires: seen
-   * in CI, all the timers of two shards. A deadline read again only ever arms sooner; waking an actor
-   * early is harmless (it re-arms for what is due).
+   * in CI, all the timers of two shards.
    */
   private scheduleRescan(ms: number): void {
     this.rescanTimer = setTimeout(() => void this.rescan(ms), ms);
@@ -234,10 +234,7 @@ export class Shard {
   private async rescan(last: number): Promise<void> {
     if (this.state !== 'running') return;
     try {
-      for (const [id, due] of await this.readDeadlines()) {
-        const armed = this.deadlines.get(id);
-        if (armed === undefined || due < armed) this.deadlines.set(id, due);
-      }
+      await this.armFromIndex();
     } catch (e) {
       this.svc.log.warn({ err: e, kind: this.kind, shard: this.index }, 'timer index not read again; next time');
     }
