@@ -46,9 +46,10 @@ export async function benchActors(): Promise<void> {
     await throughput(2000, IN_FLIGHT, () => nc.request('bench.echo', payload));
     const rawP99 = percentile(await latencies(3000, () => nc.request('bench.echo', payload)), 99);
     // The same server work as a processed tell (store the mail, consume it, write a KV record, ack),
-    // without the runtime: 20,000 messages over 1,000 keys, 64 in flight. Then the same without the KV
-    // write: the ceiling of consuming durable mail at all, before any state is stored.
-    const pipeline = async (mode: 'kv' | 'ack') => {
+    // without the runtime: 20,000 messages over 1,000 keys, 64 in flight. Then with the records of a
+    // batch written together (what group commit would leave), and without any record: the ceiling of
+    // consuming durable mail at all, before any state is stored.
+    const pipeline = async (mode: 'kv' | 'ack' | 'group') => {
       const pipe = await child(['--import', 'tsx', 'bench/pipeline.ts'], { NATS_URL: url, SHARDS: String(SHARDS), MODE: mode });
       try {
         const piped = async () => (await nc.request('bench.pipe.status', '', { timeout: 30_000 })).json<{ processed: number }>().processed;
@@ -71,6 +72,8 @@ export async function benchActors(): Promise<void> {
     };
     const rawPipeline = await pipeline('kv');
     report({ name: 'raw_tell_pipeline_per_s', value: rawPipeline, unit: 'msg/s', baseline: 'jetstream_publish_ack_per_s', baseline_value: rawPublish, in_flight: IN_FLIGHT });
+    const rawGroup = await pipeline('group');
+    report({ name: 'raw_group_commit_pipeline_per_s', value: rawGroup, unit: 'msg/s', baseline: 'jetstream_publish_ack_per_s', baseline_value: rawPublish, in_flight: IN_FLIGHT, note: 'records of a whole batch in one log write, then each mail acknowledged' });
     const rawConsume = await pipeline('ack');
     report({ name: 'raw_consume_ack_per_s', value: rawConsume, unit: 'msg/s', baseline: 'jetstream_publish_ack_per_s', baseline_value: rawPublish, in_flight: IN_FLIGHT, note: 'mail stored, consumed and acknowledged; no state written' });
 
