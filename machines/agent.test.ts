@@ -118,6 +118,20 @@ test('wrap-up ends when the agent says so, before the timer', () => {
   assert.equal(ctx(sim).durations.wrapup, 3_000, 'the cancelled timer does not end a wrap-up again');
 });
 
+test('signing off during wrap-up: offline, the wrap-up time counted, and its timer ends nothing later', () => {
+  const sim = onDuty();
+  serve(sim, 'v1', 'voice');
+  sim.send('conversation/v1', { type: 'wrapup' });
+  sim.send('conversation/v1', { type: 'close' });
+  assert.equal(String(sim.state('agent/ann').value), 'wrapup');
+  sim.advance(4_000);
+  sim.send('agent/ann', { type: 'logout' });
+  assert.equal(String(sim.state('agent/ann').value), 'offline');
+  assert.equal(ctx(sim).durations.wrapup, 4_000);
+  sim.advance(20_000);
+  assert.equal(String(sim.state('agent/ann').value), 'offline');
+});
+
 test('a version 1 snapshot loads with the state it was in', () => {
   const [snap] = initialTransition(agentMachine, { id: 'ann' });
   const [away] = transition(agentMachine, transition(agentMachine, snap, { type: 'login', at: 1 })[0], { type: 'presence.set', at: 2, presence: 'away' });

@@ -7,6 +7,10 @@ import { notify, reply, tell, type Effect } from './effects.ts';
 import { ChannelSchema, DEFAULT_CAPACITY, TaskSchema, workClass, type Channel, type Task, type WorkClass, type Worker } from './routing.ts';
 
 const at = v.number();
+/** A conversation's wrap-up is closed for the agent after this by default (10 minutes). */
+export const DEFAULT_CONVERSATION_WRAPUP_MS = 600_000;
+/** The disposition of a conversation whose wrap-up time ran out. */
+export const WRAPUP_RAN_OUT = 'wrap-up time ran out';
 const Capacity = v.object({ voice: v.number(), chat: v.number(), email: v.number() });
 
 export const AgentEventSchema = v.variant('type', [
@@ -22,6 +26,7 @@ export const AgentEventSchema = v.variant('type', [
     queues: v.optional(v.array(v.string())),
     offerTimeoutMs: v.optional(v.number()),
     maxWrapUpMs: v.optional(v.number()),
+    maxConversationWrapUpMs: v.optional(v.pipe(v.number(), v.minValue(0, 'maxConversationWrapUpMs must not be negative'))),
     maxMisses: v.optional(v.number()),
   }),
   v.object({ type: v.literal('reserve'), at, reservationId: v.string(), task: TaskSchema, replyTo: v.string(), explanation: v.optional(v.unknown()) }),
@@ -30,6 +35,8 @@ export const AgentEventSchema = v.variant('type', [
   v.object({ type: v.literal('offer.timeout'), at: v.optional(v.number()), reservationId: v.string() }),
   v.object({ type: v.literal('task.channel'), at, conversation: v.string(), channel: ChannelSchema }),
   v.object({ type: v.literal('task.wrapup'), at, conversation: v.string() }),
+  /** The agent's own timer: a conversation left in wrap-up for maxConversationWrapUpMs is closed. */
+  v.object({ type: v.literal('task.wrapup.expired'), at: v.optional(v.number()), conversation: v.string() }),
   v.object({ type: v.literal('task.released'), at, conversation: v.string() }),
   v.object({ type: v.literal('wrapup.done'), at }),
   v.object({ type: v.literal('wrapup.timeout'), at: v.optional(v.number()) }),
@@ -57,7 +64,13 @@ export interface AgentContext {
   misses: number;
   maxMisses: number;
   offerTimeoutMs: number;
+  /** Presence wrap-up after a call, before the agent is offered more. */
   maxWrapUpMs: number;
+  /**
+   * How long one conversation may stay in wrap-up (any channel) before the agent's timer closes it: a chat
+   * left in wrap-up would otherwise hold its slot for ever. 0: no limit. Absent in snapshots from before it.
+   */
+  maxConversationWrapUpMs?: number;
   reason: string;
   since: number;
   idleSince: number;
@@ -162,6 +175,7 @@ export const agentMachine = setup({
       const { [event.conversation]: _, ...tasks } = context.tasks;
       const c: AgentContext = { ...context, tasks, load: freed(context.load, cls), idleSince: Object.keys(tasks).length ? context.idleSince : event.at };
       enqueue.assign(c);
+      if (t.wrapup) enqueue.cancel(`wrapup:${event.conversation}`);
       if (!params?.quiet) broadcast(enqueue, c);
     }),
     /** Chat escalated to voice by the same agent: the work moves from a chat slot to the voice slot. */
@@ -209,6 +223,7 @@ export const agentMachine = setup({
     maxMisses: 3,
     offerTimeoutMs: 20_000,
     maxWrapUpMs: 30_000,
+    maxConversationWrapUpMs: DEFAULT_CONVERSATION_WRAPUP_MS,
     reason: '',
     since: 0,
     idleSince: 0,
@@ -225,6 +240,7 @@ export const agentMachine = setup({
         queues: event.queues ?? context.queues,
         offerTimeoutMs: event.offerTimeoutMs ?? context.offerTimeoutMs,
         maxWrapUpMs: event.maxWrapUpMs ?? context.maxWrapUpMs,
+        maxConversationWrapUpMs: event.maxConversationWrapUpMs ?? context.maxConversationWrapUpMs,
         maxMisses: event.maxMisses ?? context.maxMisses,
       })),
     },
@@ -237,7 +253,17 @@ export const agentMachine = setup({
     'offer.timeout': { guard: 'knownOffer', actions: 'declineOffer' },
     'task.released': { actions: 'release' },
     'task.wrapup': {
-      actions: assign({ tasks: ({ context, event }) => (context.tasks[event.conversation] ? { ...context.tasks, [event.conversation]: { ...context.tasks[event.conversation], wrapup: true } } : context.tasks) }),
+      actions: enqueueActions(({ context, event, enqueue }) => {
+        const t = context.tasks[event.conversation];
+        if (!t || t.wrapup) return;
+        enqueue.assign({ tasks: { ...context.tasks, [event.conversation]: { ...t, wrapup: true } } });
+        const limit = context.maxConversationWrapUpMs ?? DEFAULT_CONVERSATION_WRAPUP_MS;
+        if (limit > 0) enqueue.raise({ type: 'task.wrapup.expired', conversation: event.conversation }, { delay: limit, id: `wrapup:${event.conversation}` });
+      }),
+    },
+    'task.wrapup.expired': {
+      guard: ({ context, event }) => context.tasks[event.conversation]?.wrapup === true,
+      actions: emit(({ event }) => tell(`conversation/${event.conversation}`, { type: 'close', disposition: WRAPUP_RAN_OUT })),
     },
     'task.channel': { actions: 'switchChannel' },
   },

@@ -300,6 +300,8 @@ export const conversationMachine = setup({
       enqueue.assign({ csat });
       answer({ ok: true, duplicate: false, conversation: context.id, customer: context.customer, csat });
     }),
+    /** Moved to the overflow queue: noted as a transfer, from the first wait or after a re-queue alike. */
+    overflowed: assign(({ context, event }) => (event.type === 'queue.overflowed' ? { queue: event.to, transfers: [...context.transfers, { from: `queue/${event.from}`, to: `queue/${event.to}`, note: 'overflow', at: event.at }] } : {})),
     takeTier: assign(({ context, event }) => (event.type === 'tier.changed' && context.task ? { task: { ...context.task, tier: event.tier } } : {})),
     /** The queue holds the task: it moves it to the place the new tier gives it. */
     retierTask: enqueueActions(({ context, event, enqueue }) => {
@@ -420,7 +422,7 @@ export const conversationMachine = setup({
         offered: { target: 'offered', actions: assign({ agent: ({ event }) => event.agent, reservation: ({ event }) => event.reservationId }) },
         // The agent accepted before its `offered` arrived here: accept the assignment all the same.
         assigned: { target: 'active', actions: assign({ agent: ({ event }) => event.agent, reservation: ({ event }) => event.reservationId, assignedAt: ({ event }) => event.at, outcome: 'assigned' }) },
-        'queue.overflowed': { actions: assign(({ context, event }) => ({ queue: event.to, transfers: [...context.transfers, { from: `queue/${event.from}`, to: `queue/${event.to}`, note: 'overflow', at: event.at }] })) },
+        'queue.overflowed': { actions: 'overflowed' },
         'queue.refused': { target: 'closed', actions: assign({ outcome: 'refused', closedAt: ({ event }) => event.at, disposition: ({ event }) => `refused by queue ${event.queue}: ${event.reason}` }) },
         'customer.left': { target: 'closed', actions: [assign({ outcome: 'abandoned', closedAt: ({ event }) => event.at }), emit(({ context }) => tell(`queue/${context.queue}`, { type: 'task.cancel', taskId: context.id }))] },
       },
@@ -446,7 +448,7 @@ export const conversationMachine = setup({
         'tier.changed': { actions: ['takeTier', 'retierTask'] },
         offered: { target: 'offered', actions: assign({ agent: ({ event }) => event.agent, reservation: ({ event }) => event.reservationId }) },
         assigned: { target: 'active', actions: assign({ agent: ({ event }) => event.agent, assignedAt: ({ event }) => event.at, outcome: 'assigned' }) },
-        'queue.overflowed': { actions: assign({ queue: ({ event }) => event.to }) },
+        'queue.overflowed': { actions: 'overflowed' },
         'customer.left': { target: 'closed', actions: [assign({ outcome: 'abandoned', closedAt: ({ event }) => event.at }), emit(({ context }) => tell(`queue/${context.queue}`, { type: 'task.cancel', taskId: context.id }))] },
       },
     },
@@ -474,7 +476,7 @@ export const conversationMachine = setup({
           target: 'transferring',
           actions: enqueueActions(({ context, event, enqueue }) => {
             if (event.type !== 'call.request' || !context.task) return;
-            const task: Task = { ...context.task, channel: 'voice', excluded: [] };
+            const task: Task = { ...context.task, channel: 'voice', excluded: [], excludedUntil: undefined };
             enqueue.assign({ channel: 'voice', channels: [...context.channels, { channel: 'voice', at: event.at }], task, agent: undefined, reservation: undefined });
             if (!context.agent) return;
             enqueue.emit(tell(`agent/${context.agent}`, { type: 'task.released', conversation: context.id, at: event.at }));
@@ -495,7 +497,7 @@ export const conversationMachine = setup({
           if (event.type !== 'transfer') return;
           const [kind, target] = event.to.split('/');
           enqueue.assign({ transfers: [...context.transfers, { from: context.agent ? `agent/${context.agent}` : undefined, to: event.to, note: event.note, at: event.at }], agent: undefined, reservation: undefined });
-          const task: Task = { ...context.task!, excluded: [], attrs: { ...context.task!.attrs, transferNote: event.note } };
+          const task: Task = { ...context.task!, excluded: [], excludedUntil: undefined, attrs: { ...context.task!.attrs, transferNote: event.note } };
           if (kind === 'queue') {
             enqueue.assign({ queue: target, task });
             enqueue.emit(tell(`queue/${target}`, { type: 'task.add', task, note: event.note }));
@@ -552,7 +554,7 @@ export const conversationMachine = setup({
               'customerSpoke',
               'restartFirstSla',
               // A new request: position notices start over (an email gets its acknowledgement again).
-              assign(({ context, event }) => ({ agent: undefined, closedAt: undefined, outcome: undefined, disposition: '', textNotices: context.textNotices && { n: context.textNotices.n }, task: { ...context.task!, enqueuedAt: event.at, excluded: [], tier: event.tier ?? context.task!.tier } })),
+              assign(({ context, event }) => ({ agent: undefined, closedAt: undefined, outcome: undefined, disposition: '', textNotices: context.textNotices && { n: context.textNotices.n }, task: { ...context.task!, enqueuedAt: event.at, excluded: [], excludedUntil: undefined, tier: event.tier ?? context.task!.tier } })),
               emit(({ context }) => openedTell(context)),
             ],
           },

@@ -233,6 +233,29 @@ test('supervisors see a queue that empties within the throttle, and every change
   assert.equal(live().at(-1)?.agentsAvailable, 1, 'and nothing stale comes after');
 });
 
+test('longest wait: the customer waiting longest, whatever their group, and while an agent is offered them', () => {
+  const sim = new Sim({ queue: queueKind });
+  const longest = () => (sim.notices.filter((n) => n.subject === 'cc.live.queue.lw').at(-1)!.data as { longestWaitSec: number }).longestWaitSec;
+  const ann = (load: number) => ({ id: 'ann', available: true, skills: { en: 1 }, capacity: { voice: 0, chat: 1, email: 0 }, load: { voice: 0, chat: load, email: 0 }, idleSince: 0, held: [] });
+  sim.send('queue/lw', { type: 'configure', config: {} });
+  sim.send('queue/lw', { type: 'task.add', task: { id: 'old', channel: 'webchat', language: 'en', enqueuedAt: sim.now } });
+  sim.advance(10_000);
+  sim.send('queue/lw', { type: 'task.add', task: { id: 'vip', channel: 'webchat', tier: 'vip', language: 'zh', enqueuedAt: sim.now } });
+  sim.advance(20_000);
+  sim.send('queue/lw', { type: 'task.add', task: { id: 'mail', channel: 'email', enqueuedAt: sim.now } });
+  assert.equal(longest(), 30);
+  // ann speaks English: she is offered the oldest; until she answers, that customer still waits.
+  sim.send('queue/lw', { type: 'worker.update', worker: ann(0) });
+  const offer = sim.log.filter((m) => m.to === 'agent/ann' && m.event.type === 'reserve').at(-1)!.event as unknown as { reservationId: string; task: { id: string } };
+  assert.equal(offer.task.id, 'old');
+  sim.advance(5_000);
+  assert.equal(longest(), 35);
+  sim.send('queue/lw', { type: 'worker.update', worker: ann(1) });
+  sim.send('queue/lw', { type: 'reservation.accepted', reservationId: offer.reservationId, taskId: 'old', agent: 'ann' });
+  sim.advance(5_000);
+  assert.equal(longest(), 30, 'then the VIP, queued 10 s after');
+});
+
 test('service level: answered within it, of those answered and those who left after waiting longer than it', () => {
   const sim = new Sim({ queue: queueKind });
   const view = () => (sim.notices.filter((n) => n.subject === 'cc.live.queue.sl').at(-1)!.data as { serviceLevelPct: number; stats: QueueContext['stats'] });

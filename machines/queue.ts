@@ -17,6 +17,8 @@ import {
   currentStep,
   fits,
   refusal,
+  reasonKey,
+  RANKED_LOWER,
   evaluate,
   sortedIndex,
   orderKey,
@@ -25,6 +27,7 @@ import {
   workClass,
   type Explanation,
   type QueueConfig,
+  type Step,
   type Task,
   type Worker,
   type WorkClass,
@@ -72,7 +75,7 @@ export interface QueueContext {
   pending: SharedMap<Reservation>;
   seq: number;
   stats: QueueStats;
-  /** Assignments per second, smoothed: the basis of wait estimates. */
+  /** Assignments per second (the inverse of the smoothed interval between them): the basis of wait estimates. */
   rate: number;
   lastAssignAt: number;
   /** The last tick left notices or overflows for the next (one step sends a bounded number): it comes soon. */
@@ -83,6 +86,11 @@ export interface QueueContext {
   noticeFrom?: number;
   lastLiveAt: number;
   last?: Explanation;
+  /**
+   * The earliest time a declined task may be offered again to the agents who declined it; null when no
+   * task has any. A snapshot from before this field has it undefined: the next tick then looks.
+   */
+  reofferAt?: number | null;
 }
 
 const LIVE_EVERY_MS = 250;
@@ -195,8 +203,15 @@ function effective(w: Worker, extra: Record<string, number> | undefined): Worker
   return { ...w, load: { voice: w.load.voice + (extra.voice ?? 0), chat: w.load.chat + (extra.chat ?? 0), email: w.load.email + (extra.email ?? 0) } };
 }
 
-export function estimateWaitSec(c: QueueContext, position: number): number {
-  return c.rate > 0 ? Math.round(position / c.rate) : -1;
+/**
+ * Seconds until `position` is answered: that many of the smoothed intervals between assignments. When
+ * nobody has been assigned for longer than that interval, the time since the last one is the interval:
+ * a queue whose agents stopped taking work does not keep promising the old pace. -1: no pace known yet.
+ */
+export function estimateWaitSec(c: QueueContext, position: number, now: number): number {
+  if (c.rate <= 0) return -1;
+  const interval = Math.max(1 / c.rate, c.lastAssignAt > 0 ? (now - c.lastAssignAt) / 1000 : 0);
+  return Math.round(position * interval);
 }
 
 /** What changed, so that routing looks only where a new match can be: after each dispatch no waiting task fits a free agent. */
@@ -260,7 +275,7 @@ export function dispatch(c: QueueContext, now: number, focus: Focus): { context:
       }
       if (!best) break;
       const { explanation } = bestWorker(best, [w], now, c.config);
-      offer(best, w, explanation!);
+      offer(best, w, passedOver(c, offers, best, w.id, currentStep(best, now, c.config.steps).step, explanation!));
     }
     return done();
   }
@@ -337,10 +352,114 @@ export function dispatch(c: QueueContext, now: number, focus: Focus): { context:
   return done();
 }
 
+/**
+ * Tasks whose decliners' wait is over are open to every agent again (the tick's route then offers them).
+ * Looks at the list only when the earliest such time has come.
+ */
+function reofferDeclined(c: QueueContext, now: number): QueueContext {
+  if (c.reofferAt === null || (c.reofferAt !== undefined && now < c.reofferAt)) return c;
+  const opened: [number, Task][] = [];
+  let next: number | null = null;
+  c.tasks.someFrom(0, (t, i) => {
+    if (!t.excluded.length) return false;
+    if ((t.excludedUntil ?? 0) <= now) opened.push([i, waitingTask(t, { excluded: [], excludedUntil: undefined })]);
+    else next = next === null ? t.excludedUntil! : Math.min(next, t.excludedUntil!);
+    return false;
+  });
+  const tasks = opened.length ? changedTasks(c, c.tasks.withAll(opened), opened.map(([, t]) => [t.id, t])) : c.tasks;
+  return { ...c, tasks, reofferAt: next };
+}
+
+/**
+ * The roster counted for explanations: agents not available, and agents full per kind of work; those with
+ * room named. Like the offer index it moves to each new version of the roster and is updated in place.
+ */
+interface RosterSummary {
+  unavailable: number;
+  full: Record<WorkClass, number>;
+  room: Record<WorkClass, Set<string>>;
+}
+const WORK_CLASSES: WorkClass[] = ['voice', 'chat', 'email'];
+const summaries = new WeakMap<SharedMap<Worker>, RosterSummary>();
+
+function rosterSummary(r: SharedMap<Worker>): RosterSummary {
+  let x = summaries.get(r);
+  if (!x) {
+    x = { unavailable: 0, full: { voice: 0, chat: 0, email: 0 }, room: { voice: new Set(), chat: new Set(), email: new Set() } };
+    for (const w of r.values()) countWorker(x, w, 1);
+    summaries.set(r, x);
+  }
+  return x;
+}
+
+function countWorker(x: RosterSummary, w: Worker, sign: 1 | -1): void {
+  if (!w.available) {
+    x.unavailable += sign;
+    return;
+  }
+  for (const cls of WORK_CLASSES) {
+    if (w.load[cls] >= w.capacity[cls]) x.full[cls] += sign;
+    else if (sign > 0) x.room[cls].add(w.id);
+    else x.room[cls].delete(w.id);
+  }
+}
+
+function withWorker(r: SharedMap<Worker>, w: Worker): SharedMap<Worker> {
+  const next = r.set(w.id, w);
+  const x = summaries.get(r);
+  if (x) {
+    summaries.delete(r);
+    const old = r.get(w.id);
+    if (old) countWorker(x, old, -1);
+    countWorker(x, w, 1);
+    summaries.set(next, x);
+  }
+  return next;
+}
+
+const ROOM_LOOKS = 32;
+/**
+ * The other agents of the queue and why they were not offered `t`, for an agent freed and offered it:
+ * after every dispatch no free agent fits a waiting task, so each of them has a reason. Unavailable and
+ * full agents are counted from the roster summary (a busy floor has a thousand); those with room are
+ * looked at one by one, up to ROOM_LOOKS of them.
+ */
+function passedOver(c: QueueContext, offers: OfferIndex, t: Task, chosen: string, step: Step, why: Explanation): Explanation {
+  const cls = workClass(t.channel);
+  const workers = roster(c);
+  const x = rosterSummary(workers);
+  const others = [...why.others];
+  const passed: Record<string, number> = { ...why.passed };
+  const add = (key: string, n: number) => n > 0 && (passed[key] = (passed[key] ?? 0) + n);
+  add('not available', x.unavailable);
+  add(`no free ${cls} slot`, x.full[cls]);
+  let looked = 0;
+  for (const id of x.room[cls]) {
+    if (id === chosen) continue;
+    if (looked === ROOM_LOOKS) {
+      // A burst with hundreds of agents free on paper (their offers not yet counted by them): summed up.
+      add(`had a free ${cls} slot: offered other work or not matching`, x.room[cls].size - looked - (x.room[cls].has(chosen) ? 1 : 0));
+      break;
+    }
+    looked++;
+    const w = workers.get(id)!;
+    const reason = refusal(effective(w, unseen(offers, w)), t, step) ?? RANKED_LOWER;
+    add(reasonKey(reason), 1);
+    if (others.length < 5) others.push({ agent: id, reason });
+  }
+  // A few of the counted ones by name too.
+  for (const w of workers.values()) {
+    if (others.length >= 5) break;
+    if (w.id === chosen || x.room[cls].has(w.id)) continue;
+    others.push({ agent: w.id, reason: refusal(w, t, step) ?? RANKED_LOWER });
+  }
+  return { ...why, others, passed };
+}
+
 const hasRoom = (w: Worker) => w.available && (w.load.voice < w.capacity.voice || w.load.chat < w.capacity.chat || w.load.email < w.capacity.email);
 
-const positionNotice = (c: QueueContext, t: Task, i: number) =>
-  tell(`conversation/${t.id}`, { type: 'queue.position', queue: c.id, position: i + 1, estimatedWaitSec: estimateWaitSec(c, i + 1) });
+const positionNotice = (c: QueueContext, t: Task, i: number, now: number) =>
+  tell(`conversation/${t.id}`, { type: 'queue.position', queue: c.id, position: i + 1, estimatedWaitSec: estimateWaitSec(c, i + 1, now) });
 
 /**
  * Position and wait notices (voice callers hear them as prompts), front of the queue first, at most
@@ -375,7 +494,7 @@ function notices(c: QueueContext, now: number): { effects: Effect[]; tasks: Shar
       stoppedAt = i;
       return true;
     }
-    effects.push(positionNotice(c, t, i));
+    effects.push(positionNotice(c, t, i, now));
     told.push([i, waitingTask(t, { told: i + 1, toldAt: now })]);
     return false;
   });
@@ -393,10 +512,15 @@ export function staffing(c: QueueContext, cls: WorkClass) {
   return { queue: c.id, work: cls, onDuty: able.length, free: able.filter((w) => w.available && w.load[cls] < w.capacity[cls]).length };
 }
 
-/** The wait of the task waiting longest: the oldest of the index's group heads, not a walk over every task. */
+/**
+ * The wait of the customer waiting longest: the oldest of the index's group heads and of the tasks on
+ * offer (still waiting, and outside the groups), not a walk over every task.
+ */
 function longestWaitMs(c: QueueContext, now: number): number {
   let oldest = now;
-  for (const g of taskIndex(c.id, c.tasks).groups.values()) oldest = Math.min(oldest, g[0].enqueuedAt);
+  const index = taskIndex(c.id, c.tasks);
+  for (const g of index.groups.values()) oldest = Math.min(oldest, g[0].enqueuedAt);
+  for (const r of reservations(c).values()) oldest = Math.min(oldest, index.byId.get(r.taskId)?.enqueuedAt ?? now);
   return now - oldest;
 }
 
@@ -452,7 +576,7 @@ function markOffers(c: QueueContext, marked: [Task, Task][]): SharedList<Task> {
   return changedTasks(c, list, marked.map(([t, m]) => [t.id, m]));
 }
 
-type Patch = Partial<Pick<Task, 'told' | 'toldAt' | 'offer' | 'excluded' | 'tier'>>;
+type Patch = Partial<Pick<Task, 'told' | 'toldAt' | 'offer' | 'excluded' | 'excludedUntil' | 'tier'>>;
 /**
  * A waiting task, always made by this one object literal: tasks spread from one another (and from mail)
  * ended up with a hidden class each in V8, so every read of a task field in routing and in the notice walk
@@ -471,6 +595,7 @@ function waitingTask(t: Task, patch: Patch = {}): Task {
     enqueuedAt: t.enqueuedAt,
     attrs: t.attrs,
     excluded: patch.excluded ?? t.excluded,
+    excludedUntil: 'excludedUntil' in patch ? patch.excludedUntil : t.excludedUntil,
     told: 'told' in patch ? patch.told : t.told,
     toldAt: 'toldAt' in patch ? patch.toldAt : t.toldAt,
     offer: 'offer' in patch ? patch.offer : t.offer,
@@ -520,7 +645,7 @@ export const queueMachine = setup({
         }
         for (const t of gone) {
           // A new queue is a new chance: agents who declined here may be asked there.
-          enqueue.emit(tell(`queue/${overflow.queue}`, { type: 'task.add', task: { ...t, excluded: [] }, note: `overflow from ${c.id}` }));
+          enqueue.emit(tell(`queue/${overflow.queue}`, { type: 'task.add', task: { ...t, excluded: [], excludedUntil: undefined }, note: `overflow from ${c.id}` }));
           enqueue.emit(tell(`conversation/${t.id}`, { type: 'queue.overflowed', from: c.id, to: overflow.queue }));
         }
         if (gone.length) {
@@ -529,6 +654,7 @@ export const queueMachine = setup({
           c = { ...c, tasks, stats: { ...c.stats, overflowed: c.stats.overflowed + gone.length } };
         }
       }
+      c = reofferDeclined(c, now);
       const told = notices(c, now);
       for (const e of told.effects) enqueue.emit(e);
       c = { ...c, tasks: told.tasks, catchingUp: more || told.owed, toldSince: told.toldSince, noticeFrom: told.from };
@@ -554,6 +680,7 @@ export const queueMachine = setup({
     lastAssignAt: 0,
     catchingUp: false,
     lastLiveAt: 0,
+    reofferAt: null,
   }),
   initial: 'idle',
   on: {
@@ -593,7 +720,7 @@ export const queueMachine = setup({
           // or email saying "number 1 in the queue" would then be noise the customer pays for.
           enqueueActions(({ context, event, enqueue }) => {
             const t = findTask(context, event.task.id);
-            if (t && !t.offer) enqueue.emit(positionNotice(context, t, indexOfTask(context, t)));
+            if (t && !t.offer) enqueue.emit(positionNotice(context, t, indexOfTask(context, t), event.at));
           }),
         ],
       },
@@ -625,7 +752,7 @@ export const queueMachine = setup({
         { type: 'route', params: ({ event }) => ({ focus: { task: event.taskId } }) },
       ],
     },
-    'worker.update': { actions: [assign({ workers: ({ context, event }) => roster(context).set(event.worker.id, event.worker) }), { type: 'route', params: ({ event }) => ({ focus: { worker: event.worker.id } }) }] },
+    'worker.update': { actions: [assign({ workers: ({ context, event }) => withWorker(roster(context), event.worker) }), { type: 'route', params: ({ event }) => ({ focus: { worker: event.worker.id } }) }] },
     'reservation.accepted': {
       actions: [
         assign(({ context, event }) => {
@@ -637,7 +764,9 @@ export const queueMachine = setup({
           return {
             pending: withoutPending(context, event.reservationId),
             tasks: removeTask(context, t.id),
-            rate: context.rate === 0 ? 1 / dt : 0.8 * context.rate + 0.2 * (1 / dt),
+            // Smoothed over the intervals, not their inverses: one assignment moments after another would
+            // otherwise make the pace look a thousand times faster for the next several.
+            rate: context.rate === 0 ? 1 / dt : 1 / (0.8 / context.rate + 0.2 * dt),
             lastAssignAt: event.at,
             stats: {
               ...s,
@@ -654,12 +783,20 @@ export const queueMachine = setup({
     },
     'reservation.rejected': {
       actions: [
-        assign(({ context, event }) => ({
-          pending: withoutPending(context, event.reservationId),
-          // The agent who declined is not offered the same task again.
-          tasks: ((t) => (t ? replaceTask(context, t.id, waitingTask(offerEnded(t, event.reservationId), { excluded: [...t.excluded, event.agent] })) : context.tasks))(findTask(context, event.taskId)),
-          stats: { ...context.stats, rejected: context.stats.rejected + (event.reason === 'timeout' ? 0 : 1), timeouts: context.stats.timeouts + (event.reason === 'timeout' ? 1 : 0) },
-        })),
+        assign(({ context, event }) => {
+          const t = findTask(context, event.taskId);
+          const stats = { ...context.stats, rejected: context.stats.rejected + (event.reason === 'timeout' ? 0 : 1), timeouts: context.stats.timeouts + (event.reason === 'timeout' ? 1 : 0) };
+          if (!t) return { pending: withoutPending(context, event.reservationId), stats };
+          // The agent who declined is offered other tasks first, and this one again only after reofferSec.
+          const until = event.at + context.config.reofferSec * 1000;
+          const declined = waitingTask(offerEnded(t, event.reservationId), { excluded: t.excluded.includes(event.agent) ? t.excluded : [...t.excluded, event.agent], excludedUntil: until });
+          return {
+            pending: withoutPending(context, event.reservationId),
+            tasks: replaceTask(context, t.id, declined),
+            reofferAt: context.reofferAt == null ? until : Math.min(context.reofferAt, until),
+            stats,
+          };
+        }),
         'route',
       ],
     },
@@ -673,7 +810,7 @@ export const queueMachine = setup({
           return {
             pending: withoutPending(context, event.reservationId),
             tasks: t && t.offer === event.reservationId ? replaceTask(context, t.id, offerEnded(t, event.reservationId)) : context.tasks,
-            workers: w ? roster(context).set(w.id, { ...w, available: false }) : context.workers,
+            workers: w ? withWorker(roster(context), { ...w, available: false }) : context.workers,
             stats: { ...context.stats, refused: context.stats.refused + 1 },
           };
         }),

@@ -3,7 +3,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as v from 'valibot';
-import { agentKind, type AgentContext } from './agent.ts';
+import { WRAPUP_RAN_OUT, agentKind, type AgentContext } from './agent.ts';
 import { conversationKind, type ConversationContext } from './conversation.ts';
 import { customerKind } from './customer.ts';
 import { queueKind, type QueueContext } from './queue.ts';
@@ -76,6 +76,23 @@ describe('routing functions', () => {
     assert.match(bestWorker(t, ws, 31_000, steps).explanation!.rule, /step 1 \(any-level/);
     assert.equal(bestWorker(t, [ws[1]], 61_000, steps).worker?.id, 'none');
   });
+
+  test('the language-only step drops the skills but keeps the language', () => {
+    const cfg = v.parse(QueueConfigSchema, { steps: [{ afterSec: 0, match: 'exact' }, { afterSec: 20, match: 'language-only' }] });
+    const t = task({ id: 't', skills: [{ name: 'finance', level: 2 }], language: 'zh' });
+    const ws = [worker('en-finance', { skills: { finance: 5, en: 1 } }), worker('zh-only', { skills: { zh: 1 } })];
+    assert.equal(bestWorker(t, ws, 10_000, cfg).worker, undefined);
+    const r = bestWorker(t, ws, 21_000, cfg);
+    assert.equal(r.worker?.id, 'zh-only');
+    assert.match(r.explanation!.rule, /step 1 \(language-only/);
+    assert.deepEqual(r.explanation!.others, [{ agent: 'en-finance', reason: 'does not speak zh' }]);
+  });
+
+  test('an agent without a configured capacity takes 1 voice, 3 chats and 5 emails', () => {
+    const sim = new Sim({ agent: agentKind });
+    sim.send('agent/new', { type: 'login' });
+    assert.deepEqual(ctx<AgentContext>(sim, 'agent/new').capacity, { voice: 1, chat: 3, email: 5 });
+  });
 });
 
 const kinds = { agent: agentKind, queue: queueKind, conversation: conversationKind };
@@ -134,6 +151,165 @@ describe('agent, queue and conversation together', () => {
     assert.equal(value(sim, `agent/${other}`), 'away');
     assert.equal(ctx<AgentContext>(sim, `agent/${other}`).reason, 'missed offers');
     assert.ok(ctx<AgentContext>(sim, `agent/${other}`).durations.available >= 40_000);
+  });
+
+  test('a customer every agent declined is offered again after reofferSec, not left waiting for ever', () => {
+    const sim = new Sim(kinds);
+    setup(sim, [{ id: 'ann' }]);
+    sim.send('conversation/c1', { type: 'open', customer: 'u1', channel: 'webchat', queue: 'support' });
+    const [rid] = Object.keys(ctx<AgentContext>(sim, 'agent/ann').offers);
+    sim.send('agent/ann', { type: 'offer.reject', reservationId: rid, reason: 'busy' });
+    assert.equal(value(sim, 'conversation/c1'), 'waiting');
+    // Others first: a newer chat goes to ann while c1 waits out her decline.
+    sim.send('conversation/c2', { type: 'open', customer: 'u2', channel: 'webchat', queue: 'support' });
+    assert.equal(value(sim, 'conversation/c2'), 'offered');
+    sim.send('agent/ann', { type: 'offer.accept', reservationId: Object.keys(ctx<AgentContext>(sim, 'agent/ann').offers)[0] });
+    sim.advance(50_000);
+    assert.equal(value(sim, 'conversation/c1'), 'waiting');
+    assert.deepEqual(ctx<QueueContext>(sim, 'queue/support').tasks.at(0)?.excluded, ['ann']);
+    // reofferSec (60 s by default) after the decline, on the queue's next tick, she is asked again.
+    sim.advance(15_000);
+    assert.equal(value(sim, 'conversation/c1'), 'offered');
+    assert.equal(ctx<ConversationContext>(sim, 'conversation/c1').agent, 'ann');
+    const q = ctx<QueueContext>(sim, 'queue/support');
+    assert.deepEqual(q.tasks.at(0)?.excluded, []);
+    assert.equal(q.reofferAt, null);
+    assert.equal(q.stats.rejected, 1);
+  });
+
+  test('an agent freed and offered a waiting task: the explanation says why not the others', () => {
+    const sim = new Sim(kinds);
+    const one = { voice: 0, chat: 1, email: 0 };
+    setup(sim, [{ id: 'ann', capacity: one }, { id: 'bob', capacity: one }, { id: 'cat', capacity: one }]);
+    sim.send('agent/cat', { type: 'presence.set', presence: 'away', reason: 'break' });
+    for (const c of ['c1', 'c2', 'c3']) sim.send(`conversation/${c}`, { type: 'open', customer: `u-${c}`, channel: 'webchat', queue: 'support' });
+    for (const a of ['ann', 'bob']) sim.send(`agent/${a}`, { type: 'offer.accept', reservationId: Object.keys(ctx<AgentContext>(sim, `agent/${a}`).offers)[0] });
+    assert.equal(value(sim, 'conversation/c3'), 'queued');
+    const first = ctx<ConversationContext>(sim, 'conversation/c1').agent!;
+    const other = first === 'ann' ? 'bob' : 'ann';
+    sim.send('conversation/c1', { type: 'wrapup' });
+    sim.send('conversation/c1', { type: 'close' });
+    assert.equal(ctx<ConversationContext>(sim, 'conversation/c3').agent, first);
+    const why = ctx<QueueContext>(sim, 'queue/support').last!;
+    assert.equal(why.task, 'c3');
+    assert.deepEqual(why.passed, { 'no free chat slot': 1, 'not available': 1 });
+    const reasons = Object.fromEntries(why.others.map((o) => [o.agent, o.reason]));
+    assert.deepEqual(reasons, { [other]: 'no free chat slot (1/1)', cat: 'not available' });
+  });
+
+  test("a chat left in wrap-up is closed by the agent's timer, and its slot freed", () => {
+    const sim = new Sim(kinds);
+    setup(sim, [{ id: 'ann', capacity: { voice: 0, chat: 1, email: 0 } }]);
+    sim.send('agent/ann', { type: 'profile.set', maxConversationWrapUpMs: 120_000 });
+    const take = (id: string) => {
+      sim.send(`conversation/${id}`, { type: 'open', customer: `u-${id}`, channel: 'webchat', queue: 'support' });
+      sim.send('agent/ann', { type: 'offer.accept', reservationId: Object.keys(ctx<AgentContext>(sim, 'agent/ann').offers)[0] });
+      sim.send(`conversation/${id}`, { type: 'agent.message' });
+      sim.send(`conversation/${id}`, { type: 'wrapup' });
+    };
+    // Closed in time: the timer is cancelled and never closes anything later.
+    take('c1');
+    sim.advance(30_000);
+    sim.send('conversation/c1', { type: 'close', disposition: 'solved' });
+    // Left in wrap-up: the slot is held (c3 waits) until the limit, then the conversation closes.
+    take('c2');
+    sim.send('conversation/c3', { type: 'open', customer: 'u-c3', channel: 'webchat', queue: 'support' });
+    sim.advance(119_000);
+    assert.equal(value(sim, 'conversation/c2'), 'wrapup');
+    assert.equal(value(sim, 'conversation/c3'), 'queued');
+    sim.advance(2_000);
+    assert.equal(value(sim, 'conversation/c2'), 'closed');
+    assert.equal(ctx<ConversationContext>(sim, 'conversation/c2').disposition, WRAPUP_RAN_OUT);
+    assert.equal(ctx<ConversationContext>(sim, 'conversation/c1').disposition, 'solved');
+    assert.equal(ctx<ConversationContext>(sim, 'conversation/c3').agent, 'ann');
+    assert.equal(sim.log.filter((m) => m.event.type === 'close' && m.to === 'conversation/c1').length, 1);
+  });
+
+  test('the wait estimate follows the pace of answers, and grows when agents stop taking work', () => {
+    const sim = new Sim(kinds);
+    setup(sim, [{ id: 'ann', capacity: { voice: 0, chat: 1, email: 0 } }]);
+    const estimates = (id: string) => sim.log.filter((m) => m.to === `conversation/${id}` && m.event.type === 'queue.position').map((m) => (m.event as unknown as { estimatedWaitSec: number }).estimatedWaitSec);
+    const accept = () => sim.send('agent/ann', { type: 'offer.accept', reservationId: Object.keys(ctx<AgentContext>(sim, 'agent/ann').offers)[0] });
+    // One answered at once, then one every 20 s.
+    for (let k = 0; k < 6; k++) sim.send(`conversation/c${k}`, { type: 'open', customer: `u${k}`, channel: 'webchat', queue: 'support' });
+    for (let k = 0; k < 4; k++) {
+      accept();
+      sim.advance(20_000);
+      sim.send(`conversation/c${k}`, { type: 'wrapup' });
+      sim.send(`conversation/c${k}`, { type: 'close' });
+    }
+    accept(); // c4; c5 is next
+    const paced = ctx<QueueContext>(sim, 'queue/support');
+    // The answer moments after the first did not make the pace look a thousand times faster.
+    assert.ok(1 / paced.rate > 5 && 1 / paced.rate <= 20, `interval ${1 / paced.rate} s`);
+    sim.log.length = 0;
+    // ann keeps c4 for ten minutes: c5's reminders (every 30 s) say longer and longer.
+    sim.advance(600_000);
+    const told = estimates('c5');
+    assert.ok(told.length >= 10, `${told.length} reminders`);
+    assert.ok(told[0] <= 40, `first reminder ${told[0]} s`);
+    assert.ok(told.at(-1)! >= 570, `last reminder ${told.at(-1)} s`);
+    assert.deepEqual([...told].sort((a, b) => a - b), told, 'never shorter than the one before');
+  });
+
+  test('hold and resume; direct transfers an agent refuses or rejects go to the queue; a call from the chat declined goes there too', () => {
+    const sim = new Sim(kinds);
+    setup(sim, [{ id: 'ann' }, { id: 'bob' }]);
+    sim.send('agent/bob', { type: 'presence.set', presence: 'away', reason: 'lunch' });
+    sim.send('conversation/c1', { type: 'open', customer: 'u1', channel: 'webchat', queue: 'support' });
+    const accept = (agent: string) => sim.send(`agent/${agent}`, { type: 'offer.accept', reservationId: Object.keys(ctx<AgentContext>(sim, `agent/${agent}`).offers)[0] });
+    accept('ann');
+    sim.send('conversation/c1', { type: 'hold' });
+    assert.equal(value(sim, 'conversation/c1'), 'onHold');
+    sim.send('conversation/c1', { type: 'resume' });
+    assert.equal(value(sim, 'conversation/c1'), 'active');
+    // To bob, who is away: refused, so to the queue, where ann (freed by the transfer) is offered it.
+    sim.send('conversation/c1', { type: 'transfer', to: 'agent/bob', note: 'billing question' });
+    assert.equal(value(sim, 'conversation/c1'), 'offered');
+    assert.equal(ctx<ConversationContext>(sim, 'conversation/c1').agent, 'ann');
+    accept('ann');
+    // To bob, now back, who rejects it: to the queue again.
+    sim.send('agent/bob', { type: 'presence.set', presence: 'available' });
+    sim.send('conversation/c1', { type: 'transfer', to: 'agent/bob', note: 'billing, second try' });
+    assert.equal(value(sim, 'conversation/c1'), 'offered');
+    assert.equal(ctx<ConversationContext>(sim, 'conversation/c1').agent, 'bob');
+    sim.send('agent/bob', { type: 'offer.reject', reservationId: Object.keys(ctx<AgentContext>(sim, 'agent/bob').offers)[0], reason: 'not mine' });
+    assert.ok(sim.log.some((m) => m.to === 'conversation/c1' && m.event.type === 'reservation.rejected'));
+    assert.equal(value(sim, 'conversation/c1'), 'offered');
+    const c1 = ctx<ConversationContext>(sim, 'conversation/c1');
+    assert.deepEqual(c1.transfers.map((t) => [t.from, t.to, t.note]), [['agent/ann', 'agent/bob', 'billing question'], ['agent/ann', 'agent/bob', 'billing, second try']]);
+    accept(c1.agent!);
+    // A call from the chat: its agent is offered the voice task first; declined, it goes to the queue, voice first.
+    const holder = ctx<ConversationContext>(sim, 'conversation/c1').agent!;
+    sim.send('conversation/c1', { type: 'call.request', callId: 'call-1' });
+    assert.equal(value(sim, 'conversation/c1'), 'offered');
+    sim.send(`agent/${holder}`, { type: 'offer.reject', reservationId: 'c1-call-1', reason: 'cannot talk now' });
+    assert.ok(['queued', 'offered'].includes(value(sim, 'conversation/c1')));
+    assert.ok(sim.log.some((m) => m.to === 'queue/support' && m.event.type === 'task.add' && (m.event as unknown as { task: Task }).task.channel === 'voice'));
+  });
+
+  test('a customer who leaves after a re-queue is taken off the queue; an answer that overtakes its offer still assigns', () => {
+    const sim = new Sim(kinds);
+    setup(sim, [{ id: 'ann' }]);
+    sim.send('conversation/c1', { type: 'open', customer: 'u1', channel: 'webchat', queue: 'support' });
+    sim.send('agent/ann', { type: 'offer.reject', reservationId: Object.keys(ctx<AgentContext>(sim, 'agent/ann').offers)[0], reason: 'busy' });
+    assert.equal(value(sim, 'conversation/c1'), 'waiting');
+    sim.send('conversation/c1', { type: 'customer.left' });
+    assert.equal(value(sim, 'conversation/c1'), 'closed');
+    assert.equal(ctx<ConversationContext>(sim, 'conversation/c1').outcome, 'abandoned');
+    assert.equal(ctx<QueueContext>(sim, 'queue/support').tasks.length, 0);
+    // `assigned` can reach a conversation before its `offered` (two senders): it is taken in queued and in waiting.
+    sim.send('agent/ann', { type: 'presence.set', presence: 'away' });
+    for (const id of ['c2', 'c3']) sim.send(`conversation/${id}`, { type: 'open', customer: `u-${id}`, channel: 'webchat', queue: 'support' });
+    sim.send('conversation/c2', { type: 'assigned', agent: 'ann', reservationId: 'r-2' });
+    assert.equal(value(sim, 'conversation/c2'), 'active');
+    sim.send('conversation/c3', { type: 'requeued', agent: 'ann', reason: 'timeout' });
+    sim.send('conversation/c3', { type: 'offered', agent: 'ann', reservationId: 'r-3' });
+    sim.send('conversation/c3', { type: 'requeued', agent: 'ann', reason: 'timeout' });
+    assert.equal(value(sim, 'conversation/c3'), 'waiting');
+    sim.send('conversation/c3', { type: 'assigned', agent: 'ann', reservationId: 'r-3b' });
+    assert.equal(value(sim, 'conversation/c3'), 'active');
+    assert.equal(ctx<ConversationContext>(sim, 'conversation/c3').outcome, 'assigned');
   });
 
   test('capacity per channel is never exceeded; voice before digital; VIP first', () => {

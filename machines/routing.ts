@@ -43,8 +43,10 @@ export const TaskSchema = v.object({
   urgent: v.optional(v.boolean(), false),
   enqueuedAt: v.number(),
   attrs: v.optional(v.record(v.string(), Attr), {}),
-  /** Agents that rejected or missed this task: not offered it again. */
+  /** Agents that rejected or missed this task: not offered it again until `excludedUntil`. */
   excluded: v.optional(v.array(v.string()), []),
+  /** When those agents may be offered it again (the queue's reofferSec after the latest decline). */
+  excludedUntil: v.optional(v.number()),
   /** The queue position the customer was last told, and when. */
   told: v.optional(v.number()),
   toldAt: v.optional(v.number()),
@@ -92,6 +94,12 @@ export const QueueConfigSchema = v.object({
   /** A customer whose place moved up a lot is told so, but not sooner than this after they were last told. */
   movedGapSec: v.optional(v.pipe(v.number(), v.minValue(0, 'movedGapSec must not be negative')), 30),
   serviceLevelSec: v.optional(v.number(), 30),
+  /**
+   * An agent who rejected or missed a task is offered others first; after this long (from the latest
+   * decline) they may be offered it again, so that a customer whom every eligible agent declined once is
+   * not left waiting for ever.
+   */
+  reofferSec: v.optional(v.pipe(v.number(), v.minValue(0, 'reofferSec must not be negative')), 60),
 });
 export type QueueConfig = v.InferOutput<typeof QueueConfigSchema>;
 
@@ -215,6 +223,10 @@ export function refusal(w: Worker, t: Task, step: Step): string | undefined {
   return undefined;
 }
 
+/** A refusal without its figures, to count agents passed over by reason. */
+export const reasonKey = (reason: string) => reason.replace(/ \(.*\)$/, '').replace(/:\d+ below \d+$/, ' too low');
+export const RANKED_LOWER = 'ranked lower (skill level, then idle time)';
+
 const skillScore = (w: Worker, t: Task) => t.skills.reduce((s, n) => s + (w.skills[n.name] ?? 0), 0);
 
 export interface Explanation {
@@ -237,15 +249,15 @@ export function bestWorker(t: Task, workers: Worker[], now: number, cfg: QueueCo
   for (const w of workers) {
     const no = refusal(w, t, step);
     if (no) {
-      const key = no.replace(/ \(.*\)$/, '').replace(/:\d+ below \d+$/, ' too low');
+      const key = reasonKey(no);
       passed[key] = (passed[key] ?? 0) + 1;
       if (others.length < 5) others.push({ agent: w.id, reason: no });
       continue;
     }
     if (!best || skillScore(w, t) > skillScore(best, t) || (skillScore(w, t) === skillScore(best, t) && w.idleSince < best.idleSince)) {
-      if (best && others.length < 5) others.push({ agent: best.id, reason: 'ranked lower (skill level, then idle time)' });
+      if (best && others.length < 5) others.push({ agent: best.id, reason: RANKED_LOWER });
       best = w;
-    } else if (others.length < 5) others.push({ agent: w.id, reason: 'ranked lower (skill level, then idle time)' });
+    } else if (others.length < 5) others.push({ agent: w.id, reason: RANKED_LOWER });
   }
   if (!best) return { passed };
   const p = priority(t, now, cfg);

@@ -105,8 +105,12 @@ test('agent accepts, replies, transfers; the visitor is answered; the wallboard 
   const bobOffer = await waitFor('offer to bob', async () => (await bob<{ offers: { reservationId: string; task: { id: string } }[] }>('/api/me')).offers.find((o) => o.task.id === conversationId), 15_000, 200);
   await bob(`/api/offers/${bobOffer.reservationId}/accept`, {});
   await waitFor('bob holds it', async () => (await bob<{ conversations: { id: string }[] }>('/api/inbox')).conversations.some((c) => c.id === conversationId), 15_000, 200);
-  const detail = await bob<{ conversation: { transfers: { to: string; note: string }[] } }>(`/api/conversations/${conversationId}`);
+  const detail = await bob<{ conversation: { transfers: { to: string; note: string }[] }; customer: { messages: { direction: string; text?: string }[] } }>(`/api/conversations/${conversationId}`);
   assert.deepEqual(detail.conversation.transfers.map((t) => [t.to, t.note]), [['agent/bob', 'Customer waits for order 1042']]);
+  // The history goes with it: bob reads what the customer wrote and what ann answered before him.
+  const before = detail.customer.messages;
+  assert.ok(before.some((m) => m.direction === 'in' && m.text?.includes('我的订单还没到')), 'the customer’s message');
+  assert.ok(before.some((m) => m.direction === 'out' && m.text === '您好，包裹明天送达。'), 'ann’s reply');
   await sue.waitForSelector('tr[data-agent=bob] td[data-tasks="1"]', { timeout: 15_000 });
   await sue.waitForSelector('tr[data-agent=ann] td[data-tasks="0"]', { timeout: 15_000 });
   await ann.waitForSelector(`li[data-conversation="${conversationId}"]`, { state: 'detached', timeout: 15_000 });
