@@ -481,6 +481,19 @@ describe('IVR failover offer (nobody can take the call)', () => {
     for (const s of [checking, offering]) assert.equal(send(s, { type: 'hangup' })[0].value, 'hungup');
   });
 
+  test('silence alone replays the offer once, then the caller keeps the queue exit', () => {
+    const [s1] = started({ menu: withOffer });
+    const [checking] = dtmf(s1, '2');
+    const [offering, a] = send(checking, { type: 'unstaffed' });
+    const [replayed, a2] = send(offering, timers(a)[0].event as unknown as IvrEvent);
+    assert.equal(replayed.value, 'offering');
+    assert.deepEqual(plays(a2), [{ type: 'ivr.play', prompt: 'failover.offer.zh', language: 'zh' }], 'replayed on silence');
+    assert.deepEqual(timers(a2).map((t) => [t.id, t.delay]), [[OFFER_TIMER, 4000]]);
+    const [stays, a3] = send(replayed, timers(a2)[0].event as unknown as IvrEvent);
+    assert.equal(stays.value, 'done');
+    assert.deepEqual(done(a3).map((d) => (d as { exit: unknown }).exit), [billing]);
+  });
+
   test('VIP and fallback exits are checked too; failover exits and menus without an offer are not', () => {
     const vipExit = { queue: 'vip', attributes: {} };
     const [vip, a] = started({ menu: withOffer, vip: true, vipExit });
