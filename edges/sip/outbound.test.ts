@@ -188,6 +188,18 @@ test('outreach on voice places a call; a busy line fails it with the reason; opt
   const { id, chat } = await chatHeldByAnn('Hello');
   const customer = (await conv(id)).context.customer;
 
+  // A call takes a voice slot: with none, ann is told so and nothing is dialled.
+  const voiceSlots = async (n: number) => {
+    await t.actors.tell('agent/ann', { type: 'profile.set', capacity: { voice: n, chat: 3, email: 5 } });
+    await waitFor(`ann has ${n} voice slots`, async () => (await t.actors.ask<{ capacity: { voice: number } }>('agent/ann', { type: 'get' })).capacity.voice === n, 10_000, 50);
+  };
+  await voiceSlots(0);
+  const noSlot = await ann(`/api/conversations/${id}/call`, { number: '+8613800138004' });
+  assert.equal(noSlot.status, 409);
+  assert.match(String(noSlot.data.error), /no free voice slot \(0\/0\)/);
+  assert.equal((await conv(id)).context.channel, 'webchat', 'still on the chat');
+  await voiceSlots(1);
+
   // A chat visitor has no phone: the call button needs a number.
   const noPhone = await ann(`/api/conversations/${id}/call`, {});
   assert.equal(noPhone.status, 409);

@@ -363,6 +363,14 @@ export async function workspace(deps: WorkspaceDeps): Promise<Workspace> {
       if (rung?.outcome === 'accepted') return c.json({ ok: true, channel: 'voice', via: 'widget' });
       if (rung) return fail(c, 409, rung.reason);
     }
+    // The call moves the chat's work to a voice slot of its agent (no reservation asks first, as for a call the
+    // customer starts): an agent on another call, or with no voice capacity, cannot place one.
+    if (e.agent) {
+      const a = await actors.ask<{ load?: Record<string, number>; capacity?: Record<string, number> }>(`agent/${e.agent}`, { type: 'get' }, { timeoutMs: 3000 });
+      const used = a.load?.voice ?? 0;
+      const slots = a.capacity?.voice ?? 0;
+      if (used >= slots) return fail(c, 409, `no free voice slot (${used}/${slots}): end the other call first, or ask for voice capacity`);
+    }
     // The edge tells the conversation `dialing` (it switches to voice), then ringing, answered, ended.
     const placed = await placeCall({ nc: deps.nc, actors, store }, { conversationId: e.id, customer: e.customer, number: b.number });
     if ('error' in placed) return fail(c, placed.status, placed.error);
