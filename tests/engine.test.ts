@@ -6,7 +6,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../engine/nats-server.ts';
 import { startTestEngine } from './support/engine.ts';
-import { tempDir, waitFor } from './support/nats.ts';
+import { startTestNats, tempDir, waitFor } from './support/nats.ts';
+import { ActorClient } from '../actors/client.ts';
 
 const DENO = join('node_modules', 'deno', 'deno');
 
@@ -65,6 +66,48 @@ test('npm start: boots on embedded defaults under Node, answers /healthz and /me
 test('deno task start: the same program boots under Deno 2, answers /healthz, and SIGINT stops it cleanly', async () => {
   assert.ok(existsSync(DENO), 'the deno npm package provides the runtime');
   await bootAndStop(DENO, ['task', 'start'], 'deno', 'SIGINT');
+});
+
+test('two cc core nodes (ROLE=core, as README runs them by hand) split the shards; SIGTERM to one hands them and its actors to the other', { timeout: 120_000 }, async () => {
+  const nats = await startTestNats();
+  const nc = await nats.connect();
+  const SHARDS = 8;
+  const actors = new ActorClient(nc, SHARDS);
+  const node = async (id: string) => {
+    const port = await freePort();
+    const p = run(process.execPath, ['--import', 'tsx', 'main.ts'], { ROLE: 'core', NODE_ID: id, PORT: String(port), NATS_URL: nats.urls[0], ACTOR_SHARDS: String(SHARDS), DATA_DIR: tempDir(id) });
+    const owned = async () => {
+      const r = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined);
+      return r?.status === 200 ? ((await r.json()) as { components: { actors: { shards_owned: number; shards_total: number; members: number } } }).components.actors : undefined;
+    };
+    return { p, owned };
+  };
+  const [a, b] = await Promise.all([node('core-a'), node('core-b')]);
+  try {
+    // Evenly: half the shards each.
+    const total = await waitFor('both up, shards split evenly', async () => ((x, y) => (x && y && x.members === 2 && y.members === 2 && x.shards_owned + y.shards_owned === x.shards_total && Math.abs(x.shards_owned - y.shards_owned) <= 1 ? x.shards_total : undefined))(await a.owned(), await b.owned()), 60_000, 200);
+    // Agents on every shard, each with a name only its actor keeps.
+    const ids = Array.from({ length: 24 }, (_, i) => `probe${i}`);
+    for (const id of ids) await actors.tell(`agent/${id}`, { type: 'profile.set', name: `Agent ${id}` });
+    await waitFor('names kept', async () => (await Promise.all(ids.map((id) => actors.ask<{ name: string }>(`agent/${id}`, { type: 'get' })))).every((x, i) => x.name === `Agent ${ids[i]}`), 20_000, 100);
+    const before = Date.now();
+    a.p.child.kill('SIGTERM');
+    assert.equal(await a.p.exited, 0, a.p.output());
+    assert.match(a.p.output(), /"msg":"stopped"/);
+    await waitFor('b owns every shard', async () => (await b.owned())?.shards_owned === total, 30_000, 100);
+    const handover = Date.now() - before;
+    const names = await Promise.all(ids.map((id) => actors.ask<{ name: string }>(`agent/${id}`, { type: 'get' })));
+    assert.deepEqual(names.map((x) => x.name), ids.map((id) => `Agent ${id}`), 'every actor kept its state across the handover');
+    console.log(JSON.stringify({ shards: total, handover_ms: handover }));
+    // A clean stop hands over at once, well inside the lease time a crash would wait for.
+    assert.ok(handover < 5_000, `handover took ${handover} ms`);
+  } finally {
+    a.p.child.kill('SIGKILL');
+    b.p.child.kill('SIGKILL');
+    await b.p.exited;
+    await nc.close();
+    await nats.stop();
+  }
 });
 
 test('a core-only node answers /healthz and /metrics; its actors are reported down while its heartbeat cannot reach NATS', async () => {
