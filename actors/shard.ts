@@ -744,10 +744,14 @@ export class Shard {
   }
 
   private async publishDead(w: Work, reason: string, id: string): Promise<void> {
-    if (w.t !== 'mail') {
-      this.svc.log.warn({ actor: `${this.kind}/${id}`, reason }, 'timer event failed');
+    if (w.t === 'timer') {
+      // No mail to hand on: the dead letter says which timer failed (its event type leads the reason).
+      const at = Date.now();
+      await this.sendDead(id, enc.encode(JSON.stringify({ timer: true, at })), `dead:${this.kind}:${id}:timer:${at}`, reason, { 'Cc-Source': 'timer' });
+      this.svc.log.warn({ actor: `${this.kind}/${id}`, reason }, 'timer event dead-lettered');
       return;
     }
+    if (w.t !== 'mail') return;
     await this.sendDead(id, w.msg.data, `dead:${this.kind}:${w.seq}`, reason, { 'Cc-Seq': String(w.seq) });
     this.svc.log.warn({ actor: `${this.kind}/${id}`, seq: w.seq, reason }, 'message dead-lettered');
   }

@@ -1,16 +1,17 @@
 // The actor runtime on one node against a real nats-server.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as v from 'valibot';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { headers as natsHeaders } from '@nats-io/nats-core';
 import { ActorNode } from '../actors/node.ts';
 import { AskError } from '../actors/client.ts';
-import { DEAD_STREAM, HDR_REASON, STATE_BUCKET, TIMER_BUCKET, keys, refString, shardOf } from '../actors/address.ts';
+import { DEAD_STREAM, HDR_ACTOR, HDR_REASON, STATE_BUCKET, TIMER_BUCKET, keys, refString, shardOf } from '../actors/address.ts';
 import { defineKind } from '../actors/kind.ts';
 import { watchInspection } from '../actors/inspection.ts';
-import { counterKind } from './support/counter.ts';
+import { counterKind, poison } from './support/counter.ts';
 import { startTestNats, waitFor, type TestNats } from './support/nats.ts';
 
 type Count = { count: number; fired: number };
@@ -117,11 +118,27 @@ describe('actor runtime, one node', () => {
     assert.deepEqual(await raw(`cc.ask.counter.${shardOf(bad, 4)}.${bad}`, '{"type":"get"}'), { ok: false, error: 'invalid actor id in the subject: "a+b"' });
   });
 
-  test('a poison message is dead-lettered with its reason and the actor goes on', async () => {
+  test('ask: a typed reply is checked, and with no node hosting the kind it times out within its budget', async () => {
+    const Reply = v.object({ count: v.number(), fired: v.number() });
+    assert.deepEqual(await node.ask('counter/typed', { type: 'get' }, { reply: Reply }), { count: 0, fired: 0 });
+    await assert.rejects(
+      node.ask('counter/typed', { type: 'get' }, { reply: v.object({ count: v.string() }) }),
+      (e: unknown) => e instanceof AskError && e.code === 'invalid' && /ask counter\/typed get: unexpected reply: .*string/.test(e.message),
+    );
+    // No node hosts `nobody`: the ask retries while no one answers (a shard between owners), then gives up.
+    const started = Date.now();
+    await assert.rejects(node.ask('nobody/x', { type: 'get' }, { timeoutMs: 600 }), (e: unknown) => e instanceof AskError && e.code === 'timeout' && /ask nobody\/x get: timed out after 600 ms/.test(e.message));
+    const took = Date.now() - started;
+    assert.ok(took >= 550 && took < 2_000, `gave up after ${took} ms`);
+  });
+
+  test('a poison message is dead-lettered with its reason after bounded retries, and the actor goes on', async () => {
+    const tried = poison.attempts;
     await node.tell('counter/poison', { type: 'inc' });
     await node.tell('counter/poison', { type: 'boom' });
     await node.tell('counter/poison', { type: 'inc' });
     await waitFor('count 2', async () => (await node.ask<Count>('counter/poison', { type: 'get' })).count === 2);
+    assert.equal(poison.attempts - tried, 3, 'one try and the two retries the node allows, no more');
     const jsm = await jetstreamManager(nc);
     const info = await jsm.streams.info(DEAD_STREAM);
     assert.ok(info.state.messages >= 1);
@@ -136,6 +153,19 @@ describe('actor runtime, one node', () => {
     await waitFor('two more dead letters', async () => (await jsm.streams.info(DEAD_STREAM)).state.messages >= 3);
     const last = await jsm.streams.getMessage(DEAD_STREAM, { last_by_subj: 'cc.dead.counter' });
     assert.match(last!.header!.get(HDR_REASON), /missing or invalid Cc-Actor header|invalid event/);
+  });
+
+  test('a timer whose event throws is dead-lettered with the reason, and the actor goes on', async () => {
+    const jsm = await jetstreamManager(nc);
+    await node.tell('counter/doomed', { type: 'doom', ms: 300 });
+    const dead = await waitFor('the timer dead-lettered', async () => {
+      const m = await jsm.streams.getMessage(DEAD_STREAM, { last_by_subj: 'cc.dead.counter' });
+      return m?.header?.get('Cc-Source') === 'timer' && m.header.get(HDR_ACTOR) === 'doomed' ? m : undefined;
+    });
+    assert.match(dead.header!.get(HDR_REASON), /the timer is poison/);
+    assert.equal(dead.json<{ timer: boolean }>().timer, true);
+    await node.tell('counter/doomed', { type: 'inc' });
+    await waitFor('count 1', async () => (await node.ask<Count>('counter/doomed', { type: 'get' })).count === 1);
   });
 
   test('publish effects are sent once stored; one no stream takes is dead-lettered with the reason after bounded tries, and the actor goes on', async () => {

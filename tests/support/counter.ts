@@ -10,14 +10,19 @@ type Ev =
   | { type: 'get' }
   | { type: 'boom' }
   | { type: 'arm'; ms: number }
+  /** Arms a timer whose own event throws: a poison timer. */
+  | { type: 'doom'; ms: number }
   | { type: 'disarm' }
   | { type: 'forward'; to: string }
   | { type: 'announce'; subject: string }
   | { type: 'grow'; kb: number };
 
+/** How many times a `boom` was tried, retries included (the runtime's bounded retries are counted by it). */
+export const poison = { attempts: 0 };
+
 export const counterMachine = setup({
   types: {} as { context: { count: number; fired: number; seen: number; blob: string }; events: Ev },
-  delays: { delay: ({ event }) => (event.type === 'arm' ? event.ms : 1000) },
+  delays: { delay: ({ event }) => (event.type === 'arm' || event.type === 'doom' ? event.ms : 1000) },
 }).createMachine({
   id: 'counter',
   context: { count: 0, fired: 0, seen: 0, blob: '' },
@@ -28,6 +33,7 @@ export const counterMachine = setup({
     get: { actions: emit(({ context }) => reply({ count: context.count, fired: context.fired })) },
     boom: {
       actions: assign(() => {
+        poison.attempts++;
         throw new Error('boom is poison');
       }),
     },
@@ -36,10 +42,20 @@ export const counterMachine = setup({
     announce: { actions: emit(({ event, context }) => publish(event.subject, { count: context.count })) },
   },
   states: {
-    idle: { on: { arm: 'armed' } },
+    idle: { on: { arm: 'armed', doom: 'doomed' } },
     armed: {
       after: { delay: { target: 'idle', actions: assign({ fired: ({ context }) => context.fired + 1 }) } },
       on: { disarm: 'idle' },
+    },
+    doomed: {
+      after: {
+        delay: {
+          target: 'idle',
+          actions: assign(() => {
+            throw new Error('the timer is poison');
+          }),
+        },
+      },
     },
   },
 });
