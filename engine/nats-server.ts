@@ -12,11 +12,12 @@ export class NatsServerMissing extends Error {
   }
 }
 
-export function findNatsServer(): string {
-  for (const dir of (process.env.PATH ?? '').split(':')) {
+/** The `nats-server` binary: on PATH first, then where Debian and a manual install put it. */
+export function findNatsServer(path = process.env.PATH ?? '', candidates = CANDIDATES): string {
+  for (const dir of path.split(':')) {
     if (dir && existsSync(join(dir, 'nats-server'))) return join(dir, 'nats-server');
   }
-  const found = CANDIDATES.find((p) => existsSync(p));
+  const found = candidates.find((p) => existsSync(p));
   if (!found) throw new NatsServerMissing();
   return found;
 }
