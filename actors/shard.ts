@@ -451,7 +451,8 @@ export class Shard {
     const replies = new Map<Work, unknown>();
     // An ask without a reply effect is answered with the state right after it, not after its whole batch.
     const after = new Map<Work, AnyMachineSnapshot>();
-    const failures: { w: Work; reason: string }[] = [];
+    // `event`: the timer event that failed (a timer wake can run several; mail and asks carry their own).
+    const failures: { w: Work; reason: string; event?: EventObject }[] = [];
     // In the order they happened: each applied event, then the snapshot it changed.
     const inspections: { subject: string; data: unknown }[] = [];
     // Events and activations only for watched actors (a node with inspection off follows no watches).
@@ -522,7 +523,7 @@ export class Shard {
       }
       for (const event of events) {
         const res = await this.stepWithRetries(snap, event);
-        if (typeof res === 'string') failures.push({ w, reason: res });
+        if (typeof res === 'string') failures.push({ w, reason: res, event: w.t === 'timer' ? event : undefined });
         else apply(res, w, event);
         metrics.messages.inc(w.t === 'mail' ? this.viaMail : w.t === 'ask' ? this.viaAsk : this.viaTimer);
       }
@@ -573,7 +574,7 @@ export class Shard {
       const sooner = newDue !== undefined && (oldDue === undefined || newDue < oldDue);
       if (sooner) await this.writeDeadline(id, newDue);
       // Dead letters first: if we die before the record is written, the same message id is deduplicated.
-      for (const f of failures) if (f.w.t !== 'ask') await this.publishDead(f.w, f.reason, id);
+      for (const f of failures) if (f.w.t !== 'ask') await this.publishDead(f.w, f.reason, id, f.event);
       // Parts go under fresh keys first; the record that points at them is the commit.
       await Promise.all(plans.flatMap((p) => p.writes).map((w) => this.svc.partsKv.put(w.key, w.data)));
       if (!(await this.save(id, a, record, bytes))) return this.retryAfterConflict(id, a, batch);
@@ -743,12 +744,14 @@ export class Shard {
     m.ack();
   }
 
-  private async publishDead(w: Work, reason: string, id: string): Promise<void> {
+  private async publishDead(w: Work, reason: string, id: string, event?: EventObject): Promise<void> {
     if (w.t === 'timer') {
-      // No mail to hand on: the dead letter says which timer failed (its event type leads the reason).
-      const at = Date.now();
-      await this.sendDead(id, enc.encode(JSON.stringify({ timer: true, at })), `dead:${this.kind}:${id}:timer:${at}`, reason, { 'Cc-Source': 'timer' });
-      this.svc.log.warn({ actor: `${this.kind}/${id}`, reason }, 'timer event dead-lettered');
+      // The timer's event is the letter; its type and due time name it, so a retried batch is deduplicated
+      // and two timers failing in one wake are two letters.
+      if (!event) return;
+      const due = (event as { at?: number }).at ?? 0;
+      await this.sendDead(id, enc.encode(JSON.stringify(event)), `dead:${this.kind}:${id}:timer:${event.type}:${due}`, reason, { 'Cc-Source': 'timer' });
+      this.svc.log.warn({ actor: `${this.kind}/${id}`, event: event.type, reason }, 'timer event dead-lettered');
       return;
     }
     if (w.t !== 'mail') return;

@@ -18,6 +18,7 @@ import {
   fits,
   refusal,
   reasonKey,
+  REOFFER_SEC,
   RANKED_LOWER,
   evaluate,
   sortedIndex,
@@ -205,12 +206,15 @@ function effective(w: Worker, extra: Record<string, number> | undefined): Worker
 
 /**
  * Seconds until `position` is answered: that many of the smoothed intervals between assignments. When
- * nobody has been assigned for longer than that interval, the time since the last one is the interval:
- * a queue whose agents stopped taking work does not keep promising the old pace. -1: no pace known yet.
+ * customers have waited with nobody assigned for longer than that interval, that time is the interval: a
+ * queue whose agents stopped taking work does not keep promising the old pace. -1: no pace known yet.
  */
 export function estimateWaitSec(c: QueueContext, position: number, now: number): number {
   if (c.rate <= 0) return -1;
-  const interval = Math.max(1 / c.rate, c.lastAssignAt > 0 ? (now - c.lastAssignAt) / 1000 : 0);
+  // Waiting since the later of the last assignment and the arrival of the customer waiting longest: a queue
+  // that stood empty overnight has not been slow.
+  const since = Math.max(c.lastAssignAt, now - longestWaitMs(c, now));
+  const interval = Math.max(1 / c.rate, c.lastAssignAt > 0 ? (now - since) / 1000 : 0);
   return Math.round(position * interval);
 }
 
@@ -357,7 +361,7 @@ export function dispatch(c: QueueContext, now: number, focus: Focus): { context:
  * Looks at the list only when the earliest such time has come.
  */
 function reofferDeclined(c: QueueContext, now: number): QueueContext {
-  if (c.reofferAt === null || (c.reofferAt !== undefined && now < c.reofferAt)) return c;
+  if (c.reofferAt === null || (typeof c.reofferAt === 'number' && Number.isFinite(c.reofferAt) && now < c.reofferAt)) return c;
   const opened: [number, Task][] = [];
   let next: number | null = null;
   c.tasks.someFrom(0, (t, i) => {
@@ -759,7 +763,8 @@ export const queueMachine = setup({
           const t = findTask(context, event.taskId);
           if (!t) return { pending: withoutPending(context, event.reservationId) };
           const wait = event.at - t.enqueuedAt;
-          const dt = Math.max(0.001, (event.at - (context.lastAssignAt || t.enqueuedAt)) / 1000);
+          // From the later of the last assignment and this task's arrival: time with nobody waiting is not slow service.
+          const dt = Math.max(0.001, (event.at - Math.max(context.lastAssignAt, t.enqueuedAt)) / 1000);
           const s = context.stats;
           return {
             pending: withoutPending(context, event.reservationId),
@@ -788,7 +793,7 @@ export const queueMachine = setup({
           const stats = { ...context.stats, rejected: context.stats.rejected + (event.reason === 'timeout' ? 0 : 1), timeouts: context.stats.timeouts + (event.reason === 'timeout' ? 1 : 0) };
           if (!t) return { pending: withoutPending(context, event.reservationId), stats };
           // The agent who declined is offered other tasks first, and this one again only after reofferSec.
-          const until = event.at + context.config.reofferSec * 1000;
+          const until = event.at + (context.config.reofferSec ?? REOFFER_SEC) * 1000;
           const declined = waitingTask(offerEnded(t, event.reservationId), { excluded: t.excluded.includes(event.agent) ? t.excluded : [...t.excluded, event.agent], excludedUntil: until });
           return {
             pending: withoutPending(context, event.reservationId),

@@ -225,6 +225,45 @@ describe('agent, queue and conversation together', () => {
     assert.equal(sim.log.filter((m) => m.event.type === 'close' && m.to === 'conversation/c1').length, 1);
   });
 
+  test('a queue configured before reofferSec existed offers a declined task again after the default', () => {
+    const sim = new Sim(kinds);
+    setup(sim, [{ id: 'ann' }]);
+    // As stored then: the parsed config had no reofferSec.
+    delete (ctx<QueueContext>(sim, 'queue/support').config as Partial<QueueContext['config']>).reofferSec;
+    sim.send('conversation/c1', { type: 'open', customer: 'u1', channel: 'webchat', queue: 'support' });
+    sim.send('agent/ann', { type: 'offer.reject', reservationId: Object.keys(ctx<AgentContext>(sim, 'agent/ann').offers)[0], reason: 'busy' });
+    assert.ok(Number.isFinite(ctx<QueueContext>(sim, 'queue/support').reofferAt));
+    sim.advance(65_000);
+    assert.equal(value(sim, 'conversation/c1'), 'offered');
+  });
+
+  test('a queue that stood empty overnight does not tell the next customers it is slow', () => {
+    const sim = new Sim(kinds);
+    setup(sim, [{ id: 'ann', capacity: { voice: 0, chat: 1, email: 0 } }]);
+    const told = (id: string) => sim.log.filter((m) => m.to === `conversation/${id}` && m.event.type === 'queue.position').map((m) => (m.event as unknown as { estimatedWaitSec: number }).estimatedWaitSec);
+    const accept = () => sim.send('agent/ann', { type: 'offer.accept', reservationId: Object.keys(ctx<AgentContext>(sim, 'agent/ann').offers)[0] });
+    const close = (id: string) => {
+      sim.send(`conversation/${id}`, { type: 'wrapup' });
+      sim.send(`conversation/${id}`, { type: 'close' });
+    };
+    // An evening at one answer every 30 s…
+    for (let k = 0; k < 4; k++) sim.send(`conversation/e${k}`, { type: 'open', customer: `e${k}`, channel: 'webchat', queue: 'support' });
+    for (let k = 0; k < 4; k++) {
+      accept();
+      sim.advance(30_000);
+      close(`e${k}`);
+    }
+    // …then twelve hours with nobody waiting, and three chats in the morning.
+    sim.advance(12 * 3600_000);
+    for (const id of ['m1', 'm2', 'm3']) sim.send(`conversation/${id}`, { type: 'open', customer: id, channel: 'webchat', queue: 'support' });
+    accept();
+    assert.ok(told('m2')[0] <= 120, `m2 told ${told('m2')[0]} s for the second place`);
+    sim.advance(30_000);
+    close('m1');
+    accept();
+    assert.ok(1 / ctx<QueueContext>(sim, 'queue/support').rate < 120, 'the night did not enter the pace');
+  });
+
   test('the wait estimate follows the pace of answers, and grows when agents stop taking work', () => {
     const sim = new Sim(kinds);
     setup(sim, [{ id: 'ann', capacity: { voice: 0, chat: 1, email: 0 } }]);

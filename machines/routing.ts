@@ -43,9 +43,12 @@ export const TaskSchema = v.object({
   urgent: v.optional(v.boolean(), false),
   enqueuedAt: v.number(),
   attrs: v.optional(v.record(v.string(), Attr), {}),
-  /** Agents that rejected or missed this task: not offered it again until `excludedUntil`. */
+  /**
+   * Agents that rejected or missed this task: not offered it again before `excludedUntil` (the queue opens
+   * it to them on its first tick after that; a task stored without the time is opened on the next tick).
+   */
   excluded: v.optional(v.array(v.string()), []),
-  /** When those agents may be offered it again (the queue's reofferSec after the latest decline). */
+  /** The queue's reofferSec after the latest decline. */
   excludedUntil: v.optional(v.number()),
   /** The queue position the customer was last told, and when. */
   told: v.optional(v.number()),
@@ -83,6 +86,9 @@ export const StepSchema = v.object({
 });
 export type Step = v.InferOutput<typeof StepSchema>;
 
+/** reofferSec's default; also for a queue configured before the setting existed (its stored config lacks it). */
+export const REOFFER_SEC = 60;
+
 export const QueueConfigSchema = v.object({
   target: v.optional(ExprSchema),
   steps: v.optional(v.array(StepSchema), [{ afterSec: 0, match: 'exact' }]),
@@ -99,7 +105,7 @@ export const QueueConfigSchema = v.object({
    * decline) they may be offered it again, so that a customer whom every eligible agent declined once is
    * not left waiting for ever.
    */
-  reofferSec: v.optional(v.pipe(v.number(), v.minValue(0, 'reofferSec must not be negative')), 60),
+  reofferSec: v.optional(v.pipe(v.number(), v.minValue(0, 'reofferSec must not be negative')), REOFFER_SEC),
 });
 export type QueueConfig = v.InferOutput<typeof QueueConfigSchema>;
 

@@ -197,6 +197,12 @@ test('outreach on voice places a call; a busy line fails it with the reason; opt
   const noSlot = await ann(`/api/conversations/${id}/call`, { number: '+8613800138004' });
   assert.equal(noSlot.status, 409);
   assert.match(String(noSlot.data.error), /no free voice slot \(0\/0\)/);
+  // Nor is the visitor's widget rung (they would accept, then land in the voice queue): refused at once.
+  const asked = Date.now();
+  const noSlotWidget = await ann(`/api/conversations/${id}/call`, {});
+  assert.equal(noSlotWidget.status, 409);
+  assert.match(String(noSlotWidget.data.error), /no free voice slot/);
+  assert.ok(Date.now() - asked < 1_000, 'no ring was waited for');
   assert.equal((await conv(id)).context.channel, 'webchat', 'still on the chat');
   await voiceSlots(1);
 

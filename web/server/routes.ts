@@ -32,7 +32,7 @@ import { MAX_UPLOAD_BYTES, uploadRefusal } from '../client/upload-limits.ts';
 import { page } from './page.ts';
 import { ringWidget } from '../../edges/webchat/ring.ts';
 import { FailureLimiter } from './ratelimit.ts';
-import { CannedBody, CustomerId, CustomerPatchBody, LoginBody, MergeBody, OutreachBody, PresenceBody, reasonOf, RejectBody, ReplyBody, ReportQuery, StateView, TransferBody, WrapupBody, isResponse, jsonBody } from './schemas.ts';
+import { AgentSlots, CannedBody, CustomerId, CustomerPatchBody, LoginBody, MergeBody, OutreachBody, PresenceBody, reasonOf, RejectBody, ReplyBody, ReportQuery, StateView, TransferBody, WrapupBody, isResponse, jsonBody } from './schemas.ts';
 
 export interface WorkspaceDeps {
   nc: NatsConnection;
@@ -353,6 +353,15 @@ export async function workspace(deps: WorkspaceDeps): Promise<Workspace> {
     if (e.state !== 'active') return fail(c, 409, `the conversation is ${e.state}; a call starts from an active conversation`);
     const b = await body(c, CallBody);
     if (isResponse(b)) return b;
+    // The call needs a voice slot of the chat's agent: dialled, it moves the chat's work onto one nobody
+    // reserved; rung in the widget, the agent's reservation would be refused and the customer who accepted
+    // would land in the voice queue. An agent on another call, or with no voice capacity, is told so first.
+    if (e.agent) {
+      const a = v.safeParse(AgentSlots, await actors.ask<unknown>(`agent/${e.agent}`, { type: 'get' }, { timeoutMs: 3000 }));
+      if (!a.success) return fail(c, 503, `agent ${e.agent} did not say which slots are free`);
+      const { load, capacity } = a.output;
+      if (load.voice >= capacity.voice) return fail(c, 409, `no free voice slot (${load.voice}/${capacity.voice}): end the other call first, or ask for voice capacity`);
+    }
     // A web chat with its widget open and no number given: the widget rings (Accept/Decline) and this answers
     // with the visitor's choice; no widget connected, the customer's phone is dialled as for any chat.
     if (e.channel === 'webchat' && !b.number && e.agent) {
@@ -362,14 +371,6 @@ export async function workspace(deps: WorkspaceDeps): Promise<Workspace> {
       const rung = await ringWidget(deps.nc, { conversationId: e.id, agent: e.agent });
       if (rung?.outcome === 'accepted') return c.json({ ok: true, channel: 'voice', via: 'widget' });
       if (rung) return fail(c, 409, rung.reason);
-    }
-    // The call moves the chat's work to a voice slot of its agent (no reservation asks first, as for a call the
-    // customer starts): an agent on another call, or with no voice capacity, cannot place one.
-    if (e.agent) {
-      const a = await actors.ask<{ load?: Record<string, number>; capacity?: Record<string, number> }>(`agent/${e.agent}`, { type: 'get' }, { timeoutMs: 3000 });
-      const used = a.load?.voice ?? 0;
-      const slots = a.capacity?.voice ?? 0;
-      if (used >= slots) return fail(c, 409, `no free voice slot (${used}/${slots}): end the other call first, or ask for voice capacity`);
     }
     // The edge tells the conversation `dialing` (it switches to voice), then ringing, answered, ended.
     const placed = await placeCall({ nc: deps.nc, actors, store }, { conversationId: e.id, customer: e.customer, number: b.number });

@@ -105,3 +105,6 @@ export async function jsonBody<T extends v.GenericSchema>(c: Context, schema: T)
 }
 
 export const isResponse = (x: unknown): x is Response => x instanceof Response;
+
+/** What of an agent actor's `get` answer says whether a call fits: its voice load and capacity. */
+export const AgentSlots = v.object({ load: v.object({ voice: v.number() }), capacity: v.object({ voice: v.number() }) });
