@@ -7,19 +7,12 @@ import type { AnyMachineSnapshot as AnySnapshot, AnyStateMachine, EventObject } 
 import { agentMachine } from './agent.ts';
 import { conversationMachine } from './conversation.ts';
 
-/** Every state's path from the root (`active`, `queued`…), as a snapshot's value names it. */
-function stateNames(machine: AnyStateMachine): string[] {
-  const out: string[] = [];
-  const walk = (node: { key: string; states: Record<string, unknown> }, prefix: string) => {
-    for (const [key, child] of Object.entries(node.states)) {
-      const name = prefix ? `${prefix}.${key}` : key;
-      const c = child as { key: string; states: Record<string, unknown> };
-      if (Object.keys(c.states).length) walk(c, name);
-      else out.push(name);
-    }
-  };
-  walk(machine.root as unknown as { key: string; states: Record<string, unknown> }, '');
-  return out;
+/** Every leaf state's path from the root (`active`, `queued`…), as a snapshot's value names it. */
+function stateNames(node: AnyStateMachine['root'], prefix = ''): string[] {
+  return Object.entries(node.states).flatMap(([key, child]) => {
+    const name = prefix ? `${prefix}.${key}` : key;
+    return Object.keys(child.states).length ? stateNames(child, name) : [name];
+  });
 }
 
 const valueName = (value: unknown): string => (typeof value === 'string' ? value : Object.entries(value as Record<string, unknown>).map(([k, v]) => `${k}.${valueName(v)}`).join(','));
@@ -47,7 +40,7 @@ test('agent: generated paths reach every presence state', () => {
   ];
   // An agent's next state depends on the offers and tasks it holds.
   const paths = reached(agentMachine, { id: 'ann' }, events, (s) => [s.value, Object.keys(s.context.offers), Object.keys(s.context.tasks)]);
-  assert.deepEqual([...paths.keys()].sort(), stateNames(agentMachine).sort());
+  assert.deepEqual([...paths.keys()].sort(), stateNames(agentMachine.root).sort());
   // The one into wrap-up goes through a call: held, accepted, ended.
   assert.deepEqual(paths.get('wrapup'), ['xstate.init', 'login', 'reserve', 'offer.accept', 'task.released']);
 });
@@ -68,7 +61,7 @@ test('conversation: generated paths reach every state, from open to closed and r
     { type: 'customer.message', at: 12 },
   ];
   const paths = reached(conversationMachine, { id: 'c1' }, events);
-  assert.deepEqual([...paths.keys()].sort(), stateNames(conversationMachine).sort());
+  assert.deepEqual([...paths.keys()].sort(), stateNames(conversationMachine.root).sort());
   assert.deepEqual(paths.get('waiting'), ['xstate.init', 'open', 'offered', 'requeued']);
   assert.deepEqual(paths.get('transferring'), ['xstate.init', 'open', 'assigned', 'transfer']);
 });
