@@ -8,6 +8,7 @@
 import { AckPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { JsMsg } from '@nats-io/jetstream';
+import { HDR_ACTOR } from '../actors/address.ts';
 import { connectNats } from '../platform/nats.ts';
 
 const shards = Number(process.env.SHARDS ?? 32);
@@ -20,6 +21,8 @@ await jsm.streams.add({ name: 'BENCH_PIPE', subjects: ['bench.pipe.>'], storage:
 const kv = await new Kvm(nc).create('bench_pipe_state', { history: 1 });
 await jsm.streams.add({ name: 'BENCH_PIPE_LOG', subjects: ['bench.pipelog'], storage: StorageType.File });
 let done = 0;
+/** The actor a mail is for, as a tell names it. */
+const actorOf = (m: JsMsg) => m.headers?.get(HDR_ACTOR) ?? 'none';
 
 // Group commit: one log write in flight; what arrives meanwhile waits for the next one.
 let waiting: JsMsg[] = [];
@@ -28,7 +31,7 @@ async function commit(): Promise<void> {
   while (waiting.length) {
     const batch = waiting;
     waiting = [];
-    const records = batch.map((m) => [m.headers?.get('Cc-Actor') ?? 'none', m.seq, m.string()]);
+    const records = batch.map((m) => [actorOf(m), m.seq, m.string()]);
     await js.publish('bench.pipelog', JSON.stringify(records));
     for (const m of batch) m.ack();
     done += batch.length;
@@ -52,7 +55,7 @@ for (let s = 0; s < shards; s++) {
           setTimeout(() => void commit(), 0);
         }
       } else {
-        void kv.put(`k.${m.headers?.get('Cc-Actor') ?? 'none'}`, m.data).then(() => {
+        void kv.put(`k.${actorOf(m)}`, m.data).then(() => {
           m.ack();
           done++;
         });

@@ -89,7 +89,7 @@ export interface QueueContext {
   last?: Explanation;
   /**
    * The earliest time a declined task may be offered again to the agents who declined it; null when no
-   * task has any. A snapshot from before this field has it undefined: the next tick then looks.
+   * task is waiting out a decline. A snapshot from before this field has it undefined: the next tick looks.
    */
   reofferAt?: number | null;
 }
@@ -205,17 +205,17 @@ function effective(w: Worker, extra: Record<string, number> | undefined): Worker
 }
 
 /**
- * Seconds until `position` is answered: that many of the smoothed intervals between assignments. When
- * customers have waited with nobody assigned for longer than that interval, that time is the interval: a
- * queue whose agents stopped taking work does not keep promising the old pace. -1: no pace known yet.
+ * Seconds of waiting per place in the queue: the smoothed interval between assignments. When customers
+ * have waited with nobody assigned for longer than that interval, that time is the interval: a queue whose
+ * agents stopped taking work does not keep promising the old pace. -1: no pace known yet. Found once per
+ * step, however many customers it tells.
  */
-export function estimateWaitSec(c: QueueContext, position: number, now: number): number {
+export function waitPerPlaceSec(c: QueueContext, now: number): number {
   if (c.rate <= 0) return -1;
   // Waiting since the later of the last assignment and the arrival of the customer waiting longest: a queue
   // that stood empty overnight has not been slow.
   const since = Math.max(c.lastAssignAt, now - longestWaitMs(c, now));
-  const interval = Math.max(1 / c.rate, c.lastAssignAt > 0 ? (now - since) / 1000 : 0);
-  return Math.round(position * interval);
+  return Math.max(1 / c.rate, c.lastAssignAt > 0 ? (now - since) / 1000 : 0);
 }
 
 /** What changed, so that routing looks only where a new match can be: after each dispatch no waiting task fits a free agent. */
@@ -361,7 +361,7 @@ export function dispatch(c: QueueContext, now: number, focus: Focus): { context:
  * Looks at the list only when the earliest such time has come.
  */
 function reofferDeclined(c: QueueContext, now: number): QueueContext {
-  if (c.reofferAt === null || (typeof c.reofferAt === 'number' && Number.isFinite(c.reofferAt) && now < c.reofferAt)) return c;
+  if (c.reofferAt === null || (c.reofferAt !== undefined && now < c.reofferAt)) return c;
   const opened: [number, Task][] = [];
   let next: number | null = null;
   c.tasks.someFrom(0, (t, i) => {
@@ -462,8 +462,9 @@ function passedOver(c: QueueContext, offers: OfferIndex, t: Task, chosen: string
 
 const hasRoom = (w: Worker) => w.available && (w.load.voice < w.capacity.voice || w.load.chat < w.capacity.chat || w.load.email < w.capacity.email);
 
-const positionNotice = (c: QueueContext, t: Task, i: number, now: number) =>
-  tell(`conversation/${t.id}`, { type: 'queue.position', queue: c.id, position: i + 1, estimatedWaitSec: estimateWaitSec(c, i + 1, now) });
+/** The place `i + 1` and its estimated wait, `perPlace` seconds a place (-1: not known). */
+const positionNotice = (c: QueueContext, t: Task, i: number, perPlace: number) =>
+  tell(`conversation/${t.id}`, { type: 'queue.position', queue: c.id, position: i + 1, estimatedWaitSec: perPlace < 0 ? -1 : Math.round((i + 1) * perPlace) });
 
 /**
  * Position and wait notices (voice callers hear them as prompts), front of the queue first, at most
@@ -486,6 +487,7 @@ function notices(c: QueueContext, now: number): { effects: Effect[]; tasks: Shar
   let oldest = from ? since : now;
   const result = (owed: boolean, toldSince: number, from: number) => ({ effects, tasks: told.length ? changedTasks(c, c.tasks.withAll(told), told.map(([, t]) => [t.id, t])) : c.tasks, owed, toldSince, from });
   let stoppedAt = -1;
+  let perPlace: number | undefined;
   c.tasks.someFrom(from, (t, i) => {
     const before = t.told;
     const toldAt = t.toldAt ?? 0;
@@ -498,7 +500,8 @@ function notices(c: QueueContext, now: number): { effects: Effect[]; tasks: Shar
       stoppedAt = i;
       return true;
     }
-    effects.push(positionNotice(c, t, i, now));
+    perPlace ??= waitPerPlaceSec(c, now);
+    effects.push(positionNotice(c, t, i, perPlace));
     told.push([i, waitingTask(t, { told: i + 1, toldAt: now })]);
     return false;
   });
@@ -724,7 +727,7 @@ export const queueMachine = setup({
           // or email saying "number 1 in the queue" would then be noise the customer pays for.
           enqueueActions(({ context, event, enqueue }) => {
             const t = findTask(context, event.task.id);
-            if (t && !t.offer) enqueue.emit(positionNotice(context, t, indexOfTask(context, t), event.at));
+            if (t && !t.offer) enqueue.emit(positionNotice(context, t, indexOfTask(context, t), waitPerPlaceSec(context, event.at)));
           }),
         ],
       },
